@@ -1,0 +1,256 @@
+//! The one error type, and its kinds grouped by failure class.
+
+use core::fmt;
+use core::time::Duration;
+
+/// Every failure countersign reports.
+///
+/// Match on [`Error::kind`] to tell failure classes apart; the message (`Display`) is lowercase
+/// and says what to fix. No error ever contains secret bytes, and a signature mismatch carries
+/// no detail that would help an attacker.
+///
+/// # Examples
+///
+/// ```
+/// use countersign::{CanonicalUrl, ErrorKind, UrlRule};
+///
+/// let err = CanonicalUrl::parse("ftp://example.com/").unwrap_err();
+/// assert_eq!(err.kind(), &ErrorKind::InvalidUrl(UrlRule::Scheme));
+/// assert!(err.to_string().contains("http or https"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+}
+
+impl Error {
+    /// The failure class.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{Error, ErrorKind};
+    ///
+    /// let err = Error::from(ErrorKind::SignatureMismatch);
+    /// assert_eq!(err.kind(), &ErrorKind::SignatureMismatch);
+    /// ```
+    #[must_use]
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// Consumes the error, returning its kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{Error, ErrorKind};
+    ///
+    /// let kind = Error::from(ErrorKind::InvalidMethod).into_kind();
+    /// assert_eq!(kind, ErrorKind::InvalidMethod);
+    /// ```
+    #[must_use]
+    pub fn into_kind(self) -> ErrorKind {
+        self.kind
+    }
+
+    /// A short, stable snake_case name for the kind, for logs and machine-readable output
+    /// (`signature_mismatch`, `expired`, `future`, `malformed_timestamp`, ...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{Error, ErrorKind};
+    ///
+    /// assert_eq!(Error::from(ErrorKind::SignatureMismatch).code(), "signature_mismatch");
+    /// ```
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.kind, f)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Self {
+        Error { kind }
+    }
+}
+
+/// The class of a failure. New kinds may be added in minor releases.
+///
+/// # Examples
+///
+/// ```
+/// use countersign::{ErrorKind, Timestamp, Freshness};
+/// use std::time::Duration;
+///
+/// let now = Timestamp::from_unix_secs(1_601_234_567).unwrap();
+/// let old = Timestamp::from_unix_secs(1_601_234_500).unwrap();
+/// let err = Freshness::default().check(old, now).unwrap_err();
+/// assert!(matches!(err.kind(), ErrorKind::Expired { age, .. } if *age == Duration::from_secs(67)));
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ErrorKind {
+    /// The timestamp does not parse in the provider's format, or is out of range.
+    #[error("malformed timestamp: {reason}")]
+    MalformedTimestamp {
+        /// What is wrong and what the format should be.
+        reason: &'static str,
+    },
+    /// The timestamp is older than the freshness window allows.
+    #[error(
+        "timestamp expired: it is {age:?} old, more than the {max_age:?} allowed; check the sender's clock (NTP) and sign at send time"
+    )]
+    Expired {
+        /// How old the timestamp was.
+        age: Duration,
+        /// The window it exceeded.
+        max_age: Duration,
+    },
+    /// The timestamp is further in the future than the freshness window allows.
+    #[error(
+        "timestamp is {ahead:?} in the future, more than the {max_future:?} allowed; check the sender's clock (NTP)"
+    )]
+    Future {
+        /// How far ahead the timestamp was.
+        ahead: Duration,
+        /// The window it exceeded.
+        max_future: Duration,
+    },
+    /// The signature is well-formed but is not the MAC of the message with any configured key.
+    #[error(
+        "signature mismatch: the bytes signed differ from the bytes received (check the secret, the exact URL incl. trailing slash, and the exact body bytes)"
+    )]
+    SignatureMismatch,
+    /// The signature header is not 64 hex characters.
+    #[error("malformed signature: {reason}")]
+    MalformedSignature {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A required header is absent.
+    #[error("missing header `{0}`: the sender must set it")]
+    MissingHeader(&'static str),
+    /// A value that must go into a header is not a valid header value.
+    #[error(
+        "invalid value for header `{0}`: use visible ASCII without leading or trailing whitespace"
+    )]
+    InvalidHeaderValue(&'static str),
+    /// A header identifying the sender (merchant id, API key) does not match the configuration.
+    #[error("header `{0}` does not match the configured value: check which account sent this")]
+    IdentityMismatch(&'static str),
+    /// The URL breaks one of the canonical-URL rules.
+    #[error("invalid url: {0}")]
+    InvalidUrl(UrlRule),
+    /// The request has no URL, but the scheme signs one.
+    #[error(
+        "this scheme signs the request URL, but none was given: pass the canonical URL (or configure the public webhook URL)"
+    )]
+    MissingUrl,
+    /// The HTTP method is empty or not an RFC 9110 token.
+    #[error("invalid method: use an HTTP method token such as POST or GET")]
+    InvalidMethod,
+    /// The simplified scheme needs a transaction id and none was given.
+    #[error(
+        "the kitopay simplified scheme signs a transaction id, but none was given: add one to the request"
+    )]
+    MissingTransactionId,
+    /// The secret is empty.
+    #[error("the secret is empty: check where it is loaded from (environment variable, file)")]
+    EmptySecret,
+    /// A verifier was built without any key.
+    #[error("no verification key configured: add at least one secret")]
+    NoKeys,
+    /// A name (scheme, policy) that is not one of the known ones.
+    #[error("unknown {what}: expected one of {expected}")]
+    UnknownName {
+        /// What was being named.
+        what: &'static str,
+        /// The accepted names.
+        expected: &'static str,
+    },
+    /// The same signed message was already accepted inside its freshness window.
+    #[error(
+        "replayed: this signed message was already accepted; a retry must be signed again with a new timestamp"
+    )]
+    Replayed,
+    /// The replay guard could not be reached or failed; the message was not accepted.
+    #[error("replay guard unavailable: {0}")]
+    ReplayGuardUnavailable(String),
+}
+
+impl ErrorKind {
+    /// See [`Error::code`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::ErrorKind;
+    ///
+    /// assert_eq!(ErrorKind::MissingHeader("x-signature").code(), "missing_header");
+    /// ```
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            ErrorKind::MalformedTimestamp { .. } => "malformed_timestamp",
+            ErrorKind::Expired { .. } => "expired",
+            ErrorKind::Future { .. } => "future",
+            ErrorKind::SignatureMismatch => "signature_mismatch",
+            ErrorKind::MalformedSignature { .. } => "malformed_signature",
+            ErrorKind::MissingHeader(_) => "missing_header",
+            ErrorKind::InvalidHeaderValue(_) => "invalid_header_value",
+            ErrorKind::IdentityMismatch(_) => "identity_mismatch",
+            ErrorKind::InvalidUrl(_) => "invalid_url",
+            ErrorKind::MissingUrl => "missing_url",
+            ErrorKind::InvalidMethod => "invalid_method",
+            ErrorKind::MissingTransactionId => "missing_transaction_id",
+            ErrorKind::EmptySecret => "empty_secret",
+            ErrorKind::NoKeys => "no_keys",
+            ErrorKind::UnknownName { .. } => "unknown_name",
+            ErrorKind::Replayed => "replayed",
+            ErrorKind::ReplayGuardUnavailable(_) => "replay_guard_unavailable",
+        }
+    }
+}
+
+/// Which canonical-URL rule a URL broke.
+///
+/// # Examples
+///
+/// ```
+/// use countersign::{CanonicalUrl, ErrorKind, UrlRule};
+///
+/// let err = CanonicalUrl::parse("https://user:pw@example.com/").unwrap_err();
+/// assert_eq!(err.kind(), &ErrorKind::InvalidUrl(UrlRule::Credentials));
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UrlRule {
+    /// The text does not parse as a URL at all.
+    #[error("does not parse as a URL; give an absolute URL such as https://api.example.com/path")]
+    Syntax,
+    /// The URL is relative (no scheme).
+    #[error("relative URL; give an absolute URL with scheme and host")]
+    Relative,
+    /// The scheme is neither `http` nor `https`.
+    #[error("the scheme must be http or https")]
+    Scheme,
+    /// The URL carries a user name or password.
+    #[error(
+        "the URL contains credentials (user:password@); remove them, they would be signed and sent"
+    )]
+    Credentials,
+}
+
+pub(crate) fn err<T>(kind: ErrorKind) -> Result<T, Error> {
+    Err(Error::from(kind))
+}

@@ -1,0 +1,172 @@
+//! Sign and verify [`http::Request`]s (feature `http`, on by default).
+//!
+//! Signing rewrites the request's URI to the canonical URL (so the URL sent is the URL
+//! signed), inserts the provider's headers and marks the signature header sensitive (so
+//! `http`'s `Debug` and well-behaved loggers hide it). The body must be bytes in memory
+//! (`B: AsRef<[u8]>`); for streamed bodies use the signers' `begin` methods.
+
+use http::header::{HeaderName, HeaderValue};
+
+use crate::error::{Error, ErrorKind, UrlRule, err};
+use crate::signature::Signature;
+use crate::signer::{SignableRequest, Signer};
+use crate::time::Timestamp;
+use crate::url::{CanonicalUrl, TrailingSlash};
+use crate::verify::{HeaderLookup, ReceivedRequest, Verified, Verifier};
+
+impl HeaderLookup for http::HeaderMap {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.get(name).map(HeaderValue::as_bytes)
+    }
+}
+
+/// Options for [`sign_request_with`].
+///
+/// # Examples
+///
+/// ```
+/// use countersign::http::SignOptions;
+/// use countersign::TrailingSlash;
+///
+/// let options = SignOptions { trailing_slash: TrailingSlash::Strip, ..SignOptions::default() };
+/// assert_eq!(options.transaction_id, None);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignOptions<'a> {
+    /// The trailing-slash policy applied to the URI. Defaults to [`TrailingSlash::Preserve`].
+    pub trailing_slash: TrailingSlash,
+    /// The transaction id, for the Kitopay simplified scheme. Defaults to none.
+    pub transaction_id: Option<&'a str>,
+}
+
+/// Signs `request` in place with default [`SignOptions`]; returns the signature.
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidUrl`] when the URI is not an absolute http(s) URL, and whatever the
+/// signer reports.
+///
+/// # Examples
+///
+/// ```
+/// use countersign::{KitopaySigner, SecretKey, Timestamp};
+///
+/// let signer = KitopaySigner::new("merchant-1", SecretKey::new("s3cret")?)?;
+/// let mut request = http::Request::post("https://API.example.com:443/v1/payins/")
+///     .body(br#"{"amount":1}"#.to_vec())
+///     .map_err(|_| countersign::ErrorKind::InvalidMethod)?;
+/// countersign::http::sign_request(&signer, &mut request, Timestamp::from_unix_secs(1_601_234_567)?)?;
+/// assert_eq!(request.uri(), "https://api.example.com/v1/payins/");
+/// assert!(request.headers()["x-signature"].is_sensitive());
+/// # Ok::<(), countersign::Error>(())
+/// ```
+pub fn sign_request<S, B>(
+    signer: &S,
+    request: &mut http::Request<B>,
+    at: Timestamp,
+) -> Result<Signature, Error>
+where
+    S: Signer + ?Sized,
+    B: AsRef<[u8]>,
+{
+    sign_request_with(signer, request, at, SignOptions::default())
+}
+
+/// Signs `request` in place; returns the signature.
+///
+/// # Errors
+///
+/// As [`sign_request`].
+///
+/// # Examples
+///
+/// ```
+/// use countersign::http::{sign_request_with, SignOptions};
+/// use countersign::{KitopaySimplifiedSigner, SecretKey, Timestamp};
+///
+/// let signer = KitopaySimplifiedSigner::new("merchant-1", SecretKey::new("s3cret")?)?;
+/// let mut request = http::Request::get("https://api.example.com/v1/payins/tx-1")
+///     .body(Vec::new())
+///     .map_err(|_| countersign::ErrorKind::InvalidMethod)?;
+/// let options = SignOptions { transaction_id: Some("tx-1"), ..SignOptions::default() };
+/// sign_request_with(&signer, &mut request, Timestamp::from_unix_secs(1_601_234_567)?, options)?;
+/// assert!(request.headers().contains_key("x-simplified-signature"));
+/// # Ok::<(), countersign::Error>(())
+/// ```
+pub fn sign_request_with<S, B>(
+    signer: &S,
+    request: &mut http::Request<B>,
+    at: Timestamp,
+    options: SignOptions<'_>,
+) -> Result<Signature, Error>
+where
+    S: Signer + ?Sized,
+    B: AsRef<[u8]>,
+{
+    let url = CanonicalUrl::parse_with(&request.uri().to_string(), options.trailing_slash)?;
+    let uri: http::Uri = match url.as_str().parse() {
+        Ok(uri) => uri,
+        Err(_) => return err(ErrorKind::InvalidUrl(UrlRule::Syntax)),
+    };
+    let mut view = SignableRequest::new(request.method().as_str(), &url, request.body().as_ref())?;
+    if let Some(id) = options.transaction_id {
+        view = view.with_transaction_id(id);
+    }
+    let signed = signer.sign(&view, at)?;
+    let signature_header = signer.scheme().signature_header();
+    let mut headers = Vec::with_capacity(3);
+    for (name, value) in signed.headers() {
+        let (Ok(name), Ok(mut value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) else {
+            return err(ErrorKind::InvalidHeaderValue(name));
+        };
+        value.set_sensitive(name.as_str().eq_ignore_ascii_case(signature_header));
+        headers.push((name, value));
+    }
+    let signature = *signed.signature();
+    *request.uri_mut() = uri;
+    for (name, value) in headers {
+        request.headers_mut().insert(name, value);
+    }
+    Ok(signature)
+}
+
+/// Verifies an `http::Request`: its headers, its body bytes, its method, and its URI when
+/// the verifier has no configured URL (Kitopay requests; the URI must then be absolute).
+///
+/// # Errors
+///
+/// As [`Verifier::verify`].
+///
+/// # Examples
+///
+/// ```
+/// use countersign::{FixedClock, KitopaySigner, SecretKey, Timestamp, Verifier};
+///
+/// let at = Timestamp::from_unix_secs(1_601_234_567)?;
+/// let signer = KitopaySigner::new("merchant-1", SecretKey::new("s3cret")?)?;
+/// let mut request = http::Request::post("https://api.example.com/v1/payins")
+///     .body(b"{}".to_vec())
+///     .map_err(|_| countersign::ErrorKind::InvalidMethod)?;
+/// countersign::http::sign_request(&signer, &mut request, at)?;
+///
+/// let verifier = Verifier::kitopay_request("merchant-1", SecretKey::new("s3cret")?)?
+///     .with_clock(FixedClock::new(at));
+/// assert!(countersign::http::verify_request(&verifier, &request).is_ok());
+/// # Ok::<(), countersign::Error>(())
+/// ```
+pub fn verify_request<'v, B: AsRef<[u8]>>(
+    verifier: &'v Verifier,
+    request: &http::Request<B>,
+) -> Result<Verified<'v>, Error> {
+    let mut received =
+        ReceivedRequest::new(request.headers(), request.body().as_ref()).with_method(request.method().as_str());
+    let url;
+    if request.uri().scheme().is_some() {
+        url = CanonicalUrl::parse(&request.uri().to_string())?;
+        received = received.with_url(&url);
+    }
+    verifier.verify(&received)
+}

@@ -1,0 +1,243 @@
+//! Secrets: [`SecretKey`] (one secret, pre-keyed) and [`KeyRing`] (several, for rotation).
+
+use core::fmt;
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, ErrorKind, err};
+use crate::mac::PadStates;
+
+/// An HMAC-SHA256 secret, keyed once.
+///
+/// Building it runs the HMAC key schedule and keeps only the two precomputed pad states, so
+/// signing never re-hashes the key. Those states are zeroized on drop. It prints as
+/// `[redacted]`, has no `Display`, no `PartialEq` (compare signatures, not keys) and no
+/// `Clone` (share one behind an `Arc` if several owners need it, so there is one copy to
+/// wipe).
+///
+/// The key is the UTF-8 bytes of the secret as the provider issued it, with no trimming:
+/// a stray newline or space is a different key (`countersign diagnose` detects that mistake).
+///
+/// # Examples
+///
+/// ```
+/// use countersign::SecretKey;
+///
+/// let key = SecretKey::new("kk_test_sk_3b9d7f51a2c64e0e9f7d").unwrap();
+/// assert_eq!(format!("{key:?}"), "SecretKey([redacted])");
+/// assert!(SecretKey::new("").is_err());
+/// ```
+pub struct SecretKey {
+    pads: PadStates,
+}
+
+impl SecretKey {
+    /// Keys from the UTF-8 bytes of `secret`.
+    ///
+    /// The caller's string is not wiped (it is borrowed); use [`SecretKey::from_string`] to
+    /// hand over an owned secret that is wiped after keying.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::EmptySecret`] for an empty secret (an unset variable, an empty file).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::SecretKey;
+    ///
+    /// let key = SecretKey::new("whsec_kk_5e2a91c07d3b4f68")?;
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn new(secret: &str) -> Result<Self, Error> {
+        Self::from_bytes(secret.as_bytes())
+    }
+
+    /// Keys from raw bytes (for secrets that are not text).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::EmptySecret`] for an empty secret.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::SecretKey;
+    ///
+    /// let key = SecretKey::from_bytes(&[0x0b; 20])?;
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn from_bytes(secret: &[u8]) -> Result<Self, Error> {
+        if secret.is_empty() {
+            return err(ErrorKind::EmptySecret);
+        }
+        Ok(SecretKey {
+            pads: PadStates::new(secret),
+        })
+    }
+
+    /// Keys from an owned string and wipes the string's bytes afterwards.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::EmptySecret`] for an empty secret.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::SecretKey;
+    ///
+    /// let from_env = String::from("kk_test_sk_3b9d7f51a2c64e0e9f7d"); // e.g. std::env::var(..)
+    /// let key = SecretKey::from_string(from_env)?;
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn from_string(secret: String) -> Result<Self, Error> {
+        let secret = Zeroizing::new(secret);
+        Self::from_bytes(secret.as_bytes())
+    }
+
+    pub(crate) fn pads(&self) -> &PadStates {
+        &self.pads
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey([redacted])")
+    }
+}
+
+/// The secrets a verifier accepts, each with an id reported when it matches.
+///
+/// Rotation: add the new secret next to the old one, deploy, switch the sender to the new
+/// one, then remove the old one. Verification tries the keys in order and reports which one
+/// matched ([`Verified::key_id`](crate::Verified::key_id)), so you can tell when the old key
+/// stops being used.
+///
+/// # Examples
+///
+/// ```
+/// use countersign::{KeyRing, SecretKey};
+///
+/// let keys = KeyRing::new("2026-10", SecretKey::new("old secret")?)
+///     .with("2026-11", SecretKey::new("new secret")?);
+/// assert_eq!(keys.ids().collect::<Vec<_>>(), ["2026-10", "2026-11"]);
+/// assert!(format!("{keys:?}").contains("[redacted]"));
+/// # Ok::<(), countersign::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct KeyRing {
+    keys: Vec<(String, SecretKey)>,
+}
+
+impl KeyRing {
+    /// A ring with one key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{KeyRing, SecretKey};
+    ///
+    /// let keys = KeyRing::new("primary", SecretKey::new("s3cret")?);
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn new(id: impl Into<String>, key: SecretKey) -> Self {
+        KeyRing {
+            keys: vec![(id.into(), key)],
+        }
+    }
+
+    /// Adds a key, tried after the ones already present.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{KeyRing, SecretKey};
+    ///
+    /// let keys = KeyRing::new("old", SecretKey::new("a")?).with("new", SecretKey::new("b")?);
+    /// assert_eq!(keys.len(), 2);
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with(mut self, id: impl Into<String>, key: SecretKey) -> Self {
+        self.keys.push((id.into(), key));
+        self
+    }
+
+    /// Removes every key with this id (the end of a rotation). Returns how many were removed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{KeyRing, SecretKey};
+    ///
+    /// let mut keys = KeyRing::new("old", SecretKey::new("a")?).with("new", SecretKey::new("b")?);
+    /// assert_eq!(keys.remove("old"), 1);
+    /// assert_eq!(keys.ids().collect::<Vec<_>>(), ["new"]);
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn remove(&mut self, id: &str) -> usize {
+        let before = self.keys.len();
+        self.keys.retain(|(k, _)| k != id);
+        before - self.keys.len()
+    }
+
+    /// The key ids, in the order they are tried.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{KeyRing, SecretKey};
+    ///
+    /// let keys = KeyRing::new("a", SecretKey::new("x")?);
+    /// assert_eq!(keys.ids().next(), Some("a"));
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|(id, _)| id.as_str())
+    }
+
+    /// How many keys the ring holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{KeyRing, SecretKey};
+    ///
+    /// assert_eq!(KeyRing::new("a", SecretKey::new("x")?).len(), 1);
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the ring is empty (every key removed); a verifier then rejects everything.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{KeyRing, SecretKey};
+    ///
+    /// let mut keys = KeyRing::new("a", SecretKey::new("x")?);
+    /// keys.remove("a");
+    /// assert!(keys.is_empty());
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &SecretKey)> {
+        self.keys.iter().map(|(id, k)| (id.as_str(), k))
+    }
+}
+
+impl From<SecretKey> for KeyRing {
+    /// A one-key ring with the id `primary`.
+    fn from(key: SecretKey) -> Self {
+        KeyRing::new("primary", key)
+    }
+}

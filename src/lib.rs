@@ -1,0 +1,33 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+mod key;
+mod mac;
+mod message;
+mod scheme;
+mod signature;
+mod signer;
+mod time;
+mod url;
+mod verify;
+
+pub mod kamiokash;
+pub mod kitopay;
+
+#[cfg(feature = "http")]
+pub mod http;
+
+pub use crate::error::{Error, ErrorKind, UrlRule};
+pub use crate::kamiokash::{KamioKashSigner, KamioKashWebhookSigner};
+pub use crate::key::{KeyRing, SecretKey};
+pub use crate::kitopay::{KitopaySigner, KitopaySimplifiedSigner};
+pub use crate::message::{FieldName, StringToSign};
+pub use crate::scheme::{Scheme, headers};
+pub use crate::signature::{Base64Signature, HexSignature, Signature};
+pub use crate::signer::{BodySigner, SignableRequest, SignedRequest, Signer};
+pub use crate::time::{Clock, FixedClock, Freshness, SystemClock, Timestamp, TimestampText};
+pub use crate::url::{CanonicalUrl, TrailingSlash};
+pub use crate::verify::{HeaderLookup, ReceivedRequest, Verified, Verifier};

@@ -1,0 +1,231 @@
+//! The hot path: HMAC-SHA256 straight on the SHA-256 compression function.
+//!
+//! HMAC(K, m) = H((K ^ opad) || H((K ^ ipad) || m)). The first block of each hash depends only
+//! on the key, so [`PadStates`] runs it once, when the key is created, and keeps the two
+//! resulting 32-byte chaining values (the "pad states"). Signing then costs exactly the
+//! compressions the message needs plus one for the outer hash, which is the hardware floor.
+//!
+//! Why not the `hmac` crate: it also precomputes, but its state cannot be zeroized, and
+//! feeding five small message fields through its generic buffering costs ~35% over one
+//! contiguous update. Here the fields are copied into one 64-byte block buffer and whole
+//! blocks of long fields (the body) are compressed in place, with no copy, by
+//! `sha2::compress256`, which uses the CPU's SHA extensions when present.
+//!
+//! Correctness: every vector, the property tests (which compare against the `hmac` crate on
+//! random keys and messages) and the fuzz targets exercise this module.
+
+use sha2::block_api::compress256;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// SHA-256's initial chaining value (FIPS 180-4, 5.3.3).
+const IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+const BLOCK: usize = 64;
+
+/// The chaining values after absorbing `K ^ ipad` and `K ^ opad`: all a MAC needs of the key.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub(crate) struct PadStates {
+    inner: [u32; 8],
+    outer: [u32; 8],
+}
+
+impl PadStates {
+    /// Runs the key schedule once. Keys longer than a block are hashed first (RFC 2104).
+    pub(crate) fn new(key: &[u8]) -> Self {
+        let mut block = [0u8; BLOCK];
+        if key.len() > BLOCK {
+            let mut h = Sha256::new();
+            h.update(key);
+            let digest = h.finish();
+            block[..32].copy_from_slice(&digest);
+        } else {
+            block[..key.len()].copy_from_slice(key);
+        }
+        let mut inner = IV;
+        let mut outer = IV;
+        for b in &mut block {
+            *b ^= 0x36;
+        }
+        compress256(&mut inner, core::slice::from_ref(&block));
+        for b in &mut block {
+            *b ^= 0x36 ^ 0x5c;
+        }
+        compress256(&mut outer, core::slice::from_ref(&block));
+        block.zeroize();
+        PadStates { inner, outer }
+    }
+
+    /// Starts a MAC over a new message.
+    #[inline]
+    pub(crate) fn start(&self) -> Mac<'_> {
+        Mac {
+            hash: Sha256 {
+                state: self.inner,
+                buf: [0; BLOCK],
+                buf_len: 0,
+                // The ipad block is already absorbed.
+                total: BLOCK as u64,
+            },
+            outer: &self.outer,
+        }
+    }
+}
+
+/// A streaming SHA-256 over the compression function.
+#[derive(Clone)]
+struct Sha256 {
+    state: [u32; 8],
+    buf: [u8; BLOCK],
+    buf_len: usize,
+    /// Bytes absorbed so far, including any block absorbed before this value was created.
+    total: u64,
+}
+
+impl Sha256 {
+    fn new() -> Self {
+        Sha256 {
+            state: IV,
+            buf: [0; BLOCK],
+            buf_len: 0,
+            total: 0,
+        }
+    }
+
+    #[inline]
+    fn update(&mut self, mut data: &[u8]) {
+        self.total = self.total.wrapping_add(data.len() as u64);
+        if self.buf_len > 0 {
+            let take = (BLOCK - self.buf_len).min(data.len());
+            let (head, rest) = data.split_at(take);
+            self.buf[self.buf_len..self.buf_len + take].copy_from_slice(head);
+            self.buf_len += take;
+            data = rest;
+            if self.buf_len < BLOCK {
+                return;
+            }
+            compress256(&mut self.state, core::slice::from_ref(&self.buf));
+            self.buf_len = 0;
+        }
+        // Whole blocks straight from the caller's slice, no copy.
+        let (blocks, tail) = data.as_chunks::<BLOCK>();
+        if !blocks.is_empty() {
+            compress256(&mut self.state, blocks);
+        }
+        self.buf[..tail.len()].copy_from_slice(tail);
+        self.buf_len = tail.len();
+    }
+
+    /// Pads (FIPS 180-4, 5.1.1) and returns the digest.
+    #[inline]
+    fn finish(&mut self) -> [u8; 32] {
+        let bit_len = self.total.wrapping_mul(8);
+        self.buf[self.buf_len] = 0x80;
+        self.buf[self.buf_len + 1..].fill(0);
+        if self.buf_len + 1 > BLOCK - 8 {
+            compress256(&mut self.state, core::slice::from_ref(&self.buf));
+            self.buf.fill(0);
+        }
+        self.buf[BLOCK - 8..].copy_from_slice(&bit_len.to_be_bytes());
+        compress256(&mut self.state, core::slice::from_ref(&self.buf));
+        let mut out = [0u8; 32];
+        for (chunk, word) in out.chunks_exact_mut(4).zip(self.state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        out
+    }
+}
+
+/// An HMAC computation in progress. Its chaining value is key-derived, so it is wiped on drop.
+pub(crate) struct Mac<'k> {
+    hash: Sha256,
+    outer: &'k [u32; 8],
+}
+
+impl Mac<'_> {
+    /// Absorbs the next message bytes.
+    #[inline]
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        self.hash.update(data);
+    }
+
+    /// Completes the MAC: finishes the inner hash, then one compression for the outer hash.
+    #[inline]
+    pub(crate) fn finish(mut self) -> [u8; 32] {
+        let inner = self.hash.finish();
+        // Outer message: the 64-byte opad block (already absorbed) + the 32-byte inner digest,
+        // so the final block is digest || 0x80 || zeros || 768 as a 64-bit big-endian length.
+        let mut block = [0u8; BLOCK];
+        block[..32].copy_from_slice(&inner);
+        block[32] = 0x80;
+        block[BLOCK - 8..].copy_from_slice(&(((BLOCK + 32) as u64) * 8).to_be_bytes());
+        let mut state = *self.outer;
+        compress256(&mut state, core::slice::from_ref(&block));
+        let mut out = [0u8; 32];
+        for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        state.zeroize();
+        out
+    }
+}
+
+impl Drop for Mac<'_> {
+    fn drop(&mut self) {
+        self.hash.state.zeroize();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use hmac::{Hmac, KeyInit, Mac as _};
+
+    fn reference(key: &[u8], msg: &[u8]) -> [u8; 32] {
+        let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+        m.update(msg);
+        m.finalize().into_bytes().into()
+    }
+
+    #[test]
+    fn matches_rfc4231_case_2() {
+        let pads = PadStates::new(b"Jefe");
+        let mut mac = pads.start();
+        mac.update(b"what do ya want ");
+        mac.update(b"for nothing?");
+        assert_eq!(
+            crate::Signature::from_bytes(mac.finish()).to_string(),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn matches_reference_across_block_boundaries_and_split_points() {
+        let msg: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for key_len in [0usize, 1, 31, 63, 64, 65, 200] {
+            let key: Vec<u8> = (0..key_len).map(|i| i as u8 ^ 0xa5).collect();
+            let pads = PadStates::new(&key);
+            for len in [0usize, 1, 54, 55, 56, 63, 64, 65, 119, 120, 128, 300] {
+                let msg = &msg[..len];
+                for split in [0, len / 3, len / 2, len] {
+                    let mut mac = pads.start();
+                    mac.update(&msg[..split]);
+                    mac.update(&msg[split..]);
+                    assert_eq!(
+                        mac.finish(),
+                        reference(&key, msg),
+                        "key {key_len} len {len} split {split}"
+                    );
+                }
+            }
+        }
+    }
+}

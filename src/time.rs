@@ -1,0 +1,800 @@
+//! Timestamps, their two wire formats, the injected [`Clock`], and the [`Freshness`] window.
+//!
+//! Kitopay writes UNIX seconds as ASCII digits (`1601234567`); KamioKash writes the instant as
+//! JavaScript's `toISOString()` does (`2026-01-27T09:23:06.658Z`) and accepts any RFC 3339
+//! time with `Z` or an offset. Both parsers are strict and allocation-free; both formatters
+//! write into a stack buffer ([`TimestampText`]).
+
+use core::fmt;
+use core::time::Duration;
+use std::time::SystemTime;
+
+use crate::error::{Error, ErrorKind, err};
+
+/// The last instant representable in both formats: 9999-12-31T23:59:59.999999999Z.
+const MAX_SECS: u64 = 253_402_300_799;
+
+/// An instant between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999999999Z.
+///
+/// It is what signers take as the signing time (always an input, never read inside) and what
+/// the parsers produce for the freshness check. Comparing is exact to the nanosecond.
+///
+/// # Examples
+///
+/// ```
+/// use countersign::Timestamp;
+///
+/// let t = Timestamp::from_unix_millis(1_769_505_786_658).unwrap();
+/// assert_eq!(t.to_iso_text().as_str(), "2026-01-27T09:23:06.658Z");
+/// assert_eq!(t.to_unix_text().as_str(), "1769505786");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(Duration);
+
+impl Timestamp {
+    /// The Unix epoch, 1970-01-01T00:00:00Z.
+    pub const UNIX_EPOCH: Timestamp = Timestamp(Duration::ZERO);
+
+    /// The latest representable instant, 9999-12-31T23:59:59.999999999Z.
+    pub const MAX: Timestamp = Timestamp(Duration::new(MAX_SECS, 999_999_999));
+
+    /// From whole seconds since the Unix epoch.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::MalformedTimestamp`] after year 9999.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::from_unix_secs(1_601_234_567).unwrap().unix_secs(), 1_601_234_567);
+    /// assert!(Timestamp::from_unix_secs(u64::MAX).is_err());
+    /// ```
+    pub fn from_unix_secs(secs: u64) -> Result<Self, Error> {
+        Self::from_duration(Duration::from_secs(secs))
+    }
+
+    /// From milliseconds since the Unix epoch (the resolution KamioKash timestamps carry).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::MalformedTimestamp`] after year 9999.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::from_unix_millis(1_500).unwrap().unix_millis(), 1_500);
+    /// ```
+    pub fn from_unix_millis(millis: u64) -> Result<Self, Error> {
+        Self::from_duration(Duration::from_millis(millis))
+    }
+
+    /// From the time elapsed since the Unix epoch.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::MalformedTimestamp`] after year 9999.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Timestamp;
+    /// use std::time::Duration;
+    ///
+    /// let t = Timestamp::from_duration(Duration::from_nanos(1_500_000_001)).unwrap();
+    /// assert_eq!(t.unix_secs(), 1);
+    /// ```
+    pub fn from_duration(since_epoch: Duration) -> Result<Self, Error> {
+        if since_epoch > Self::MAX.0 {
+            return err(ErrorKind::MalformedTimestamp {
+                reason: "out of range: timestamps must lie between 1970 and 9999",
+            });
+        }
+        Ok(Timestamp(since_epoch))
+    }
+
+    /// Time elapsed since the Unix epoch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::UNIX_EPOCH.since_epoch().as_secs(), 0);
+    /// ```
+    #[must_use]
+    pub fn since_epoch(self) -> Duration {
+        self.0
+    }
+
+    /// Whole seconds since the Unix epoch (rounded down).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::from_unix_millis(1_999).unwrap().unix_secs(), 1);
+    /// ```
+    #[must_use]
+    pub fn unix_secs(self) -> u64 {
+        self.0.as_secs()
+    }
+
+    /// Whole milliseconds since the Unix epoch (rounded down).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::from_unix_secs(2).unwrap().unix_millis(), 2_000);
+    /// ```
+    #[must_use]
+    pub fn unix_millis(self) -> u64 {
+        self.0.as_secs() * 1000 + u64::from(self.0.subsec_millis())
+    }
+
+    /// This instant rounded down to whole seconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Timestamp;
+    ///
+    /// let t = Timestamp::from_unix_millis(1_999).unwrap();
+    /// assert_eq!(t.truncate_to_secs(), Timestamp::from_unix_secs(1).unwrap());
+    /// ```
+    #[must_use]
+    pub fn truncate_to_secs(self) -> Self {
+        Timestamp(Duration::from_secs(self.0.as_secs()))
+    }
+
+    /// Parses a Kitopay timestamp: UNIX seconds as ASCII digits, nothing else.
+    ///
+    /// No sign, no spaces, no decimals, no leading zeros, no non-ASCII digits; a value that
+    /// overflows or lies after year 9999 is malformed. An accepted value formats back to the
+    /// same text.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::MalformedTimestamp`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::parse_unix("1601234567").unwrap().unix_secs(), 1_601_234_567);
+    /// assert!(Timestamp::parse_unix("+1601234567").is_err());
+    /// assert!(Timestamp::parse_unix("1601234567.0").is_err());
+    /// ```
+    pub fn parse_unix(text: &str) -> Result<Self, Error> {
+        const BAD: ErrorKind = ErrorKind::MalformedTimestamp {
+            reason: "expected UNIX seconds as ASCII digits without sign, spaces, decimals or leading zeros (e.g. 1601234567)",
+        };
+        let bytes = text.as_bytes();
+        if bytes.is_empty() || bytes.len() > 20 || (bytes.len() > 1 && bytes[0] == b'0') {
+            return err(BAD);
+        }
+        let mut secs: u64 = 0;
+        for &b in bytes {
+            if !b.is_ascii_digit() {
+                return err(BAD);
+            }
+            secs = match secs
+                .checked_mul(10)
+                .and_then(|s| s.checked_add(u64::from(b - b'0')))
+            {
+                Some(s) => s,
+                None => return err(BAD),
+            };
+        }
+        Self::from_unix_secs(secs)
+    }
+
+    /// Parses a KamioKash timestamp: RFC 3339 with `Z` or a numeric offset.
+    ///
+    /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; `T` and `Z` may be lowercase (RFC 3339
+    /// 5.6); the fraction has 1 to 9 digits; dates are checked (no 30 February, no leap
+    /// second); the resulting instant must lie between 1970 and 9999.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::MalformedTimestamp`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Timestamp;
+    ///
+    /// let a = Timestamp::parse_rfc3339("2026-01-27T09:23:06.658Z").unwrap();
+    /// let b = Timestamp::parse_rfc3339("2026-01-27T10:23:06.658+01:00").unwrap();
+    /// assert_eq!(a, b);
+    /// assert!(Timestamp::parse_rfc3339("2026-01-27T09:23:06.658").is_err()); // no offset
+    /// ```
+    pub fn parse_rfc3339(text: &str) -> Result<Self, Error> {
+        parse_rfc3339(text.as_bytes()).ok_or(Error::from(ErrorKind::MalformedTimestamp {
+            reason: "expected RFC 3339 with Z or an offset (e.g. 2026-01-27T09:23:06.658Z)",
+        }))?
+    }
+
+    /// Writes UNIX seconds as ASCII digits, the Kitopay format.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::UNIX_EPOCH.to_unix_text().as_str(), "0");
+    /// ```
+    #[must_use]
+    pub fn to_unix_text(self) -> TimestampText {
+        let mut out = TimestampText {
+            buf: [0; TimestampText::CAP],
+            len: 0,
+        };
+        let mut digits = [0u8; 20];
+        let mut n = self.unix_secs();
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let len = digits.len() - i;
+        out.buf[..len].copy_from_slice(&digits[i..]);
+        out.len = len as u8;
+        out
+    }
+
+    /// Writes the instant as JavaScript's `toISOString()` does: UTC, milliseconds, `Z`
+    /// (`2026-01-27T09:23:06.658Z`), the KamioKash format. Sub-millisecond digits are dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::UNIX_EPOCH.to_iso_text().as_str(), "1970-01-01T00:00:00.000Z");
+    /// ```
+    #[must_use]
+    pub fn to_iso_text(self) -> TimestampText {
+        let secs = self.0.as_secs();
+        let days = secs / 86_400;
+        let rem = secs % 86_400;
+        let (year, month, day) = civil_from_days(days);
+        let mut b = [0u8; TimestampText::CAP];
+        put4(&mut b[0..4], year);
+        b[4] = b'-';
+        put2(&mut b[5..7], month);
+        b[7] = b'-';
+        put2(&mut b[8..10], day);
+        b[10] = b'T';
+        put2(&mut b[11..13], (rem / 3600) as u32);
+        b[13] = b':';
+        put2(&mut b[14..16], (rem / 60 % 60) as u32);
+        b[16] = b':';
+        put2(&mut b[17..19], (rem % 60) as u32);
+        b[19] = b'.';
+        let ms = self.0.subsec_millis();
+        b[20] = b'0' + (ms / 100) as u8;
+        b[21] = b'0' + (ms / 10 % 10) as u8;
+        b[22] = b'0' + (ms % 10) as u8;
+        b[23] = b'Z';
+        TimestampText { buf: b, len: 24 }
+    }
+
+    /// Reads the clock; a convenience for `clock.now()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{FixedClock, Timestamp};
+    ///
+    /// let clock = FixedClock::new(Timestamp::from_unix_secs(7).unwrap());
+    /// assert_eq!(Timestamp::now(&clock).unix_secs(), 7);
+    /// ```
+    #[must_use]
+    pub fn now(clock: &dyn Clock) -> Self {
+        clock.now()
+    }
+}
+
+impl TryFrom<SystemTime> for Timestamp {
+    type Error = Error;
+
+    /// # Errors
+    ///
+    /// [`ErrorKind::MalformedTimestamp`] before 1970 or after 9999.
+    fn try_from(t: SystemTime) -> Result<Self, Error> {
+        match t.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => Self::from_duration(d),
+            Err(_) => err(ErrorKind::MalformedTimestamp {
+                reason: "out of range: timestamps must lie between 1970 and 9999",
+            }),
+        }
+    }
+}
+
+impl From<Timestamp> for SystemTime {
+    fn from(t: Timestamp) -> SystemTime {
+        SystemTime::UNIX_EPOCH + t.0
+    }
+}
+
+impl TryFrom<time::OffsetDateTime> for Timestamp {
+    type Error = Error;
+
+    /// # Errors
+    ///
+    /// [`ErrorKind::MalformedTimestamp`] before 1970 or after 9999.
+    fn try_from(t: time::OffsetDateTime) -> Result<Self, Error> {
+        match u64::try_from(t.unix_timestamp()) {
+            Ok(secs) if secs <= MAX_SECS => Ok(Timestamp(Duration::new(secs, t.nanosecond()))),
+            _ => err(ErrorKind::MalformedTimestamp {
+                reason: "out of range: timestamps must lie between 1970 and 9999",
+            }),
+        }
+    }
+}
+
+impl From<Timestamp> for time::OffsetDateTime {
+    fn from(t: Timestamp) -> time::OffsetDateTime {
+        time::OffsetDateTime::UNIX_EPOCH + t.0
+    }
+}
+
+/// A formatted timestamp in a stack buffer (at most 24 bytes): what goes into the
+/// `x-timestamp` / `X-Timestamp` header and into the message.
+///
+/// # Examples
+///
+/// ```
+/// use countersign::Timestamp;
+///
+/// let text = Timestamp::from_unix_secs(1_601_234_567).unwrap().to_unix_text();
+/// assert_eq!(text.as_str(), "1601234567");
+/// assert_eq!(text.to_string(), "1601234567");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimestampText {
+    buf: [u8; TimestampText::CAP],
+    len: u8,
+}
+
+impl TimestampText {
+    const CAP: usize = 24;
+
+    /// The text.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::UNIX_EPOCH.to_unix_text().as_str(), "0");
+    /// ```
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever written into the buffer.
+        core::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// The text's bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::UNIX_EPOCH.to_unix_text().as_bytes(), b"0");
+    /// ```
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
+impl fmt::Display for TimestampText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for TimestampText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// A source of the current time, injected into verifiers so tests can fix it.
+///
+/// # Examples
+///
+/// ```
+/// use countersign::{Clock, SystemClock, Timestamp};
+///
+/// struct Frozen;
+/// impl Clock for Frozen {
+///     fn now(&self) -> Timestamp {
+///         Timestamp::from_unix_secs(1_601_234_567).unwrap_or(Timestamp::UNIX_EPOCH)
+///     }
+/// }
+/// assert_eq!(Frozen.now().unix_secs(), 1_601_234_567);
+/// assert!(SystemClock.now().unix_secs() > 1_700_000_000);
+/// ```
+pub trait Clock: Send + Sync {
+    /// The current instant.
+    fn now(&self) -> Timestamp;
+}
+
+/// The operating system's wall clock. Before 1970 it reads as the epoch, after 9999 as
+/// [`Timestamp::MAX`] (so every timestamp is then judged stale rather than anything panicking).
+///
+/// # Examples
+///
+/// ```
+/// use countersign::{Clock, SystemClock};
+///
+/// let now = SystemClock.now();
+/// assert!(now.unix_secs() > 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => Timestamp::from_duration(d).unwrap_or(Timestamp::MAX),
+            Err(_) => Timestamp::UNIX_EPOCH,
+        }
+    }
+}
+
+/// A clock that always reads the same instant: for tests, replays of captured traffic, and
+/// the CLI's `--now`.
+///
+/// # Examples
+///
+/// ```
+/// use countersign::{Clock, FixedClock, Timestamp};
+///
+/// let t = Timestamp::from_unix_secs(1_601_234_567).unwrap();
+/// assert_eq!(FixedClock::new(t).now(), t);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedClock(Timestamp);
+
+impl FixedClock {
+    /// A clock stopped at `at`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{Clock, FixedClock, Timestamp};
+    ///
+    /// assert_eq!(FixedClock::new(Timestamp::UNIX_EPOCH).now(), Timestamp::UNIX_EPOCH);
+    /// ```
+    #[must_use]
+    pub fn new(at: Timestamp) -> Self {
+        FixedClock(at)
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        self.0
+    }
+}
+
+/// How far a timestamp may lie from now, either way.
+///
+/// A timestamp exactly `max_age` old (or exactly `max_future` ahead) is fresh; one
+/// nanosecond more is not.
+///
+/// # Examples
+///
+/// ```
+/// use countersign::{ErrorKind, Freshness, Timestamp};
+///
+/// let now = Timestamp::from_unix_secs(1_601_234_567).unwrap();
+/// let fresh = Freshness::default();
+/// assert!(fresh.check(Timestamp::from_unix_secs(1_601_234_507).unwrap(), now).is_ok());
+/// let err = fresh.check(Timestamp::from_unix_secs(1_601_234_628).unwrap(), now).unwrap_err();
+/// assert!(matches!(err.kind(), ErrorKind::Future { .. }));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    /// The oldest a timestamp may be. Defaults to 60 seconds (the providers' window).
+    pub max_age: Duration,
+    /// How far in the future a timestamp may be (clock skew). Defaults to 60 seconds.
+    pub max_future: Duration,
+}
+
+impl Default for Freshness {
+    fn default() -> Self {
+        Freshness {
+            max_age: Duration::from_secs(60),
+            max_future: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Freshness {
+    /// Checks `timestamp` against `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Expired`] or [`ErrorKind::Future`], with the distance and the window.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{Freshness, Timestamp};
+    /// use std::time::Duration;
+    ///
+    /// let now = Timestamp::from_unix_secs(100).unwrap();
+    /// let tight = Freshness { max_age: Duration::from_secs(5), max_future: Duration::ZERO };
+    /// assert!(tight.check(Timestamp::from_unix_secs(95).unwrap(), now).is_ok());
+    /// assert!(tight.check(Timestamp::from_unix_secs(101).unwrap(), now).is_err());
+    /// ```
+    pub fn check(&self, timestamp: Timestamp, now: Timestamp) -> Result<(), Error> {
+        if timestamp <= now {
+            let age = now.0 - timestamp.0;
+            if age > self.max_age {
+                return err(ErrorKind::Expired {
+                    age,
+                    max_age: self.max_age,
+                });
+            }
+        } else {
+            let ahead = timestamp.0 - now.0;
+            if ahead > self.max_future {
+                return err(ErrorKind::Future {
+                    ahead,
+                    max_future: self.max_future,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which of the two wire formats a provider uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimeFormat {
+    /// Kitopay: UNIX seconds.
+    UnixSecs,
+    /// KamioKash: RFC 3339 (written as `toISOString()`).
+    Rfc3339,
+}
+
+impl TimeFormat {
+    pub(crate) fn parse(self, text: &str) -> Result<Timestamp, Error> {
+        match self {
+            TimeFormat::UnixSecs => Timestamp::parse_unix(text),
+            TimeFormat::Rfc3339 => Timestamp::parse_rfc3339(text),
+        }
+    }
+
+    pub(crate) fn format(self, at: Timestamp) -> TimestampText {
+        match self {
+            TimeFormat::UnixSecs => at.to_unix_text(),
+            TimeFormat::Rfc3339 => at.to_iso_text(),
+        }
+    }
+
+    /// The clock reading at this format's resolution: a whole-second timestamp is compared
+    /// with now rounded down to whole seconds, so "60 s exactly" means what the sender meant.
+    pub(crate) fn now(self, clock: &dyn Clock) -> Timestamp {
+        match self {
+            TimeFormat::UnixSecs => clock.now().truncate_to_secs(),
+            TimeFormat::Rfc3339 => clock.now(),
+        }
+    }
+}
+
+fn put2(out: &mut [u8], v: u32) {
+    out[0] = b'0' + (v / 10 % 10) as u8;
+    out[1] = b'0' + (v % 10) as u8;
+}
+
+fn put4(out: &mut [u8], v: u32) {
+    out[0] = b'0' + (v / 1000 % 10) as u8;
+    out[1] = b'0' + (v / 100 % 10) as u8;
+    out[2] = b'0' + (v / 10 % 10) as u8;
+    out[3] = b'0' + (v % 10) as u8;
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(days: u64) -> (u32, u32, u32) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = (yoe + era * 400) as u32 + u32::from(month <= 2);
+    (year, month, day)
+}
+
+/// (year, month, day) to days since 1970-01-01; negative before it.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// `None` when the text is not RFC 3339; `Some(Err)` when it is but out of range.
+fn parse_rfc3339(b: &[u8]) -> Option<Result<Timestamp, Error>> {
+    fn digits(b: &[u8], from: usize, n: usize) -> Option<u32> {
+        let mut v = 0u32;
+        for &c in b.get(from..from + n)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        Some(v)
+    }
+    fn byte(b: &[u8], i: usize) -> Option<u8> {
+        b.get(i).copied()
+    }
+
+    let year = digits(b, 0, 4)?;
+    (byte(b, 4)? == b'-').then_some(())?;
+    let month = digits(b, 5, 2)?;
+    (byte(b, 7)? == b'-').then_some(())?;
+    let day = digits(b, 8, 2)?;
+    matches!(byte(b, 10)?, b'T' | b't').then_some(())?;
+    let hour = digits(b, 11, 2)?;
+    (byte(b, 13)? == b':').then_some(())?;
+    let minute = digits(b, 14, 2)?;
+    (byte(b, 16)? == b':').then_some(())?;
+    let second = digits(b, 17, 2)?;
+    if !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+
+    let mut i = 19;
+    let mut nanos = 0u32;
+    if byte(b, i) == Some(b'.') {
+        i += 1;
+        let start = i;
+        while let Some(c @ b'0'..=b'9') = byte(b, i) {
+            if i - start == 9 {
+                return None;
+            }
+            nanos = nanos * 10 + u32::from(c - b'0');
+            i += 1;
+        }
+        let n = i - start;
+        if n == 0 {
+            return None;
+        }
+        nanos *= 10u32.pow(9 - n as u32);
+    }
+
+    let offset_secs: i64 = match byte(b, i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        sign @ (b'+' | b'-') if i + 6 == b.len() => {
+            let oh = digits(b, i + 1, 2)?;
+            (byte(b, i + 3)? == b':').then_some(())?;
+            let om = digits(b, i + 4, 2)?;
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let off = i64::from(oh * 3600 + om * 60);
+            if sign == b'+' { off } else { -off }
+        }
+        _ => return None,
+    };
+
+    let local = days_from_civil(i64::from(year), month, day) * 86_400
+        + i64::from(hour * 3600 + minute * 60 + second);
+    let utc = local - offset_secs;
+    Some(match u64::try_from(utc) {
+        Ok(secs) => Timestamp::from_duration(Duration::new(secs, nanos)),
+        Err(_) => err(ErrorKind::MalformedTimestamp {
+            reason: "out of range: timestamps must lie between 1970 and 9999",
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn calendar_math_agrees_with_the_time_crate() {
+        // Every day from 1970 to 9999 would take long; step through it coprime to 7 and 365.
+        let mut day = 0u64;
+        while day * 86_400 <= MAX_SECS {
+            let t = Timestamp::from_unix_secs(day * 86_400 + 3_723).unwrap();
+            let odt = time::OffsetDateTime::from(t);
+            let (y, m, d) = civil_from_days(day);
+            assert_eq!((y as i32, m as u8, d as u8), (odt.year(), odt.month() as u8, odt.day()));
+            assert_eq!(days_from_civil(i64::from(y), m, d), day as i64);
+            let iso = t.to_iso_text();
+            assert_eq!(Timestamp::parse_rfc3339(iso.as_str()).unwrap(), t);
+            day += 97;
+        }
+    }
+
+    #[test]
+    fn rfc3339_edge_cases() {
+        let ok = |s: &str| Timestamp::parse_rfc3339(s).is_ok();
+        assert!(ok("2024-02-29T00:00:00Z"));
+        assert!(!ok("2023-02-29T00:00:00Z"));
+        assert!(!ok("2026-01-27T24:00:00Z"));
+        assert!(!ok("2026-01-27T23:59:60Z"));
+        assert!(ok("2026-01-27t09:23:06z"));
+        assert!(ok("2026-01-27T09:23:06.123456789Z"));
+        assert!(!ok("2026-01-27T09:23:06.1234567891Z"));
+        assert!(!ok("2026-01-27T09:23:06.Z"));
+        assert!(!ok("2026-01-27T09:23:06Z "));
+        assert!(!ok("2026-01-27 09:23:06Z"));
+        assert!(!ok("2026-01-27T09:23:06+0100"));
+        assert!(!ok("2026-01-27T09:23:06+24:00"));
+        assert!(!ok("1970-01-01T00:00:00+00:01"));
+        assert!(ok("1970-01-01T00:00:00-00:01"));
+        assert!(!ok("+2026-01-27T09:23:06Z"));
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-01-27T09:23:06.5Z").unwrap().since_epoch().subsec_nanos(),
+            500_000_000
+        );
+    }
+
+    #[test]
+    fn unix_text_round_trips_at_the_edges() {
+        for secs in [0, 1, 9, 10, 1_601_234_567, MAX_SECS] {
+            let t = Timestamp::from_unix_secs(secs).unwrap();
+            assert_eq!(Timestamp::parse_unix(t.to_unix_text().as_str()).unwrap(), t);
+        }
+        assert!(Timestamp::parse_unix(&(MAX_SECS + 1).to_string()).is_err());
+        assert!(Timestamp::parse_unix("00").is_err());
+        assert!(Timestamp::parse_unix("0").is_ok());
+        assert_eq!(Timestamp::MAX.to_iso_text().as_str(), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn freshness_boundaries_are_inclusive() {
+        let now = Timestamp::from_unix_secs(1000).unwrap();
+        let f = Freshness::default();
+        let at = |n: u64| Timestamp::from_duration(Duration::from_nanos(n)).unwrap();
+        assert!(f.check(at(940_000_000_000), now).is_ok());
+        assert!(f.check(at(939_999_999_999), now).is_err());
+        assert!(f.check(at(1_060_000_000_000), now).is_ok());
+        assert!(f.check(at(1_060_000_000_001), now).is_err());
+    }
+}

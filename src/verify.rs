@@ -49,6 +49,13 @@ impl<K: AsRef<str>, V: AsRef<[u8]>, const N: usize> HeaderLookup for [(K, V); N]
     }
 }
 
+/// For a borrowed slice (a `&[(K, V)]` is sized, so it can stand behind `&dyn HeaderLookup`).
+impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for &[(K, V)] {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        (**self).header(name)
+    }
+}
+
 impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for Vec<(K, V)> {
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.as_slice().header(name)

@@ -1,1 +1,2 @@
-fn main(){}
+//! placeholder replaced in the next commit
+fn main() {}

@@ -161,8 +161,8 @@ pub fn verify_request<'v, B: AsRef<[u8]>>(
     verifier: &'v Verifier,
     request: &http::Request<B>,
 ) -> Result<Verified<'v>, Error> {
-    let mut received =
-        ReceivedRequest::new(request.headers(), request.body().as_ref()).with_method(request.method().as_str());
+    let mut received = ReceivedRequest::new(request.headers(), request.body().as_ref())
+        .with_method(request.method().as_str());
     let url;
     if request.uri().scheme().is_some() {
         url = CanonicalUrl::parse(&request.uri().to_string())?;

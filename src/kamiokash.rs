@@ -127,8 +127,8 @@ impl Signer for KamioKashSigner {
         at: Timestamp,
     ) -> Result<SignedRequest<'_>, Error> {
         let timestamp = at.to_iso_text();
-        let signature =
-            StringToSign::kamiokash_request(request.body_bytes(), timestamp.as_str()).sign(&self.key);
+        let signature = StringToSign::kamiokash_request(request.body_bytes(), timestamp.as_str())
+            .sign(&self.key);
         Ok(SignedRequest::new(
             Scheme::KamioKash,
             Some(&self.api_key),
@@ -214,8 +214,8 @@ impl Signer for KamioKashWebhookSigner {
         at: Timestamp,
     ) -> Result<SignedRequest<'_>, Error> {
         let timestamp = at.to_iso_text();
-        let signature =
-            StringToSign::kamiokash_webhook(timestamp.as_str(), request.body_bytes()).sign(&self.key);
+        let signature = StringToSign::kamiokash_webhook(timestamp.as_str(), request.body_bytes())
+            .sign(&self.key);
         Ok(SignedRequest::new(
             Scheme::KamioKashWebhook,
             None,

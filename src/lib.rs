@@ -17,6 +17,8 @@ mod verify;
 pub mod kamiokash;
 pub mod kitopay;
 
+#[cfg(feature = "diagnose")]
+pub mod diagnose;
 #[cfg(feature = "http")]
 pub mod http;
 

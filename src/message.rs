@@ -227,15 +227,21 @@ impl<'a> StringToSign<'a> {
     /// assert_eq!(names, [FieldName::Timestamp, FieldName::Body]);
     /// ```
     pub fn parts(&self) -> impl Iterator<Item = (FieldName, &'a [u8])> + '_ {
-        self.fields[..self.len].iter().flat_map(move |&(name, bytes)| {
-            let extra: &[&'a [u8]] = if name == FieldName::Url {
-                &self.url_extra
-            } else {
-                &[]
-            };
-            core::iter::once((name, bytes))
-                .chain(extra.iter().filter(|e| !e.is_empty()).map(move |&e| (name, e)))
-        })
+        self.fields[..self.len]
+            .iter()
+            .flat_map(move |&(name, bytes)| {
+                let extra: &[&'a [u8]] = if name == FieldName::Url {
+                    &self.url_extra
+                } else {
+                    &[]
+                };
+                core::iter::once((name, bytes)).chain(
+                    extra
+                        .iter()
+                        .filter(|e| !e.is_empty())
+                        .map(move |&e| (name, e)),
+                )
+            })
     }
 
     /// The message length in bytes.

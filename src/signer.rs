@@ -44,8 +44,11 @@ pub trait Signer: Send + Sync + fmt::Debug {
     ///
     /// [`ErrorKind::MissingUrl`], [`ErrorKind::InvalidMethod`] or
     /// [`ErrorKind::MissingTransactionId`] when the request lacks a part the scheme signs.
-    fn sign(&self, request: &SignableRequest<'_>, at: Timestamp)
-    -> Result<SignedRequest<'_>, Error>;
+    fn sign(
+        &self,
+        request: &SignableRequest<'_>,
+        at: Timestamp,
+    ) -> Result<SignedRequest<'_>, Error>;
 }
 
 /// A borrowed view of the parts of a request a scheme may sign.
@@ -360,10 +363,7 @@ impl<'s> SignedRequest<'s> {
     /// # Ok::<(), countersign::Error>(())
     /// ```
     pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
-        let identity = self
-            .scheme
-            .identity_header()
-            .zip(self.identity);
+        let identity = self.scheme.identity_header().zip(self.identity);
         identity.into_iter().chain([
             (self.scheme.timestamp_header(), self.timestamp.as_str()),
             (self.scheme.signature_header(), self.hex.as_str()),

@@ -641,7 +641,9 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -743,7 +745,10 @@ mod tests {
             let t = Timestamp::from_unix_secs(day * 86_400 + 3_723).unwrap();
             let odt = time::OffsetDateTime::from(t);
             let (y, m, d) = civil_from_days(day);
-            assert_eq!((y as i32, m as u8, d as u8), (odt.year(), odt.month() as u8, odt.day()));
+            assert_eq!(
+                (y as i32, m as u8, d as u8),
+                (odt.year(), odt.month() as u8, odt.day())
+            );
             assert_eq!(days_from_civil(i64::from(y), m, d), day as i64);
             let iso = t.to_iso_text();
             assert_eq!(Timestamp::parse_rfc3339(iso.as_str()).unwrap(), t);
@@ -770,7 +775,10 @@ mod tests {
         assert!(ok("1970-01-01T00:00:00-00:01"));
         assert!(!ok("+2026-01-27T09:23:06Z"));
         assert_eq!(
-            Timestamp::parse_rfc3339("2026-01-27T09:23:06.5Z").unwrap().since_epoch().subsec_nanos(),
+            Timestamp::parse_rfc3339("2026-01-27T09:23:06.5Z")
+                .unwrap()
+                .since_epoch()
+                .subsec_nanos(),
             500_000_000
         );
     }
@@ -784,7 +792,10 @@ mod tests {
         assert!(Timestamp::parse_unix(&(MAX_SECS + 1).to_string()).is_err());
         assert!(Timestamp::parse_unix("00").is_err());
         assert!(Timestamp::parse_unix("0").is_ok());
-        assert_eq!(Timestamp::MAX.to_iso_text().as_str(), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            Timestamp::MAX.to_iso_text().as_str(),
+            "9999-12-31T23:59:59.999Z"
+        );
     }
 
     #[test]

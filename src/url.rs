@@ -515,6 +515,11 @@ mod tests {
         assert_eq!(u.toggled_slash().unwrap().concat(), "https://e.com/a?q=1");
         let u = CanonicalUrl::parse("https://e.com/a?q=1").unwrap();
         assert_eq!(u.toggled_slash().unwrap().concat(), "https://e.com/a/?q=1");
-        assert!(CanonicalUrl::parse("https://e.com/").unwrap().toggled_slash().is_none());
+        assert!(
+            CanonicalUrl::parse("https://e.com/")
+                .unwrap()
+                .toggled_slash()
+                .is_none()
+        );
     }
 }

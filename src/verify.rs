@@ -614,10 +614,10 @@ impl Verifier {
         let scheme = self.scheme;
         let timestamp_raw = required(request, scheme.timestamp_header())?;
         let signature_raw = required(request, scheme.signature_header())?;
-        if let (Some(name), Some(expected)) = (scheme.identity_header(), &self.identity) {
-            if required(request, name)? != expected.as_bytes() {
-                return err(ErrorKind::IdentityMismatch(name));
-            }
+        if let (Some(name), Some(expected)) = (scheme.identity_header(), &self.identity)
+            && required(request, name)? != expected.as_bytes()
+        {
+            return err(ErrorKind::IdentityMismatch(name));
         }
 
         let format = scheme.time_format();
@@ -636,16 +636,16 @@ impl Verifier {
         }
         for (key_id, key) in self.keys.iter() {
             for (toggled, message) in candidates.iter().enumerate() {
-                if let Some(message) = message {
-                    if message.sign(key) == signature {
-                        return Ok(Verified {
-                            scheme,
-                            key_id,
-                            timestamp,
-                            signature,
-                            trailing_slash_toggled: toggled == 1,
-                        });
-                    }
+                if let Some(message) = message
+                    && message.sign(key) == signature
+                {
+                    return Ok(Verified {
+                        scheme,
+                        key_id,
+                        timestamp,
+                        signature,
+                        trailing_slash_toggled: toggled == 1,
+                    });
                 }
             }
         }
@@ -703,7 +703,13 @@ impl Verifier {
                 let method = method()?;
                 let toggled = if self.slash_tolerance {
                     url.toggled_slash().map(|pieces| {
-                        StringToSign::kitopay_pieces(merchant, timestamp, method, pieces, request.body)
+                        StringToSign::kitopay_pieces(
+                            merchant,
+                            timestamp,
+                            method,
+                            pieces,
+                            request.body,
+                        )
                     })
                 } else {
                     None

@@ -17,7 +17,9 @@ fn signer_for(case: &common::SignatureCase) -> Box<dyn Signer> {
         "kitopay" => Box::new(KitopaySigner::new(merchant, key).unwrap()),
         "kitopay-webhook" => Box::new(KitopaySigner::for_webhooks(merchant, key).unwrap()),
         "kitopay-simplified" => Box::new(KitopaySimplifiedSigner::new(merchant, key).unwrap()),
-        "kamiokash" => Box::new(KamioKashSigner::new(case.api_key.as_deref().unwrap(), key).unwrap()),
+        "kamiokash" => {
+            Box::new(KamioKashSigner::new(case.api_key.as_deref().unwrap(), key).unwrap())
+        }
         "kamiokash-webhook" => Box::new(KamioKashWebhookSigner::new(key)),
         other => panic!("{}: unknown scheme {other}", case.name),
     }
@@ -60,13 +62,19 @@ fn every_signature_case_signs_to_the_expected_headers() {
         let request = match (&case.method, &url) {
             (Some(method), Some(url)) => SignableRequest::new(method, url, &body).unwrap(),
             (Some(method), None) => {
-                SignableRequest::simplified(method, case.transaction_id.as_deref().unwrap()).unwrap()
+                SignableRequest::simplified(method, case.transaction_id.as_deref().unwrap())
+                    .unwrap()
             }
             _ => SignableRequest::body(&body),
         };
         let signed = signer.sign(&request, timestamp_of(case)).unwrap();
         assert_eq!(signed.signature_hex(), case.signature, "case {}", case.name);
-        assert_eq!(signed.timestamp(), case.timestamp, "case {}: timestamp text", case.name);
+        assert_eq!(
+            signed.timestamp(),
+            case.timestamp,
+            "case {}: timestamp text",
+            case.name
+        );
         let headers: std::collections::BTreeMap<String, String> = signed
             .headers()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -104,11 +112,25 @@ fn every_signature_case_has_the_expected_string_to_sign() {
         let url = case.url.as_deref().map(|u| CanonicalUrl::parse(u).unwrap());
         let message = string_to_sign(case, url.as_ref(), &body);
         match &case.string_to_sign {
-            Some(expected) => assert_eq!(message.to_bytes(), expected.as_bytes(), "case {}", case.name),
-            None => assert!(std::str::from_utf8(&message.to_bytes()).is_err(), "case {}", case.name),
+            Some(expected) => assert_eq!(
+                message.to_bytes(),
+                expected.as_bytes(),
+                "case {}",
+                case.name
+            ),
+            None => assert!(
+                std::str::from_utf8(&message.to_bytes()).is_err(),
+                "case {}",
+                case.name
+            ),
         }
         let key = SecretKey::new(&case.secret).unwrap();
-        assert_eq!(message.sign(&key).to_string(), case.signature, "case {}", case.name);
+        assert_eq!(
+            message.sign(&key).to_string(),
+            case.signature,
+            "case {}",
+            case.name
+        );
     }
 }
 
@@ -119,8 +141,11 @@ fn every_signature_case_verifies_and_tampering_is_rejected() {
         let verifier = verifier_for(case, at);
         let body = case.body_bytes();
         let url = case.url.as_deref().map(|u| CanonicalUrl::parse(u).unwrap());
-        let headers: Vec<(String, String)> =
-            case.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let headers: Vec<(String, String)> = case
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut received = ReceivedRequest::new(&headers, &body);
         if let Some(method) = &case.method {
             received = received.with_method(method);
@@ -151,7 +176,11 @@ fn every_signature_case_verifies_and_tampering_is_rejected() {
         }
         let outcome = verifier.verify(&tampered);
         if case.scheme == "kitopay-simplified" {
-            assert!(outcome.is_ok(), "case {}: the simplified scheme does not sign the body", case.name);
+            assert!(
+                outcome.is_ok(),
+                "case {}: the simplified scheme does not sign the body",
+                case.name
+            );
         } else {
             assert_eq!(
                 outcome.unwrap_err().kind(),
@@ -168,7 +197,11 @@ fn every_freshness_case() {
     let cases = common::freshness();
     assert!(cases.len() >= 20);
     for case in &cases {
-        let scheme = if case.provider == "kitopay" { Scheme::Kitopay } else { Scheme::KamioKash };
+        let scheme = if case.provider == "kitopay" {
+            Scheme::Kitopay
+        } else {
+            Scheme::KamioKash
+        };
         let now = scheme.parse_timestamp(&case.now).unwrap();
         let outcome = scheme
             .parse_timestamp(&case.timestamp)
@@ -184,7 +217,10 @@ fn every_freshness_case() {
                 assert_eq!(e.code(), expected, "{label}");
             }
             ("malformed", Err(e)) => {
-                assert!(matches!(e.kind(), ErrorKind::MalformedTimestamp { .. }), "{label}: {e}")
+                assert!(
+                    matches!(e.kind(), ErrorKind::MalformedTimestamp { .. }),
+                    "{label}: {e}"
+                )
             }
             (expect, got) => panic!("{label}: expected {expect}, got {got:?}"),
         }
@@ -194,7 +230,10 @@ fn every_freshness_case() {
 #[test]
 fn freshness_cases_through_the_verifier_clock() {
     // The same cases, end to end: a real signature, the verifier's injected clock.
-    for case in common::freshness().iter().filter(|c| c.expect != "malformed") {
+    for case in common::freshness()
+        .iter()
+        .filter(|c| c.expect != "malformed")
+    {
         let scheme = if case.provider == "kitopay" {
             Scheme::KitopaySimplified
         } else {
@@ -218,9 +257,15 @@ fn freshness_cases_through_the_verifier_clock() {
             Verifier::kamiokash_webhook(SecretKey::new("k").unwrap())
         }
         .with_clock(FixedClock::new(now));
-        let received = ReceivedRequest::new(&headers, b"{}").with_method("GET").with_transaction_id("t");
+        let received = ReceivedRequest::new(&headers, b"{}")
+            .with_method("GET")
+            .with_transaction_id("t");
         let outcome = verifier.verify(&received);
-        assert_eq!(outcome.is_ok(), case.expect == "fresh", "{case:?}: {outcome:?}");
+        assert_eq!(
+            outcome.is_ok(),
+            case.expect == "fresh",
+            "{case:?}: {outcome:?}"
+        );
     }
 }
 
@@ -236,7 +281,11 @@ fn every_url_case() {
             (Some(expected), None, Ok(url)) => {
                 assert_eq!(url.as_str(), expected, "{label}");
                 // Canonical output is a fixed point.
-                assert_eq!(CanonicalUrl::parse_with(url.as_str(), policy).unwrap(), url, "{label}");
+                assert_eq!(
+                    CanonicalUrl::parse_with(url.as_str(), policy).unwrap(),
+                    url,
+                    "{label}"
+                );
             }
             (None, Some(class), Err(e)) => {
                 let ok = match (class.as_str(), e.kind()) {
@@ -263,8 +312,15 @@ fn vectors_are_identical_to_the_shared_copies() {
         return;
     }
     for name in ["signatures.json", "freshness.json", "urls.json"] {
-        let ours = std::fs::read(format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let ours = std::fs::read(format!(
+            "{}/tests/vectors/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
         let theirs = std::fs::read(shared.join(name)).unwrap();
-        assert!(ours == theirs, "tests/vectors/{name} differs from ../shared/vectors/{name}");
+        assert!(
+            ours == theirs,
+            "tests/vectors/{name} differs from ../shared/vectors/{name}"
+        );
     }
 }

@@ -21,7 +21,10 @@ fn key(s: &str) -> SecretKey {
 }
 
 fn owned(signed: &countersign::SignedRequest<'_>) -> Vec<(String, String)> {
-    signed.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+    signed
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 fn webhook_url() -> CanonicalUrl {
@@ -30,7 +33,11 @@ fn webhook_url() -> CanonicalUrl {
 
 fn kitopay_delivery(secret: &str, url: &CanonicalUrl, body: &[u8]) -> Vec<(String, String)> {
     let signer = KitopaySigner::for_webhooks(MERCHANT, key(secret)).unwrap();
-    owned(&signer.sign(&SignableRequest::new("POST", url, body).unwrap(), at()).unwrap())
+    owned(
+        &signer
+            .sign(&SignableRequest::new("POST", url, body).unwrap(), at())
+            .unwrap(),
+    )
 }
 
 fn kitopay_verifier() -> Verifier {
@@ -60,15 +67,27 @@ fn with_header(headers: &[(String, String)], name: &str, value: &str) -> Vec<(St
 }
 
 fn without_header(headers: &[(String, String)], name: &str) -> Vec<(String, String)> {
-    headers.iter().filter(|(k, _)| !k.eq_ignore_ascii_case(name)).cloned().collect()
+    headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case(name))
+        .cloned()
+        .collect()
 }
 
 #[test]
 fn valid_delivery_verifies_with_header_names_in_any_case() {
     let headers = kitopay_delivery(SECRET, &webhook_url(), b"{}");
-    let upper: Vec<_> = headers.iter().map(|(k, v)| (k.to_uppercase(), v.clone())).collect();
+    let upper: Vec<_> = headers
+        .iter()
+        .map(|(k, v)| (k.to_uppercase(), v.clone()))
+        .collect();
     let v = kitopay_verifier();
-    assert_eq!(v.verify(&ReceivedRequest::new(&upper, b"{}")).unwrap().key_id(), "primary");
+    assert_eq!(
+        v.verify(&ReceivedRequest::new(&upper, b"{}"))
+            .unwrap()
+            .key_id(),
+        "primary"
+    );
 }
 
 #[test]
@@ -84,13 +103,26 @@ fn each_missing_header_is_named() {
 
 #[test]
 fn identity_mismatch() {
-    let headers = with_header(&kitopay_delivery(SECRET, &webhook_url(), b"{}"), "x-merchant-id", "other");
-    assert_eq!(kind_of(&kitopay_verifier(), &headers, b"{}"), ErrorKind::IdentityMismatch("x-merchant-id"));
+    let headers = with_header(
+        &kitopay_delivery(SECRET, &webhook_url(), b"{}"),
+        "x-merchant-id",
+        "other",
+    );
+    assert_eq!(
+        kind_of(&kitopay_verifier(), &headers, b"{}"),
+        ErrorKind::IdentityMismatch("x-merchant-id")
+    );
 
     let signer = KamioKashSigner::new("pk_1", key(SECRET)).unwrap();
     let headers = owned(&signer.sign(&SignableRequest::body(b"{}"), at()).unwrap());
-    let v = Verifier::kamiokash_request(key(SECRET)).with_api_key("pk_2").unwrap().with_clock(FixedClock::new(at()));
-    assert_eq!(kind_of(&v, &headers, b"{}"), ErrorKind::IdentityMismatch("X-API-Key"));
+    let v = Verifier::kamiokash_request(key(SECRET))
+        .with_api_key("pk_2")
+        .unwrap()
+        .with_clock(FixedClock::new(at()));
+    assert_eq!(
+        kind_of(&v, &headers, b"{}"),
+        ErrorKind::IdentityMismatch("X-API-Key")
+    );
 }
 
 #[test]
@@ -98,11 +130,30 @@ fn malformed_timestamp_and_signature() {
     let headers = kitopay_delivery(SECRET, &webhook_url(), b"{}");
     for bad in ["", "1601234567.0", " 1601234567", "+1", "abc"] {
         let h = with_header(&headers, "x-timestamp", bad);
-        assert!(matches!(kind_of(&kitopay_verifier(), &h, b"{}"), ErrorKind::MalformedTimestamp { .. }), "{bad:?}");
+        assert!(
+            matches!(
+                kind_of(&kitopay_verifier(), &h, b"{}"),
+                ErrorKind::MalformedTimestamp { .. }
+            ),
+            "{bad:?}"
+        );
     }
-    for bad in ["", "00", &"g".repeat(64), &"a".repeat(63), &"a".repeat(65), &"é".repeat(32)] {
+    for bad in [
+        "",
+        "00",
+        &"g".repeat(64),
+        &"a".repeat(63),
+        &"a".repeat(65),
+        &"é".repeat(32),
+    ] {
         let h = with_header(&headers, "x-signature", bad);
-        assert!(matches!(kind_of(&kitopay_verifier(), &h, b"{}"), ErrorKind::MalformedSignature { .. }), "{bad:?}");
+        assert!(
+            matches!(
+                kind_of(&kitopay_verifier(), &h, b"{}"),
+                ErrorKind::MalformedSignature { .. }
+            ),
+            "{bad:?}"
+        );
     }
     // Non-UTF-8 timestamp bytes are malformed, not a panic.
     let raw: Vec<(&str, &[u8])> = vec![
@@ -110,58 +161,107 @@ fn malformed_timestamp_and_signature() {
         ("x-timestamp", b"\xff\xfe"),
         ("x-signature", &[b'a'; 64]),
     ];
-    let err = kitopay_verifier().verify(&ReceivedRequest::new(&raw, b"{}")).unwrap_err();
+    let err = kitopay_verifier()
+        .verify(&ReceivedRequest::new(&raw, b"{}"))
+        .unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::MalformedTimestamp { .. }));
 }
 
 #[test]
 fn uppercase_hex_signature_is_the_same_signature() {
     let headers = kitopay_delivery(SECRET, &webhook_url(), b"{}");
-    let sig = headers.iter().find(|(k, _)| k == "x-signature").unwrap().1.to_uppercase();
+    let sig = headers
+        .iter()
+        .find(|(k, _)| k == "x-signature")
+        .unwrap()
+        .1
+        .to_uppercase();
     let h = with_header(&headers, "x-signature", &sig);
-    assert!(kitopay_verifier().verify(&ReceivedRequest::new(&h, b"{}")).is_ok());
+    assert!(
+        kitopay_verifier()
+            .verify(&ReceivedRequest::new(&h, b"{}"))
+            .is_ok()
+    );
 }
 
 #[test]
 fn expired_and_future_carry_distance_and_window() {
     let headers = kitopay_delivery(SECRET, &webhook_url(), b"{}");
-    let later = kitopay_verifier().with_clock(FixedClock::new(Timestamp::from_unix_secs(1_601_234_567 + 61).unwrap()));
+    let later = kitopay_verifier().with_clock(FixedClock::new(
+        Timestamp::from_unix_secs(1_601_234_567 + 61).unwrap(),
+    ));
     assert_eq!(
         kind_of(&later, &headers, b"{}"),
-        ErrorKind::Expired { age: Duration::from_secs(61), max_age: Duration::from_secs(60) }
+        ErrorKind::Expired {
+            age: Duration::from_secs(61),
+            max_age: Duration::from_secs(60)
+        }
     );
-    let earlier = kitopay_verifier().with_clock(FixedClock::new(Timestamp::from_unix_secs(1_601_234_567 - 61).unwrap()));
+    let earlier = kitopay_verifier().with_clock(FixedClock::new(
+        Timestamp::from_unix_secs(1_601_234_567 - 61).unwrap(),
+    ));
     assert_eq!(
         kind_of(&earlier, &headers, b"{}"),
-        ErrorKind::Future { ahead: Duration::from_secs(61), max_future: Duration::from_secs(60) }
+        ErrorKind::Future {
+            ahead: Duration::from_secs(61),
+            max_future: Duration::from_secs(60)
+        }
     );
     // Exactly 60 s either way is fresh, and Kitopay compares whole seconds.
     let edge = Timestamp::from_duration(Duration::new(1_601_234_567 + 60, 999_000_000)).unwrap();
-    assert!(kitopay_verifier().with_clock(FixedClock::new(edge)).verify(&ReceivedRequest::new(&headers, b"{}")).is_ok());
+    assert!(
+        kitopay_verifier()
+            .with_clock(FixedClock::new(edge))
+            .verify(&ReceivedRequest::new(&headers, b"{}"))
+            .is_ok()
+    );
     // A custom window.
     let tight = kitopay_verifier()
-        .with_freshness(Freshness { max_age: Duration::from_secs(5), max_future: Duration::ZERO })
-        .with_clock(FixedClock::new(Timestamp::from_unix_secs(1_601_234_567 + 6).unwrap()));
-    assert!(matches!(kind_of(&tight, &headers, b"{}"), ErrorKind::Expired { .. }));
+        .with_freshness(Freshness {
+            max_age: Duration::from_secs(5),
+            max_future: Duration::ZERO,
+        })
+        .with_clock(FixedClock::new(
+            Timestamp::from_unix_secs(1_601_234_567 + 6).unwrap(),
+        ));
+    assert!(matches!(
+        kind_of(&tight, &headers, b"{}"),
+        ErrorKind::Expired { .. }
+    ));
 }
 
 #[test]
 fn freshness_is_checked_before_the_signature() {
-    let headers = with_header(&kitopay_delivery(SECRET, &webhook_url(), b"{}"), "x-signature", &"0".repeat(64));
-    let later = kitopay_verifier().with_clock(FixedClock::new(Timestamp::from_unix_secs(1_601_234_567 + 600).unwrap()));
-    assert!(matches!(kind_of(&later, &headers, b"{}"), ErrorKind::Expired { .. }));
-    assert_eq!(kind_of(&kitopay_verifier(), &headers, b"{}"), ErrorKind::SignatureMismatch);
+    let headers = with_header(
+        &kitopay_delivery(SECRET, &webhook_url(), b"{}"),
+        "x-signature",
+        &"0".repeat(64),
+    );
+    let later = kitopay_verifier().with_clock(FixedClock::new(
+        Timestamp::from_unix_secs(1_601_234_567 + 600).unwrap(),
+    ));
+    assert!(matches!(
+        kind_of(&later, &headers, b"{}"),
+        ErrorKind::Expired { .. }
+    ));
+    assert_eq!(
+        kind_of(&kitopay_verifier(), &headers, b"{}"),
+        ErrorKind::SignatureMismatch
+    );
 }
 
 #[test]
 fn signature_mismatch_message_leaks_nothing() {
     let headers = kitopay_delivery("wrong secret", &webhook_url(), b"{}");
-    let err = kitopay_verifier().verify(&ReceivedRequest::new(&headers, b"{}")).unwrap_err();
+    let err = kitopay_verifier()
+        .verify(&ReceivedRequest::new(&headers, b"{}"))
+        .unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::SignatureMismatch);
     let text = format!("{err} {err:?}");
-    let expected = countersign::StringToSign::kitopay(MERCHANT, "1601234567", "POST", &webhook_url(), b"{}")
-        .sign(&key(SECRET))
-        .to_string();
+    let expected =
+        countersign::StringToSign::kitopay(MERCHANT, "1601234567", "POST", &webhook_url(), b"{}")
+            .sign(&key(SECRET))
+            .to_string();
     assert!(!text.contains(&expected[..16]));
     assert!(!text.contains(SECRET));
 }
@@ -169,10 +269,17 @@ fn signature_mismatch_message_leaks_nothing() {
 #[test]
 fn key_rotation_reports_the_matching_key_and_a_removed_key_is_rejected() {
     let ring = || KeyRing::new("2026-10", key("old secret")).with("2026-11", key("new secret"));
-    let mut v = Verifier::kitopay_webhook(MERCHANT, ring(), webhook_url()).unwrap().with_clock(FixedClock::new(at()));
+    let mut v = Verifier::kitopay_webhook(MERCHANT, ring(), webhook_url())
+        .unwrap()
+        .with_clock(FixedClock::new(at()));
     for (secret, id) in [("old secret", "2026-10"), ("new secret", "2026-11")] {
         let headers = kitopay_delivery(secret, &webhook_url(), b"{}");
-        assert_eq!(v.verify(&ReceivedRequest::new(&headers, b"{}")).unwrap().key_id(), id);
+        assert_eq!(
+            v.verify(&ReceivedRequest::new(&headers, b"{}"))
+                .unwrap()
+                .key_id(),
+            id
+        );
     }
     assert_eq!(v.keys_mut().remove("2026-10"), 1);
     let headers = kitopay_delivery("old secret", &webhook_url(), b"{}");
@@ -185,72 +292,179 @@ fn key_rotation_reports_the_matching_key_and_a_removed_key_is_rejected() {
 fn trailing_slash_tolerance_is_opt_in_and_reported() {
     let with_slash = CanonicalUrl::parse("https://shop.example.com/hooks/kitopay/").unwrap();
     let headers = kitopay_delivery(SECRET, &with_slash, b"{}");
-    assert_eq!(kind_of(&kitopay_verifier(), &headers, b"{}"), ErrorKind::SignatureMismatch);
+    assert_eq!(
+        kind_of(&kitopay_verifier(), &headers, b"{}"),
+        ErrorKind::SignatureMismatch
+    );
     let tolerant = kitopay_verifier().with_trailing_slash_tolerance(true);
-    let verified = tolerant.verify(&ReceivedRequest::new(&headers, b"{}")).unwrap();
+    let verified = tolerant
+        .verify(&ReceivedRequest::new(&headers, b"{}"))
+        .unwrap();
     assert!(verified.trailing_slash_toggled());
     // Exact matches are not reported as toggled.
     let exact = kitopay_delivery(SECRET, &webhook_url(), b"{}");
-    assert!(!tolerant.verify(&ReceivedRequest::new(&exact, b"{}")).unwrap().trailing_slash_toggled());
+    assert!(
+        !tolerant
+            .verify(&ReceivedRequest::new(&exact, b"{}"))
+            .unwrap()
+            .trailing_slash_toggled()
+    );
     // Tolerance does not extend to other URL changes.
     let other = CanonicalUrl::parse("https://shop.example.com/hooks/kitopay2").unwrap();
     let headers = kitopay_delivery(SECRET, &other, b"{}");
-    assert_eq!(kind_of(&tolerant, &headers, b"{}"), ErrorKind::SignatureMismatch);
+    assert_eq!(
+        kind_of(&tolerant, &headers, b"{}"),
+        ErrorKind::SignatureMismatch
+    );
 }
 
 #[test]
 fn kitopay_request_verifier_needs_url_and_method_from_the_request() {
     let url = CanonicalUrl::parse("https://api.kitopay.test/v1/payins?x=1").unwrap();
     let signer = KitopaySigner::new(MERCHANT, key(SECRET)).unwrap();
-    let headers = owned(&signer.sign(&SignableRequest::new("PATCH", &url, b"{}").unwrap(), at()).unwrap());
-    let v = Verifier::kitopay_request(MERCHANT, key(SECRET)).unwrap().with_clock(FixedClock::new(at()));
-    let full = ReceivedRequest::new(&headers, b"{}").with_method("PATCH").with_url(&url);
+    let headers = owned(
+        &signer
+            .sign(&SignableRequest::new("PATCH", &url, b"{}").unwrap(), at())
+            .unwrap(),
+    );
+    let v = Verifier::kitopay_request(MERCHANT, key(SECRET))
+        .unwrap()
+        .with_clock(FixedClock::new(at()));
+    let full = ReceivedRequest::new(&headers, b"{}")
+        .with_method("PATCH")
+        .with_url(&url);
     assert!(v.verify(&full).is_ok());
-    assert_eq!(v.verify(&ReceivedRequest::new(&headers, b"{}").with_method("PATCH")).unwrap_err().into_kind(), ErrorKind::MissingUrl);
-    assert_eq!(v.verify(&ReceivedRequest::new(&headers, b"{}").with_url(&url)).unwrap_err().into_kind(), ErrorKind::InvalidMethod);
-    assert_eq!(v.verify(&full.with_method("GET")).unwrap_err().into_kind(), ErrorKind::SignatureMismatch);
-    assert_eq!(v.verify(&full.with_method("BAD METHOD")).unwrap_err().into_kind(), ErrorKind::InvalidMethod);
+    assert_eq!(
+        v.verify(&ReceivedRequest::new(&headers, b"{}").with_method("PATCH"))
+            .unwrap_err()
+            .into_kind(),
+        ErrorKind::MissingUrl
+    );
+    assert_eq!(
+        v.verify(&ReceivedRequest::new(&headers, b"{}").with_url(&url))
+            .unwrap_err()
+            .into_kind(),
+        ErrorKind::InvalidMethod
+    );
+    assert_eq!(
+        v.verify(&full.with_method("GET")).unwrap_err().into_kind(),
+        ErrorKind::SignatureMismatch
+    );
+    assert_eq!(
+        v.verify(&full.with_method("BAD METHOD"))
+            .unwrap_err()
+            .into_kind(),
+        ErrorKind::InvalidMethod
+    );
 }
 
 #[test]
 fn simplified_verifier_needs_the_transaction_id() {
     let signer = KitopaySimplifiedSigner::new(MERCHANT, key(SECRET)).unwrap();
-    let headers = owned(&signer.sign(&SignableRequest::simplified("GET", "tx-1").unwrap(), at()).unwrap());
-    assert_eq!(headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["x-merchant-id", "x-timestamp", "x-simplified-signature"]);
-    let v = Verifier::kitopay_simplified(MERCHANT, key(SECRET)).unwrap().with_clock(FixedClock::new(at()));
+    let headers = owned(
+        &signer
+            .sign(&SignableRequest::simplified("GET", "tx-1").unwrap(), at())
+            .unwrap(),
+    );
+    assert_eq!(
+        headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        ["x-merchant-id", "x-timestamp", "x-simplified-signature"]
+    );
+    let v = Verifier::kitopay_simplified(MERCHANT, key(SECRET))
+        .unwrap()
+        .with_clock(FixedClock::new(at()));
     let r = ReceivedRequest::new(&headers, b"").with_method("GET");
-    assert_eq!(v.verify(&r).unwrap_err().into_kind(), ErrorKind::MissingTransactionId);
+    assert_eq!(
+        v.verify(&r).unwrap_err().into_kind(),
+        ErrorKind::MissingTransactionId
+    );
     assert!(v.verify(&r.with_transaction_id("tx-1")).is_ok());
-    assert_eq!(v.verify(&r.with_transaction_id("tx-2")).unwrap_err().into_kind(), ErrorKind::SignatureMismatch);
+    assert_eq!(
+        v.verify(&r.with_transaction_id("tx-2"))
+            .unwrap_err()
+            .into_kind(),
+        ErrorKind::SignatureMismatch
+    );
 }
 
 #[test]
 fn signer_errors() {
     let url = CanonicalUrl::parse("https://api.kitopay.test/").unwrap();
-    assert_eq!(SignableRequest::new("", &url, b"").unwrap_err().into_kind(), ErrorKind::InvalidMethod);
-    assert_eq!(SignableRequest::new("GE T", &url, b"").unwrap_err().into_kind(), ErrorKind::InvalidMethod);
+    assert_eq!(
+        SignableRequest::new("", &url, b"").unwrap_err().into_kind(),
+        ErrorKind::InvalidMethod
+    );
+    assert_eq!(
+        SignableRequest::new("GE T", &url, b"")
+            .unwrap_err()
+            .into_kind(),
+        ErrorKind::InvalidMethod
+    );
     let full = KitopaySigner::new(MERCHANT, key(SECRET)).unwrap();
-    assert_eq!(full.sign(&SignableRequest::body(b""), at()).unwrap_err().into_kind(), ErrorKind::InvalidMethod);
-    assert_eq!(full.sign(&SignableRequest::simplified("GET", "t").unwrap(), at()).unwrap_err().into_kind(), ErrorKind::MissingUrl);
+    assert_eq!(
+        full.sign(&SignableRequest::body(b""), at())
+            .unwrap_err()
+            .into_kind(),
+        ErrorKind::InvalidMethod
+    );
+    assert_eq!(
+        full.sign(&SignableRequest::simplified("GET", "t").unwrap(), at())
+            .unwrap_err()
+            .into_kind(),
+        ErrorKind::MissingUrl
+    );
     let simple = KitopaySimplifiedSigner::new(MERCHANT, key(SECRET)).unwrap();
     assert_eq!(
-        simple.sign(&SignableRequest::new("GET", &url, b"").unwrap(), at()).unwrap_err().into_kind(),
+        simple
+            .sign(&SignableRequest::new("GET", &url, b"").unwrap(), at())
+            .unwrap_err()
+            .into_kind(),
         ErrorKind::MissingTransactionId
     );
-    assert_eq!(SecretKey::new("").unwrap_err().into_kind(), ErrorKind::EmptySecret);
-    assert_eq!(KitopaySigner::new("a\r\nb", key(SECRET)).unwrap_err().into_kind(), ErrorKind::InvalidHeaderValue("x-merchant-id"));
-    assert_eq!(KamioKashSigner::new("", key(SECRET)).unwrap_err().into_kind(), ErrorKind::InvalidHeaderValue("X-API-Key"));
-    assert_eq!(Timestamp::from_unix_secs(253_402_300_800).unwrap_err().code(), "malformed_timestamp");
-    assert_eq!(CanonicalUrl::parse("mailto:a@b.c").unwrap_err().into_kind(), ErrorKind::InvalidUrl(UrlRule::Scheme));
-    assert_eq!(CanonicalUrl::parse("https://").unwrap_err().into_kind(), ErrorKind::InvalidUrl(UrlRule::Syntax));
+    assert_eq!(
+        SecretKey::new("").unwrap_err().into_kind(),
+        ErrorKind::EmptySecret
+    );
+    assert_eq!(
+        KitopaySigner::new("a\r\nb", key(SECRET))
+            .unwrap_err()
+            .into_kind(),
+        ErrorKind::InvalidHeaderValue("x-merchant-id")
+    );
+    assert_eq!(
+        KamioKashSigner::new("", key(SECRET))
+            .unwrap_err()
+            .into_kind(),
+        ErrorKind::InvalidHeaderValue("X-API-Key")
+    );
+    assert_eq!(
+        Timestamp::from_unix_secs(253_402_300_800)
+            .unwrap_err()
+            .code(),
+        "malformed_timestamp"
+    );
+    assert_eq!(
+        CanonicalUrl::parse("mailto:a@b.c").unwrap_err().into_kind(),
+        ErrorKind::InvalidUrl(UrlRule::Scheme)
+    );
+    assert_eq!(
+        CanonicalUrl::parse("https://").unwrap_err().into_kind(),
+        ErrorKind::InvalidUrl(UrlRule::Syntax)
+    );
 }
 
 #[test]
 fn every_error_message_is_lowercase_and_actionable() {
     let kinds = [
         ErrorKind::MalformedTimestamp { reason: "x" },
-        ErrorKind::Expired { age: Duration::from_secs(61), max_age: Duration::from_secs(60) },
-        ErrorKind::Future { ahead: Duration::from_secs(61), max_future: Duration::from_secs(60) },
+        ErrorKind::Expired {
+            age: Duration::from_secs(61),
+            max_age: Duration::from_secs(60),
+        },
+        ErrorKind::Future {
+            ahead: Duration::from_secs(61),
+            max_future: Duration::from_secs(60),
+        },
         ErrorKind::SignatureMismatch,
         ErrorKind::MalformedSignature { reason: "x" },
         ErrorKind::MissingHeader("x-signature"),
@@ -265,7 +479,10 @@ fn every_error_message_is_lowercase_and_actionable() {
         ErrorKind::MissingTransactionId,
         ErrorKind::EmptySecret,
         ErrorKind::NoKeys,
-        ErrorKind::UnknownName { what: "scheme", expected: "a, b" },
+        ErrorKind::UnknownName {
+            what: "scheme",
+            expected: "a, b",
+        },
         ErrorKind::Replayed,
         ErrorKind::ReplayGuardUnavailable("timeout".into()),
     ];
@@ -276,7 +493,11 @@ fn every_error_message_is_lowercase_and_actionable() {
         assert!(text.len() > 20, "{text}");
         codes.insert(kind.code());
     }
-    assert_eq!(codes.len(), 17, "codes are distinct per class (the four url rules share one)");
+    assert_eq!(
+        codes.len(),
+        17,
+        "codes are distinct per class (the four url rules share one)"
+    );
 }
 
 #[test]
@@ -286,8 +507,19 @@ fn system_clock_and_fixed_clock() {
     assert_eq!(FixedClock::new(at()).now(), at());
     // Verifying against the real clock: a timestamp signed now is fresh.
     let signer = KamioKashWebhookSigner::new(key(SECRET));
-    let headers = owned(&signer.sign(&SignableRequest::body(b"{}"), countersign::SystemClock.now()).unwrap());
-    assert!(Verifier::kamiokash_webhook(key(SECRET)).verify(&ReceivedRequest::new(&headers, b"{}")).is_ok());
+    let headers = owned(
+        &signer
+            .sign(
+                &SignableRequest::body(b"{}"),
+                countersign::SystemClock.now(),
+            )
+            .unwrap(),
+    );
+    assert!(
+        Verifier::kamiokash_webhook(key(SECRET))
+            .verify(&ReceivedRequest::new(&headers, b"{}"))
+            .is_ok()
+    );
 }
 
 #[test]

@@ -27,7 +27,9 @@ impl SignatureCase {
     pub fn body_bytes(&self) -> Vec<u8> {
         match (&self.body, &self.body_base64) {
             (Some(b), _) => b.as_bytes().to_vec(),
-            (None, Some(b64)) => base64::engine::general_purpose::STANDARD.decode(b64).unwrap(),
+            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
             (None, None) => Vec::new(),
         }
     }

@@ -1,0 +1,179 @@
+//! The command line: `countersign sign|verify|explain|diagnose|demo`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Sign, verify, explain and diagnose KamioKash and Kitopay request signatures.
+///
+/// Secrets are read from an environment variable (--secret-env) or a file (--secret-file),
+/// never from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "countersign", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Sign a request (or a test webhook delivery) and print the headers to send.
+    Sign(SignArgs),
+    /// Verify a received signature; exit 0 valid, 1 rejected, 2 bad input.
+    Verify(VerifyArgs),
+    /// Show the exact message signed, byte by byte, field by field.
+    Explain(SignArgs),
+    /// Explain a signature mismatch: which well-known mistake would make it verify.
+    Diagnose(VerifyArgs),
+    /// Sign and verify the documented examples, and diagnose a trailing-slash mistake.
+    Demo,
+}
+
+/// The scheme names of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SchemeArg {
+    /// Kitopay full request signature.
+    Kitopay,
+    /// Kitopay simplified signature.
+    KitopaySimplified,
+    /// KamioKash request signature.
+    Kamiokash,
+    /// Kitopay webhook (full scheme over the webhook URL).
+    KitopayWebhook,
+    /// KamioKash webhook.
+    KamiokashWebhook,
+}
+
+impl SchemeArg {
+    pub(crate) fn scheme(self) -> countersign::Scheme {
+        use countersign::Scheme;
+        match self {
+            SchemeArg::Kitopay => Scheme::Kitopay,
+            SchemeArg::KitopaySimplified => Scheme::KitopaySimplified,
+            SchemeArg::Kamiokash => Scheme::KamioKash,
+            SchemeArg::KitopayWebhook => Scheme::KitopayWebhook,
+            SchemeArg::KamiokashWebhook => Scheme::KamioKashWebhook,
+        }
+    }
+
+    /// The environment variable read when neither --secret-env nor --secret-file is given.
+    pub(crate) fn default_secret_env(self) -> &'static str {
+        match self {
+            SchemeArg::Kitopay | SchemeArg::KitopaySimplified | SchemeArg::KitopayWebhook => {
+                "KITOPAY_SECRET"
+            }
+            SchemeArg::Kamiokash => "KAMIOKASH_SECRET",
+            SchemeArg::KamiokashWebhook => "KAMIOKASH_WEBHOOK_SECRET",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SlashArg {
+    Preserve,
+    Strip,
+    Require,
+}
+
+impl From<SlashArg> for countersign::TrailingSlash {
+    fn from(s: SlashArg) -> Self {
+        match s {
+            SlashArg::Preserve => countersign::TrailingSlash::Preserve,
+            SlashArg::Strip => countersign::TrailingSlash::Strip,
+            SlashArg::Require => countersign::TrailingSlash::Require,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SignFormat {
+    /// `Name: value` lines.
+    Headers,
+    /// One JSON object.
+    Json,
+    /// A ready curl command line.
+    Curl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum VerifyFormat {
+    Text,
+    Json,
+}
+
+/// The request's parts; which are required depends on the scheme.
+#[derive(Debug, Args)]
+pub(crate) struct RequestArgs {
+    /// The scheme.
+    #[arg(value_enum)]
+    pub(crate) scheme: SchemeArg,
+    /// Kitopay merchant id.
+    #[arg(long)]
+    pub(crate) merchant_id: Option<String>,
+    /// HTTP method, signed exactly as given (Kitopay schemes).
+    #[arg(long)]
+    pub(crate) method: Option<String>,
+    /// Request URL (Kitopay full schemes sign its canonical form; others only print it).
+    #[arg(long)]
+    pub(crate) url: Option<String>,
+    /// Transaction id (kitopay-simplified).
+    #[arg(long)]
+    pub(crate) transaction_id: Option<String>,
+    /// Body text, used verbatim (no newline added).
+    #[arg(long, conflicts_with = "body_file")]
+    pub(crate) body: Option<String>,
+    /// Body file, bytes verbatim (binary allowed); `-` reads standard input.
+    #[arg(long)]
+    pub(crate) body_file: Option<PathBuf>,
+    /// Trailing-slash policy for the URL.
+    #[arg(long, value_enum, default_value = "preserve")]
+    pub(crate) trailing_slash: SlashArg,
+    /// Read the secret from this file (one trailing newline stripped).
+    #[arg(long, conflicts_with = "secret_env")]
+    pub(crate) secret_file: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SignArgs {
+    #[command(flatten)]
+    pub(crate) request: RequestArgs,
+    /// KamioKash public API key (X-API-Key).
+    #[arg(long)]
+    pub(crate) api_key: Option<String>,
+    /// Timestamp to sign, in the provider's format (UNIX seconds or RFC 3339). Defaults to now.
+    #[arg(long)]
+    pub(crate) timestamp: Option<String>,
+    /// Read the secret from this environment variable (defaults per scheme).
+    #[arg(long)]
+    pub(crate) secret_env: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "headers")]
+    pub(crate) format: SignFormat,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    pub(crate) request: RequestArgs,
+    /// The timestamp header's value, exactly as received.
+    #[arg(long)]
+    pub(crate) timestamp: String,
+    /// The signature header's value (64 hex characters).
+    #[arg(long)]
+    pub(crate) signature: String,
+    /// The current time, in the provider's format. Defaults to the system clock.
+    #[arg(long)]
+    pub(crate) now: Option<String>,
+    /// Oldest acceptable timestamp, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) max_age: u64,
+    /// Furthest acceptable future timestamp, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) max_future: u64,
+    /// Environment variable holding a secret; repeat for rotation (the match is reported).
+    #[arg(long)]
+    pub(crate) secret_env: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: VerifyFormat,
+}

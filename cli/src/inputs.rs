@@ -1,0 +1,225 @@
+//! Turning arguments into library inputs: body, URL, secrets. Every failure is a one-line
+//! usage error (exit 2) that says what to fix and never contains a secret.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use countersign::{
+    CanonicalUrl, KamioKashSigner, KamioKashWebhookSigner, KitopaySigner, KitopaySimplifiedSigner,
+    Scheme, SecretKey, SignableRequest, Signer,
+};
+use zeroize::Zeroizing;
+
+use crate::args::RequestArgs;
+
+/// A bad-usage or bad-input error: exit code 2.
+#[derive(Debug)]
+pub(crate) struct Usage(pub(crate) String);
+
+impl From<countersign::Error> for Usage {
+    fn from(e: countersign::Error) -> Self {
+        Usage(e.to_string())
+    }
+}
+
+/// Where the body came from (for the curl output).
+#[derive(Debug, Clone)]
+pub(crate) enum BodySource {
+    None,
+    Text(String),
+    File(PathBuf),
+}
+
+/// The request inputs, checked against what the scheme needs.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub(crate) scheme: Scheme,
+    pub(crate) merchant_id: Option<String>,
+    pub(crate) method: Option<String>,
+    /// The canonical URL, for schemes that sign it.
+    pub(crate) url: Option<CanonicalUrl>,
+    pub(crate) raw_url: Option<String>,
+    pub(crate) transaction_id: Option<String>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) body_source: BodySource,
+}
+
+fn need<'a>(value: &'a Option<String>, flag: &str, scheme: Scheme) -> Result<&'a str, Usage> {
+    value
+        .as_deref()
+        .ok_or_else(|| Usage(format!("{flag} is required for the {scheme} scheme")))
+}
+
+impl Loaded {
+    pub(crate) fn from_args(a: &RequestArgs) -> Result<Self, Usage> {
+        let scheme = a.scheme.scheme();
+        if scheme.is_kitopay() {
+            need(&a.merchant_id, "--merchant-id", scheme)?;
+            need(&a.method, "--method", scheme)?;
+        }
+        if scheme == Scheme::KitopaySimplified {
+            need(&a.transaction_id, "--transaction-id", scheme)?;
+        }
+        let url = if scheme.signs_url() {
+            let raw = need(&a.url, "--url", scheme)?;
+            Some(
+                CanonicalUrl::parse_with(raw, a.trailing_slash.into())
+                    .map_err(|e| Usage(format!("--url: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let (body, body_source) = match (&a.body, &a.body_file) {
+            (Some(text), _) => (text.clone().into_bytes(), BodySource::Text(text.clone())),
+            (None, Some(path)) => (read_body(path)?, BodySource::File(path.clone())),
+            (None, None) => (Vec::new(), BodySource::None),
+        };
+        let loaded = Loaded {
+            scheme,
+            merchant_id: a.merchant_id.clone(),
+            method: a.method.clone(),
+            url,
+            raw_url: a.url.clone(),
+            transaction_id: a.transaction_id.clone(),
+            body,
+            body_source,
+        };
+        loaded.signable()?;
+        Ok(loaded)
+    }
+
+    /// The URL to show (canonical where the scheme signs it, else canonicalised for display).
+    pub(crate) fn display_url(&self) -> Option<String> {
+        match (&self.url, &self.raw_url) {
+            (Some(url), _) => Some(url.as_str().to_owned()),
+            (None, Some(raw)) => Some(
+                CanonicalUrl::parse(raw)
+                    .map(String::from)
+                    .unwrap_or_else(|_| raw.clone()),
+            ),
+            (None, None) => None,
+        }
+    }
+
+    pub(crate) fn signable(&self) -> Result<SignableRequest<'_>, Usage> {
+        let bad_method = |e: countersign::Error| Usage(format!("--method: {e}"));
+        Ok(match (self.scheme, &self.method, &self.url) {
+            (Scheme::Kitopay | Scheme::KitopayWebhook, Some(m), Some(u)) => {
+                SignableRequest::new(m, u, &self.body).map_err(bad_method)?
+            }
+            (Scheme::KitopaySimplified, Some(m), _) => {
+                SignableRequest::simplified(m, self.transaction_id.as_deref().unwrap_or_default())
+                    .map_err(bad_method)?
+            }
+            _ => SignableRequest::body(&self.body),
+        })
+    }
+
+    pub(crate) fn signer(
+        &self,
+        secret: Secret,
+        api_key: Option<&str>,
+    ) -> Result<Box<dyn Signer>, Usage> {
+        let key = secret.key()?;
+        let merchant = self.merchant_id.as_deref().unwrap_or_default();
+        Ok(match self.scheme {
+            Scheme::Kitopay => Box::new(KitopaySigner::new(merchant, key)?),
+            Scheme::KitopayWebhook => Box::new(KitopaySigner::for_webhooks(merchant, key)?),
+            Scheme::KitopaySimplified => Box::new(KitopaySimplifiedSigner::new(merchant, key)?),
+            Scheme::KamioKash => {
+                let api_key = api_key.ok_or_else(|| {
+                    Usage("--api-key is required for the kamiokash scheme".into())
+                })?;
+                Box::new(KamioKashSigner::new(api_key, key)?)
+            }
+            _ => Box::new(KamioKashWebhookSigner::new(key)),
+        })
+    }
+}
+
+fn read_body(path: &Path) -> Result<Vec<u8>, Usage> {
+    let mut bytes = Vec::new();
+    let result = if path == Path::new("-") {
+        std::io::stdin().read_to_end(&mut bytes).map(|_| ())
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes).map(|_| ()))
+    };
+    result.map_err(|e| Usage(format!("--body-file {}: {e}", path.display())))?;
+    Ok(bytes)
+}
+
+/// A secret and the name it is reported by (env var name, or `file:PATH`).
+pub(crate) struct Secret {
+    pub(crate) id: String,
+    text: Zeroizing<String>,
+}
+
+impl Secret {
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub(crate) fn key(&self) -> Result<SecretKey, Usage> {
+        SecretKey::new(self.text())
+            .map_err(|_| Usage(format!("the secret from {} is empty", self.id)))
+    }
+
+    fn from_env(name: &str) -> Result<Self, Usage> {
+        match std::env::var(name) {
+            Ok(text) => Ok(Secret {
+                id: name.to_owned(),
+                text: Zeroizing::new(text),
+            }),
+            Err(std::env::VarError::NotPresent) => Err(Usage(format!(
+                "missing secret: environment variable {name} is not set; export it, or pass --secret-env NAME or --secret-file PATH"
+            ))),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(Usage(format!("the secret in {name} is not valid UTF-8")))
+            }
+        }
+    }
+
+    fn from_file(path: &Path) -> Result<Self, Usage> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| Usage(format!("--secret-file {}: {e}", path.display())))?;
+        let mut text = String::from_utf8(bytes)
+            .map_err(|_| Usage(format!("--secret-file {}: not valid UTF-8", path.display())))?;
+        if text.ends_with('\n') {
+            text.pop();
+            if text.ends_with('\r') {
+                text.pop();
+            }
+        }
+        Ok(Secret {
+            id: format!("file:{}", path.display()),
+            text: Zeroizing::new(text),
+        })
+    }
+
+    /// Exactly one secret (sign, explain).
+    pub(crate) fn one(a: &RequestArgs, env: Option<&str>) -> Result<Self, Usage> {
+        match (a.secret_file.as_slice(), env) {
+            ([], None) => Self::from_env(a.scheme.default_secret_env()),
+            ([], Some(name)) => Self::from_env(name),
+            ([path], None) => Self::from_file(path),
+            _ => Err(Usage(
+                "give one secret: --secret-env NAME or --secret-file PATH".into(),
+            )),
+        }
+    }
+
+    /// One or more secrets (verify, diagnose): rotation.
+    pub(crate) fn many(a: &RequestArgs, envs: &[String]) -> Result<Vec<Self>, Usage> {
+        let mut out = Vec::new();
+        for name in envs {
+            out.push(Self::from_env(name)?);
+        }
+        for path in &a.secret_file {
+            out.push(Self::from_file(path)?);
+        }
+        if out.is_empty() {
+            out.push(Self::from_env(a.scheme.default_secret_env())?);
+        }
+        Ok(out)
+    }
+}

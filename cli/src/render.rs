@@ -1,0 +1,108 @@
+//! Making bytes visible: escaping, the field table, side-by-side comparison.
+
+use std::fmt::Write as _;
+
+use countersign::StringToSign;
+
+/// Printable ASCII as is; `\` `\n` `\r` `\t` as escapes; every other byte (control and
+/// non-ASCII) as `\xNN`.
+pub(crate) fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out
+}
+
+/// The message as a table of fields with byte offsets, then the whole message escaped.
+pub(crate) fn explain_message(message: &StringToSign<'_>) -> String {
+    let mut out = String::new();
+    let total = message.len();
+    let _ = writeln!(out, "message: {total} bytes");
+    let mut offset = 0;
+    let mut merged: Vec<(countersign::FieldName, Vec<u8>)> = Vec::new();
+    for (name, bytes) in message.parts() {
+        match merged.last_mut() {
+            Some((last, acc)) if *last == name => acc.extend_from_slice(bytes),
+            _ => merged.push((name, bytes.to_vec())),
+        }
+    }
+    for (name, bytes) in &merged {
+        let end = offset + bytes.len();
+        let _ = writeln!(
+            out,
+            "  [{offset:>5}..{end:>5})  {:<15} {:>5} B  {}",
+            name.as_str(),
+            bytes.len(),
+            escape(bytes)
+        );
+        offset = end;
+    }
+    let _ = writeln!(
+        out,
+        "string to sign (escaped):\n{}",
+        escape(&message.to_bytes())
+    );
+    out
+}
+
+/// Two messages, one per line, aligned, with a caret under the first differing byte.
+pub(crate) fn side_by_side(
+    left_label: &str,
+    left: &[u8],
+    right_label: &str,
+    right: &[u8],
+) -> String {
+    let first_diff = left
+        .iter()
+        .zip(right)
+        .position(|(a, b)| a != b)
+        .unwrap_or(left.len().min(right.len()));
+    let width = left_label.len().max(right_label.len());
+    let prefix_escaped = escape(&left[..first_diff]).chars().count();
+    format!(
+        "{left_label:>width$}: {}\n{right_label:>width$}: {}\n{:>width$}  {}^ first difference at byte {first_diff}\n",
+        escape(left),
+        escape(right),
+        "",
+        " ".repeat(prefix_escaped),
+    )
+}
+
+/// A string for a POSIX shell, single-quoted.
+pub(crate) fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_makes_every_byte_visible() {
+        assert_eq!(
+            escape(b"a\\b\n\t\x00\xc3\xbc~"),
+            "a\\\\b\\n\\t\\x00\\xc3\\xbc~"
+        );
+    }
+
+    #[test]
+    fn shell_quote_survives_quotes() {
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn side_by_side_points_at_the_difference() {
+        let text = side_by_side("ours", b"abc/", "theirs", b"abc");
+        assert!(text.contains("first difference at byte 3"), "{text}");
+    }
+}

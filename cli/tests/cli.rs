@@ -1,0 +1,830 @@
+//! The CLI contract, run as a user would: the binary, its stdout/stderr and exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_countersign"));
+    for var in [
+        "KITOPAY_SECRET",
+        "KAMIOKASH_SECRET",
+        "KAMIOKASH_WEBHOOK_SECRET",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(bytes) = stdin {
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn cases() -> Vec<Value> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/vectors/signatures.json"
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["cases"].as_array().unwrap().clone()
+}
+
+fn secret_env(scheme: &str) -> &'static str {
+    match scheme {
+        "kamiokash" => "KAMIOKASH_SECRET",
+        "kamiokash-webhook" => "KAMIOKASH_WEBHOOK_SECRET",
+        _ => "KITOPAY_SECRET",
+    }
+}
+
+fn body_of(case: &Value) -> Vec<u8> {
+    match (case["body"].as_str(), case["body_base64"].as_str()) {
+        (Some(b), _) => b.as_bytes().to_vec(),
+        (None, Some(b)) => base64::engine::general_purpose::STANDARD.decode(b).unwrap(),
+        _ => Vec::new(),
+    }
+}
+
+/// The scheme's inputs as arguments; the body goes through stdin so binary bodies work.
+fn input_args(case: &Value) -> Vec<String> {
+    let mut args = vec![case["scheme"].as_str().unwrap().to_owned()];
+    for (key, flag) in [
+        ("merchant_id", "--merchant-id"),
+        ("method", "--method"),
+        ("url", "--url"),
+        ("transaction_id", "--transaction-id"),
+    ] {
+        if let Some(v) = case[key].as_str() {
+            args.extend([flag.to_owned(), v.to_owned()]);
+        }
+    }
+    if case["scheme"] != "kitopay-simplified" {
+        args.extend(["--body-file".to_owned(), "-".to_owned()]);
+    }
+    args
+}
+
+#[test]
+fn sign_every_vector_in_every_format() {
+    for case in cases() {
+        let name = case["name"].as_str().unwrap();
+        let scheme = case["scheme"].as_str().unwrap();
+        let secret = case["secret"].as_str().unwrap();
+        let body = body_of(&case);
+        let mut base = input_args(&case);
+        base.insert(0, "sign".into());
+        base.extend([
+            "--timestamp".into(),
+            case["timestamp"].as_str().unwrap().into(),
+        ]);
+        if let Some(k) = case["api_key"].as_str() {
+            base.extend(["--api-key".into(), k.into()]);
+        }
+        if case["url"].is_null() {
+            base.extend(["--url".into(), "https://api.example.test/endpoint".into()]);
+        }
+
+        // headers
+        let o = run(
+            bin().args(&base).env(secret_env(scheme), secret),
+            Some(&body),
+        );
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        let expected: String = case["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}: {}\n", v.as_str().unwrap()))
+            .collect();
+        let mut got: Vec<&str> = std::str::from_utf8(&o.stdout).unwrap().lines().collect();
+        let mut want: Vec<&str> = expected.lines().collect();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want, "{name}");
+
+        // json
+        let mut args = base.clone();
+        args.extend(["--format".into(), "json".into()]);
+        let o = run(
+            bin().args(&args).env(secret_env(scheme), secret),
+            Some(&body),
+        );
+        let json: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{name}: {e}: {}", text(&o)));
+        assert_eq!(json["scheme"], scheme, "{name}");
+        assert_eq!(json["headers"], case["headers"], "{name}");
+        assert_eq!(json["signature"], case["signature"], "{name}");
+        if let Some(sts) = case["string_to_sign"].as_str() {
+            assert_eq!(json["string_to_sign"], sts, "{name}");
+        }
+        if scheme == "kitopay" || scheme == "kitopay-webhook" {
+            assert_eq!(json["url"], case["url"], "{name}");
+        } else {
+            assert!(json.get("url").is_none(), "{name}");
+        }
+
+        // curl
+        let mut args = base.clone();
+        args.extend(["--format".into(), "curl".into()]);
+        let o = run(
+            bin().args(&args).env(secret_env(scheme), secret),
+            Some(&body),
+        );
+        let curl = String::from_utf8(o.stdout).unwrap();
+        assert!(curl.starts_with("curl "), "{name}: {curl}");
+        assert!(curl.contains(case["signature"].as_str().unwrap()), "{name}");
+        assert!(
+            curl.contains("--data-binary '@-'") || case["scheme"] == "kitopay-simplified",
+            "{name}: {curl}"
+        );
+
+        // secrets never printed
+        for out in [&curl, &expected] {
+            assert!(!out.contains(secret), "{name}");
+        }
+    }
+}
+
+#[test]
+fn verify_every_vector_then_tampered_then_json() {
+    for case in cases() {
+        let name = case["name"].as_str().unwrap();
+        let scheme = case["scheme"].as_str().unwrap();
+        let secret = case["secret"].as_str().unwrap();
+        let ts = case["timestamp"].as_str().unwrap();
+        let mut args = vec!["verify".to_owned()];
+        args.extend(input_args(&case));
+        args.extend([
+            "--timestamp".into(),
+            ts.into(),
+            "--now".into(),
+            ts.into(),
+            "--signature".into(),
+            case["signature"].as_str().unwrap().into(),
+        ]);
+        let body = body_of(&case);
+        let o = run(
+            bin().args(&args).env(secret_env(scheme), secret),
+            Some(&body),
+        );
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o));
+        assert!(
+            text(&o).contains(secret_env(scheme)),
+            "{name}: reports the key"
+        );
+
+        let mut tampered = body.clone();
+        tampered.push(b'!');
+        let o = run(
+            bin()
+                .args(&args)
+                .arg("--format")
+                .arg("json")
+                .env(secret_env(scheme), secret),
+            Some(&tampered),
+        );
+        let json: Value = serde_json::from_slice(&o.stdout).unwrap();
+        if scheme == "kitopay-simplified" {
+            assert_eq!(json["valid"], true, "{name}");
+        } else {
+            assert_eq!(o.status.code(), Some(1), "{name}");
+            assert_eq!(json["valid"], false);
+            assert_eq!(json["reason"], "signature_mismatch", "{name}");
+        }
+        assert!(!text(&o).contains(secret));
+    }
+}
+
+const M: &str = "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148";
+const S: &str = "dev_sec_7HdEmJy9NXTc3S7LMYEf92FAUeThRSTyHFgHBMH78YKz2uQho596jEУvEiERKDm9";
+const URL: &str = "https://api.dev.kitopay.com/api/v1/merchants/payins/";
+const BODY: &str = r#"{"reference_id":"tx-123","payment":{"amount":49.23,"currency":"EUR"},"customer":{"id":"1","first_name":"John","last_name":"Doe"}}"#;
+const SIG: &str = "656b4d8be9283517dd5e521f157ab52fbe187cd6cbda197a3af1e58958d41f5c";
+
+fn kitopay_verify(extra: &[&str]) -> Command {
+    let mut cmd = bin();
+    cmd.args([
+        "verify",
+        "kitopay",
+        "--merchant-id",
+        M,
+        "--method",
+        "POST",
+        "--url",
+        URL,
+        "--body",
+        BODY,
+        "--timestamp",
+        "1601234567",
+    ])
+    .args(extra)
+    .env("KITOPAY_SECRET", S);
+    cmd
+}
+
+#[test]
+fn verify_exit_codes_and_reasons() {
+    let ok = run(
+        &mut kitopay_verify(&["--signature", SIG, "--now", "1601234600"]),
+        None,
+    );
+    assert_eq!(ok.status.code(), Some(0));
+    let expired = run(
+        &mut kitopay_verify(&[
+            "--signature",
+            SIG,
+            "--now",
+            "1601234628",
+            "--format",
+            "json",
+        ]),
+        None,
+    );
+    assert_eq!(expired.status.code(), Some(1));
+    let j: Value = serde_json::from_slice(&expired.stdout).unwrap();
+    assert_eq!(j["reason"], "expired");
+    let future = run(
+        &mut kitopay_verify(&[
+            "--signature",
+            SIG,
+            "--now",
+            "1601234500",
+            "--format",
+            "json",
+        ]),
+        None,
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&future.stdout).unwrap()["reason"],
+        "future"
+    );
+    let wide = run(
+        &mut kitopay_verify(&[
+            "--signature",
+            SIG,
+            "--now",
+            "1601234500",
+            "--max-future",
+            "100",
+        ]),
+        None,
+    );
+    assert_eq!(wide.status.code(), Some(0));
+    let malformed_sig = run(
+        &mut kitopay_verify(&[
+            "--signature",
+            "xyz",
+            "--now",
+            "1601234567",
+            "--format",
+            "json",
+        ]),
+        None,
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&malformed_sig.stdout).unwrap()["reason"],
+        "malformed_signature"
+    );
+    let text_reject = run(
+        &mut kitopay_verify(&["--signature", &"0".repeat(64), "--now", "1601234567"]),
+        None,
+    );
+    assert_eq!(text_reject.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&text_reject.stderr).contains("signature_mismatch"));
+
+    let mut bad_ts = bin();
+    bad_ts
+        .args([
+            "verify",
+            "kitopay",
+            "--merchant-id",
+            M,
+            "--method",
+            "POST",
+            "--url",
+            URL,
+            "--timestamp",
+            "16O1234567",
+            "--now",
+            "1601234567",
+            "--signature",
+            SIG,
+            "--format",
+            "json",
+        ])
+        .env("KITOPAY_SECRET", S);
+    let o = run(&mut bad_ts, None);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()["reason"],
+        "malformed_timestamp"
+    );
+
+    // Exit 2: bad URL, missing secret, unreadable file, missing required argument.
+    let o = run(
+        bin()
+            .args([
+                "verify",
+                "kitopay",
+                "--merchant-id",
+                M,
+                "--method",
+                "POST",
+                "--url",
+                "ftp://x/",
+                "--timestamp",
+                "1",
+                "--signature",
+                SIG,
+            ])
+            .env("KITOPAY_SECRET", S),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1);
+    let o = run(
+        bin().args([
+            "verify",
+            "kitopay",
+            "--merchant-id",
+            M,
+            "--method",
+            "POST",
+            "--url",
+            URL,
+            "--timestamp",
+            "1",
+            "--signature",
+            SIG,
+        ]),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("KITOPAY_SECRET"));
+    let o = run(
+        bin()
+            .args([
+                "sign",
+                "kamiokash",
+                "--api-key",
+                "pk",
+                "--body-file",
+                "/nonexistent/body",
+            ])
+            .env("KAMIOKASH_SECRET", "s"),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(
+        bin()
+            .args(["sign", "kitopay", "--method", "POST", "--url", URL])
+            .env("KITOPAY_SECRET", S),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--merchant-id"));
+    let o = run(
+        bin()
+            .args([
+                "sign",
+                "kitopay",
+                "--merchant-id",
+                M,
+                "--method",
+                "PO ST",
+                "--url",
+                URL,
+            ])
+            .env("KITOPAY_SECRET", S),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    // There is no --secret flag.
+    let o = run(
+        bin().args(["sign", "kamiokash-webhook", "--secret", "x"]),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn rotation_reports_which_key_matched() {
+    let o = run(
+        kitopay_verify(&[
+            "--signature",
+            SIG,
+            "--now",
+            "1601234567",
+            "--secret-env",
+            "OLD_SECRET",
+            "--secret-env",
+            "NEW_SECRET",
+            "--format",
+            "json",
+        ])
+        .env("OLD_SECRET", "retired")
+        .env("NEW_SECRET", S),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j, serde_json::json!({"valid": true, "key": "NEW_SECRET"}));
+    let o = run(
+        kitopay_verify(&[
+            "--signature",
+            SIG,
+            "--now",
+            "1601234567",
+            "--secret-env",
+            "OLD_SECRET",
+        ])
+        .env("OLD_SECRET", "retired"),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn secret_file_strips_one_newline_and_binary_stdin_bodies_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret");
+    std::fs::write(&path, format!("{S}\n")).unwrap();
+    let body: &[u8] = &[0x00, 0xff, 0xfe, 0x80, 0x41, 0x0a];
+    let o = run(
+        bin()
+            .args([
+                "sign",
+                "kitopay",
+                "--merchant-id",
+                M,
+                "--method",
+                "PUT",
+                "--url",
+                "https://api.dev.kitopay.com/api/v1/merchants/files/7",
+                "--timestamp",
+                "1601234567",
+                "--body-file",
+                "-",
+                "--secret-file",
+            ])
+            .arg(&path),
+        Some(body),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("ad36b7eca809a535684f2c0aecd3763fe5348f108a2727af0960036ee1d37da8")
+    );
+    let body_path = dir.path().join("body.bin");
+    std::fs::write(&body_path, body).unwrap();
+    let o = run(
+        bin()
+            .args([
+                "explain",
+                "kitopay",
+                "--merchant-id",
+                M,
+                "--method",
+                "PUT",
+                "--url",
+                "https://api.dev.kitopay.com/api/v1/merchants/files/7",
+                "--timestamp",
+                "1601234567",
+                "--body-file",
+            ])
+            .arg(&body_path)
+            .arg("--secret-file")
+            .arg(&path),
+        None,
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains(r"\x00\xff\xfe\x80A\n"), "{out}");
+    assert!(out.contains("ad36b7eca809a535684f2c0aecd3763fe5348f108a2727af0960036ee1d37da8"));
+    assert!(!out.contains(S));
+}
+
+#[test]
+fn explain_shows_fields_offsets_and_escapes() {
+    let o = run(
+        bin()
+            .args([
+                "explain",
+                "kamiokash",
+                "--api-key",
+                "kk_test_pk_8c1f0b2e",
+                "--body",
+                "{\"a\":\"ü\"}\n",
+                "--timestamp",
+                "2026-01-27T09:23:06.658Z",
+            ])
+            .env("KAMIOKASH_SECRET", "kk_test_sk_3b9d7f51a2c64e0e9f7d"),
+        None,
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("message: 36 bytes"), "{out}");
+    assert!(out.contains("[    0..   11)  body"), "{out}");
+    assert!(out.contains(r#"{"a":"\xc3\xbc"}\n"#), "{out}");
+    assert!(out.contains("[   11..   12)  delimiter"), "{out}");
+    assert!(out.contains("[   12..   36)  timestamp"), "{out}");
+}
+
+fn diagnose_kitopay(
+    url: &str,
+    body: &str,
+    method: &str,
+    ts: &str,
+    sig: &str,
+    secret: &str,
+) -> (Option<i32>, Value) {
+    let o = run(
+        bin()
+            .args([
+                "diagnose",
+                "kitopay",
+                "--merchant-id",
+                M,
+                "--method",
+                method,
+                "--url",
+                url,
+                "--body",
+                body,
+                "--timestamp",
+                ts,
+                "--now",
+                "1601234567",
+                "--signature",
+                sig,
+                "--format",
+                "json",
+            ])
+            .env("KITOPAY_SECRET", secret),
+        None,
+    );
+    assert!(!text(&o).contains(S));
+    (
+        o.status.code(),
+        serde_json::from_slice(&o.stdout).unwrap_or(Value::Null),
+    )
+}
+
+fn sign_kitopay(url: &str, body: &str, method: &str, ts: &str, secret: &str) -> String {
+    let o = run(
+        bin()
+            .args([
+                "sign",
+                "kitopay",
+                "--merchant-id",
+                M,
+                "--method",
+                method,
+                "--url",
+                url,
+                "--body",
+                body,
+                "--timestamp",
+                ts,
+                "--format",
+                "json",
+            ])
+            .env("KITOPAY_SECRET", secret),
+        None,
+    );
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", text(&o)));
+    j["signature"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn diagnose_names_each_hypothesis() {
+    let pretty =
+        serde_json::to_string_pretty(&serde_json::from_str::<Value>(BODY).unwrap()).unwrap();
+    let secret_nl = format!("{S}\n");
+    // (what the sender signed) -> (what we have), expected hypothesis
+    let cases: Vec<(&str, String, &str, &str, &str, &str, &str, String, &str)> = vec![
+        (
+            URL,
+            BODY.into(),
+            "POST",
+            "1601234567",
+            S,
+            "https://api.dev.kitopay.com/api/v1/merchants/payins",
+            BODY,
+            "POST".into(),
+            "trailing_slash_added",
+        ),
+        (
+            "https://api.dev.kitopay.com/api/v1/merchants/payins",
+            BODY.into(),
+            "POST",
+            "1601234567",
+            S,
+            URL,
+            BODY,
+            "POST".into(),
+            "trailing_slash_removed",
+        ),
+        (
+            "http://api.dev.kitopay.com/api/v1/merchants/payins/",
+            BODY.into(),
+            "POST",
+            "1601234567",
+            S,
+            URL,
+            BODY,
+            "POST".into(),
+            "http_instead_of_https",
+        ),
+        (
+            URL,
+            format!("{BODY}\n"),
+            "POST",
+            "1601234567",
+            S,
+            URL,
+            BODY,
+            "POST".into(),
+            "body_trailing_newline_added",
+        ),
+        (
+            URL,
+            pretty.clone(),
+            "POST",
+            "1601234567",
+            S,
+            URL,
+            BODY,
+            "POST".into(),
+            "body_pretty_printed",
+        ),
+        (
+            URL,
+            BODY.into(),
+            "POST",
+            "1601234567",
+            S,
+            URL,
+            &pretty,
+            "POST".into(),
+            "body_minified",
+        ),
+        (
+            URL,
+            BODY.into(),
+            "post",
+            "1601234567",
+            S,
+            URL,
+            BODY,
+            "POST".into(),
+            "method_lowercase",
+        ),
+        (
+            URL,
+            BODY.into(),
+            "POST",
+            "1601234567",
+            &secret_nl,
+            URL,
+            BODY,
+            "POST".into(),
+            "secret_whitespace",
+        ),
+    ];
+    for (s_url, s_body, s_method, s_ts, s_secret, r_url, r_body, r_method, expected) in cases {
+        let sig = sign_kitopay(s_url, &s_body, s_method, s_ts, s_secret);
+        let (code, j) = diagnose_kitopay(r_url, r_body, &r_method, "1601234567", &sig, S);
+        assert_eq!(code, Some(1), "{expected}: {j}");
+        assert_eq!(j["hypothesis"], expected, "{j}");
+    }
+    // Default port: the sender signed ":443" explicitly (not canonical, so signed via the library).
+    let with_port = countersign::StringToSign::kamiokash_webhook(
+        "",
+        format!("{M}1601234567POSThttps://api.dev.kitopay.com:443/api/v1/merchants/payins/{BODY}")
+            .as_bytes(),
+    )
+    .sign(&countersign::SecretKey::new(S).unwrap())
+    .to_string();
+    let (_, j) = diagnose_kitopay(URL, BODY, "POST", "1601234567", &with_port, S);
+    assert_eq!(j["hypothesis"], "default_port_added");
+    // Milliseconds: the sender put seconds in the header but signed milliseconds (the CLI
+    // refuses to sign such a timestamp, so sign through the library).
+    let url = countersign::CanonicalUrl::parse(URL).unwrap();
+    let millis =
+        countersign::StringToSign::kitopay(M, "1601234567000", "POST", &url, BODY.as_bytes())
+            .sign(&countersign::SecretKey::new(S).unwrap())
+            .to_string();
+    let (_, j) = diagnose_kitopay(URL, BODY, "POST", "1601234567", &millis, S);
+    assert_eq!(j["hypothesis"], "timestamp_millis");
+    // A valid signature: exit 0.
+    let (code, j) = diagnose_kitopay(URL, BODY, "POST", "1601234567", SIG, S);
+    assert_eq!((code, j["valid"].clone()), (Some(0), Value::Bool(true)));
+    // Nothing explains a random signature.
+    let (code, j) = diagnose_kitopay(URL, BODY, "POST", "1601234567", &"ab".repeat(32), S);
+    assert_eq!(code, Some(1));
+    assert!(j.get("hypothesis").is_none());
+}
+
+#[test]
+fn diagnose_kamiokash_message_order_and_text_output() {
+    let secret = "kk_test_sk_3b9d7f51a2c64e0e9f7d";
+    let ts = "2026-01-27T09:23:06.658Z";
+    let body = r#"{"wallet_id":"w_123"}"#;
+    // The sender used the webhook order for a request.
+    let o = run(
+        bin()
+            .args([
+                "sign",
+                "kamiokash-webhook",
+                "--body",
+                body,
+                "--timestamp",
+                ts,
+                "--format",
+                "json",
+            ])
+            .env("KAMIOKASH_WEBHOOK_SECRET", secret),
+        None,
+    );
+    let sig = serde_json::from_slice::<Value>(&o.stdout).unwrap()["signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let o = run(
+        bin()
+            .args([
+                "diagnose",
+                "kamiokash",
+                "--body",
+                body,
+                "--timestamp",
+                ts,
+                "--now",
+                ts,
+                "--signature",
+                &sig,
+            ])
+            .env("KAMIOKASH_SECRET", secret),
+        None,
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out.contains("webhook order"), "{out}");
+    assert!(out.contains("first difference at byte 0"), "{out}");
+    assert!(!out.contains(secret));
+    // Timestamp without milliseconds.
+    let o = run(
+        bin()
+            .args([
+                "sign",
+                "kamiokash",
+                "--api-key",
+                "pk",
+                "--body",
+                body,
+                "--timestamp",
+                "2026-01-27T09:23:06Z",
+                "--format",
+                "json",
+            ])
+            .env("KAMIOKASH_SECRET", secret),
+        None,
+    );
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        j["headers"]["X-Timestamp"], "2026-01-27T09:23:06.000Z",
+        "toISOString form"
+    );
+}
+
+#[test]
+fn demo_runs_and_shows_the_trailing_slash_diagnosis() {
+    let o = run(bin().arg("demo"), None);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("656b4d8be9283517dd5e521f157ab52fbe187cd6cbda197a3af1e58958d41f5c"));
+    assert!(out.contains("6307031171ff7ce2a46a2535b8b062115c57a045714434b0ec3d047cb5e2f325"));
+    assert!(out.contains("trailing slash"));
+    assert!(!out.contains("dev_sec_"), "the demo never prints a secret");
+    assert!(!out.contains("kk_test_sk_"));
+}

@@ -1,0 +1,431 @@
+//! A debugging tool: which single well-known mistake explains a signature mismatch?
+//! (feature `diagnose`)
+//!
+//! **Never call this on a production verification path.** It computes MACs of many
+//! variants of a message and tells which one matches a given signature: that is a
+//! signature oracle. It exists for people holding their own secret and a failing request,
+//! at a terminal (`countersign diagnose`) or in a test.
+//!
+//! The hypotheses, each tried alone: trailing slash added or removed; default port written
+//! out; http instead of https (and back); a trailing newline added to or removed from the
+//! body; the JSON body pretty-printed or minified; the method in another case; the timestamp
+//! in milliseconds instead of seconds (and back); whitespace around the secret; the KamioKash
+//! webhook message order used for a request (and back). A hypothesis is reported only if the
+//! signature verifies under it.
+//!
+//! # Examples
+//!
+//! ```
+//! use countersign::diagnose::{diagnose, Diagnosis, Hypothesis, Inputs};
+//! use countersign::{CanonicalUrl, Scheme};
+//!
+//! // The sender signed ".../payins" but we expected ".../payins/".
+//! let url = CanonicalUrl::parse("https://api.dev.kitopay.com/api/v1/merchants/payins/")?;
+//! let inputs = Inputs {
+//!     scheme: Scheme::Kitopay,
+//!     secret: "dev_sec_7HdEmJy9NXTc3S7LMYEf92FAUeThRSTyHFgHBMH78YKz2uQho596jEУvEiERKDm9",
+//!     merchant_id: "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148",
+//!     timestamp: "1601234567",
+//!     method: "POST",
+//!     url: Some(&url),
+//!     body: br#"{"reference_id":"tx-123","payment":{"amount":49.23,"currency":"EUR"},"customer":{"id":"1","first_name":"John","last_name":"Doe"}}"#,
+//!     transaction_id: "",
+//!     signature: "ec8a4f5261b12ca64dbd8acde2f8d380ad63939db937e76156435530da2daa48",
+//! };
+//! match diagnose(&inputs)? {
+//!     Diagnosis::Explained(finding) => assert_eq!(finding.hypothesis, Hypothesis::TrailingSlashRemoved),
+//!     other => panic!("{other:?}"),
+//! }
+//! # Ok::<(), countersign::Error>(())
+//! ```
+
+use core::fmt;
+
+use crate::error::Error;
+use crate::key::SecretKey;
+use crate::message::StringToSign;
+use crate::scheme::Scheme;
+use crate::signature::Signature;
+use crate::url::CanonicalUrl;
+
+/// What the receiver knows: the inputs as it believes they were, and the signature received.
+///
+/// Fields a scheme does not use are ignored (pass `""` / `None`).
+///
+/// # Examples
+///
+/// See the [module documentation](self).
+#[derive(Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// The secret, as text (needed to try whitespace variants).
+    pub secret: &'a str,
+    /// Kitopay merchant id.
+    pub merchant_id: &'a str,
+    /// The timestamp header's raw text.
+    pub timestamp: &'a str,
+    /// The method (Kitopay schemes).
+    pub method: &'a str,
+    /// The canonical URL (Kitopay full schemes).
+    pub url: Option<&'a CanonicalUrl>,
+    /// The body bytes.
+    pub body: &'a [u8],
+    /// The transaction id (simplified scheme).
+    pub transaction_id: &'a str,
+    /// The signature received (hex).
+    pub signature: &'a str,
+}
+
+impl fmt::Debug for Inputs<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inputs")
+            .field("scheme", &self.scheme)
+            .field("secret", &"[redacted]")
+            .field("merchant_id", &self.merchant_id)
+            .field("timestamp", &self.timestamp)
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("body_len", &self.body.len())
+            .field("transaction_id", &self.transaction_id)
+            .field("signature", &self.signature)
+            .finish()
+    }
+}
+
+/// A well-known mistake.
+///
+/// # Examples
+///
+/// ```
+/// use countersign::diagnose::Hypothesis;
+///
+/// assert!(Hypothesis::BodyPrettyPrinted.to_string().contains("pretty"));
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hypothesis {
+    /// The sender's URL had a trailing slash that ours lacks.
+    TrailingSlashAdded,
+    /// The sender's URL lacked the trailing slash ours has.
+    TrailingSlashRemoved,
+    /// The sender signed the URL with the default port written out (`:443`, `:80`).
+    DefaultPortAdded,
+    /// The sender signed `http://` where we have `https://`.
+    HttpInsteadOfHttps,
+    /// The sender signed `https://` where we have `http://`.
+    HttpsInsteadOfHttp,
+    /// The sender's body ended with a newline ours lacks.
+    BodyTrailingNewlineAdded,
+    /// The sender's body lacked the trailing newline ours has.
+    BodyTrailingNewlineRemoved,
+    /// The sender signed the JSON body pretty-printed (2-space indent).
+    BodyPrettyPrinted,
+    /// The sender signed the JSON body minified.
+    BodyMinified,
+    /// The sender signed the method in lowercase.
+    MethodLowercase,
+    /// The sender signed the method in uppercase.
+    MethodUppercase,
+    /// The sender signed the timestamp in milliseconds (we have seconds).
+    TimestampMillis,
+    /// The sender signed the timestamp in seconds (we have milliseconds).
+    TimestampSeconds,
+    /// The sender's secret had whitespace around it (e.g. a newline from a file).
+    SecretWhitespace,
+    /// The sender used the KamioKash webhook message order (timestamp ‖ body).
+    KamioKashWebhookOrder,
+    /// The sender used the KamioKash request message order (body ‖ `:` ‖ timestamp).
+    KamioKashRequestOrder,
+}
+
+impl fmt::Display for Hypothesis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Hypothesis::TrailingSlashAdded => {
+                "trailing slash: the sender signed the URL with a trailing slash; ours has none"
+            }
+            Hypothesis::TrailingSlashRemoved => {
+                "trailing slash: the sender signed the URL without the trailing slash ours has"
+            }
+            Hypothesis::DefaultPortAdded => {
+                "default port: the sender signed the URL with the default port written out; sign the canonical URL"
+            }
+            Hypothesis::HttpInsteadOfHttps => "scheme: the sender signed http:// where we use https://",
+            Hypothesis::HttpsInsteadOfHttp => "scheme: the sender signed https:// where we use http://",
+            Hypothesis::BodyTrailingNewlineAdded => {
+                "body: the sender signed the body with a trailing newline that was not sent"
+            }
+            Hypothesis::BodyTrailingNewlineRemoved => {
+                "body: the sender signed the body without the trailing newline that was sent"
+            }
+            Hypothesis::BodyPrettyPrinted => {
+                "body: the sender signed pretty-printed JSON but sent other bytes; sign the exact bytes sent"
+            }
+            Hypothesis::BodyMinified => {
+                "body: the sender signed minified JSON but sent other bytes; sign the exact bytes sent"
+            }
+            Hypothesis::MethodLowercase => "method: the sender signed the method in lowercase",
+            Hypothesis::MethodUppercase => "method: the sender signed the method in uppercase",
+            Hypothesis::TimestampMillis => {
+                "timestamp: the sender signed milliseconds; Kitopay signs UNIX seconds"
+            }
+            Hypothesis::TimestampSeconds => {
+                "timestamp: the sender signed seconds where the header has milliseconds"
+            }
+            Hypothesis::SecretWhitespace => {
+                "secret: one side's secret has whitespace around it (a newline from a file or env?)"
+            }
+            Hypothesis::KamioKashWebhookOrder => {
+                "message order: the sender used the webhook order (timestamp + body) for a request"
+            }
+            Hypothesis::KamioKashRequestOrder => {
+                "message order: the sender used the request order (body + ':' + timestamp) for a webhook"
+            }
+        })
+    }
+}
+
+/// A hypothesis under which the signature verifies, with both messages.
+///
+/// # Examples
+///
+/// See the [module documentation](self).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The mistake.
+    pub hypothesis: Hypothesis,
+    /// The message we expected the sender to sign.
+    pub expected: Vec<u8>,
+    /// The message the sender evidently signed.
+    pub signed: Vec<u8>,
+}
+
+/// The outcome of [`diagnose`].
+///
+/// # Examples
+///
+/// See the [module documentation](self).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Diagnosis {
+    /// The signature verifies as is: there is nothing to diagnose.
+    Valid,
+    /// Exactly this mistake explains the mismatch.
+    Explained(Finding),
+    /// No single known mistake explains it: check the secret and every input.
+    Unexplained,
+}
+
+#[derive(Clone)]
+struct Variant {
+    secret: String,
+    timestamp: String,
+    method: String,
+    url: Option<String>,
+    body: Vec<u8>,
+    scheme: Scheme,
+}
+
+/// Searches the known mistakes for one under which `inputs.signature` verifies.
+///
+/// # Errors
+///
+/// [`crate::ErrorKind::MalformedSignature`] if the signature is not 64 hex characters,
+/// [`crate::ErrorKind::EmptySecret`], [`crate::ErrorKind::MissingUrl`] if a URL scheme has
+/// no URL.
+///
+/// # Examples
+///
+/// See the [module documentation](self).
+pub fn diagnose(inputs: &Inputs<'_>) -> Result<Diagnosis, Error> {
+    let received = Signature::from_hex(inputs.signature)?;
+    let key = SecretKey::new(inputs.secret)?;
+    if inputs.scheme.signs_url() && inputs.url.is_none() {
+        return Err(crate::ErrorKind::MissingUrl.into());
+    }
+    let url = inputs.url.map(|u| u.as_str().to_owned());
+    let base = Variant {
+        secret: inputs.secret.to_owned(),
+        timestamp: inputs.timestamp.to_owned(),
+        method: inputs.method.to_owned(),
+        url: url.clone(),
+        body: inputs.body.to_vec(),
+        scheme: inputs.scheme,
+    };
+    let expected = message(inputs, &base);
+    if key.sign_bytes(&expected) == received {
+        return Ok(Diagnosis::Valid);
+    }
+    for (hypothesis, variant) in variants(inputs, &base) {
+        let signed = message(inputs, &variant);
+        let Ok(variant_key) = SecretKey::new(&variant.secret) else {
+            continue;
+        };
+        if variant_key.sign_bytes(&signed) == received {
+            return Ok(Diagnosis::Explained(Finding {
+                hypothesis,
+                expected,
+                signed,
+            }));
+        }
+    }
+    Ok(Diagnosis::Unexplained)
+}
+
+/// The message bytes for a variant (URL given as text: variants need not be canonical).
+fn message(inputs: &Inputs<'_>, v: &Variant) -> Vec<u8> {
+    let url = v.url.as_deref().unwrap_or_default();
+    let pieces: StringToSign<'_> = match v.scheme {
+        Scheme::Kitopay | Scheme::KitopayWebhook => StringToSign::kitopay_pieces(
+            inputs.merchant_id,
+            &v.timestamp,
+            &v.method,
+            [url, "", ""],
+            &v.body,
+        ),
+        Scheme::KitopaySimplified => StringToSign::kitopay_simplified(
+            inputs.merchant_id,
+            &v.timestamp,
+            &v.method,
+            inputs.transaction_id,
+        ),
+        Scheme::KamioKash => StringToSign::kamiokash_request(&v.body, &v.timestamp),
+        Scheme::KamioKashWebhook => StringToSign::kamiokash_webhook(&v.timestamp, &v.body),
+    };
+    pieces.to_bytes()
+}
+
+fn variants(inputs: &Inputs<'_>, base: &Variant) -> Vec<(Hypothesis, Variant)> {
+    let mut out = Vec::new();
+    let mut push = |hypothesis: Hypothesis, change: &dyn Fn(&mut Variant)| {
+        let mut v = base.clone();
+        change(&mut v);
+        out.push((hypothesis, v));
+    };
+
+    if let (true, Some(url)) = (inputs.scheme.signs_url(), inputs.url) {
+        if let Some(pieces) = url.toggled_slash() {
+            let toggled = pieces.concat();
+            let hypothesis = if url.path().ends_with('/') {
+                Hypothesis::TrailingSlashRemoved
+            } else {
+                Hypothesis::TrailingSlashAdded
+            };
+            push(hypothesis, &|v| v.url = Some(toggled.clone()));
+        }
+        let text = url.as_str();
+        let (scheme_len, port) = if text.starts_with("https://") {
+            (8, ":443")
+        } else {
+            (7, ":80")
+        };
+        let host_end = scheme_len
+            + text[scheme_len..]
+                .find('/')
+                .unwrap_or(text.len() - scheme_len);
+        if !text[scheme_len..host_end].contains(':') || text[scheme_len..host_end].ends_with(']') {
+            let with_port = format!("{}{}{}", &text[..host_end], port, &text[host_end..]);
+            push(Hypothesis::DefaultPortAdded, &|v| {
+                v.url = Some(with_port.clone())
+            });
+        }
+        if let Some(rest) = text.strip_prefix("https://") {
+            let http = format!("http://{rest}");
+            push(Hypothesis::HttpInsteadOfHttps, &|v| {
+                v.url = Some(http.clone())
+            });
+        } else if let Some(rest) = text.strip_prefix("http://") {
+            let https = format!("https://{rest}");
+            push(Hypothesis::HttpsInsteadOfHttp, &|v| {
+                v.url = Some(https.clone())
+            });
+        }
+    }
+
+    if inputs.scheme != Scheme::KitopaySimplified {
+        push(Hypothesis::BodyTrailingNewlineAdded, &|v| {
+            v.body.push(b'\n')
+        });
+        if let Some(trimmed) = inputs.body.strip_suffix(b"\n") {
+            let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed).to_vec();
+            push(Hypothesis::BodyTrailingNewlineRemoved, &|v| {
+                v.body = trimmed.clone()
+            });
+        }
+        if let Ok(json) = serde_json::from_slice::<serde_json::Value>(inputs.body) {
+            if let Ok(pretty) = serde_json::to_vec_pretty(&json)
+                && pretty != inputs.body
+            {
+                push(Hypothesis::BodyPrettyPrinted, &|v| v.body = pretty.clone());
+            }
+            if let Ok(minified) = serde_json::to_vec(&json)
+                && minified != inputs.body
+            {
+                push(Hypothesis::BodyMinified, &|v| v.body = minified.clone());
+            }
+        }
+    }
+
+    if inputs.scheme.is_kitopay() {
+        let lower = inputs.method.to_ascii_lowercase();
+        let upper = inputs.method.to_ascii_uppercase();
+        if lower != inputs.method {
+            push(Hypothesis::MethodLowercase, &|v| v.method = lower.clone());
+        }
+        if upper != inputs.method {
+            push(Hypothesis::MethodUppercase, &|v| v.method = upper.clone());
+        }
+        let ts = inputs.timestamp;
+        if ts.len() >= 13 && ts.bytes().all(|b| b.is_ascii_digit()) {
+            let secs = ts[..ts.len() - 3].to_owned();
+            push(Hypothesis::TimestampSeconds, &|v| {
+                v.timestamp = secs.clone()
+            });
+        } else if !ts.is_empty() && ts.bytes().all(|b| b.is_ascii_digit()) {
+            let millis = format!("{ts}000");
+            push(Hypothesis::TimestampMillis, &|v| {
+                v.timestamp = millis.clone()
+            });
+        }
+    } else if let Some(stem) = inputs.timestamp.strip_suffix('Z') {
+        // KamioKash: with and without the milliseconds.
+        match stem.split_once('.') {
+            Some((secs, _)) => {
+                let secs = format!("{secs}Z");
+                push(Hypothesis::TimestampSeconds, &|v| {
+                    v.timestamp = secs.clone()
+                });
+            }
+            None => {
+                let millis = format!("{stem}.000Z");
+                push(Hypothesis::TimestampMillis, &|v| {
+                    v.timestamp = millis.clone()
+                });
+            }
+        }
+    }
+
+    let trimmed = inputs.secret.trim();
+    for secret in [
+        trimmed.to_owned(),
+        format!("{trimmed}\n"),
+        format!("{trimmed}\r\n"),
+        format!(" {trimmed}"),
+        format!("{trimmed} "),
+    ] {
+        if secret != inputs.secret && !secret.is_empty() {
+            push(Hypothesis::SecretWhitespace, &|v| v.secret = secret.clone());
+        }
+    }
+
+    match inputs.scheme {
+        Scheme::KamioKash => push(Hypothesis::KamioKashWebhookOrder, &|v| {
+            v.scheme = Scheme::KamioKashWebhook;
+        }),
+        Scheme::KamioKashWebhook => push(Hypothesis::KamioKashRequestOrder, &|v| {
+            v.scheme = Scheme::KamioKash;
+        }),
+        _ => {}
+    }
+    out
+}

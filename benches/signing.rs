@@ -1,2 +1,295 @@
-//! placeholder replaced in the next commit
-fn main() {}
+//! The hot paths against baselines measured in the same run. Compare ratios, not times:
+//! `scripts/bench-report` prints the P1–P7 ratios from criterion's estimates.
+//!
+//! Baselines:
+//! - `floor`: a pre-keyed `Hmac<Sha256>` (RustCrypto) cloned per message, one `update` over the
+//!   pre-concatenated message, hex into a stack buffer — the least work any signer can do.
+//! - `naive`: what a hand-written signer usually does: `format!` the message, key per call,
+//!   `hex::encode` to a `String`.
+//! - `ring`: ring's HMAC with a prepared key over the pre-concatenated message.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use countersign::{
+    CanonicalUrl, FixedClock, KamioKashSigner, KitopaySigner, ReceivedRequest, SecretKey,
+    SignableRequest, Signer, Timestamp, Verifier,
+};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+const MERCHANT: &str = "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148"; // 44 B
+const SECRET: &str = "dev_sec_7HdEmJy9NXTc3S7LMYEf92FAUeThRSTyHFgHBMH78YKz2uQho596jEУvEiERKDm9";
+const URL: &str = "https://api.dev.kitopay.com/api/v1/merchants/payins/?page=12"; // 60 B
+
+/// A ~290-byte minified JSON body.
+fn body_290() -> Vec<u8> {
+    let body = br#"{"reference_id":"tx-123456789","payment":{"amount":49.23,"currency":"EUR","method":"card"},"customer":{"id":"cust_000123","first_name":"John","last_name":"Doe","email":"john.doe@example.com","phone":"+35712345678"},"redirect_url":"https://shop.example.com/return","note":"thank you, bye!"}"#;
+    body.to_vec()
+}
+
+fn hex_into(tag: &[u8], out: &mut [u8; 64]) {
+    hex::encode_to_slice(tag, out).unwrap();
+}
+
+fn sign_kitopay_400b(c: &mut Criterion) {
+    let body = body_290();
+    let url = CanonicalUrl::parse(URL).unwrap();
+    assert_eq!(url.as_str().len(), 60);
+    let ts = "1601234567";
+    let message = [
+        MERCHANT.as_bytes(),
+        ts.as_bytes(),
+        b"POST",
+        URL.as_bytes(),
+        &body,
+    ]
+    .concat();
+    assert!((395..=410).contains(&message.len()), "{}", message.len());
+
+    let signer = KitopaySigner::new(MERCHANT, SecretKey::new(SECRET).unwrap()).unwrap();
+    let at = Timestamp::from_unix_secs(1_601_234_567).unwrap();
+    let request = SignableRequest::new("POST", &url, &body).unwrap();
+    let keyed = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    let ring_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
+
+    // All four compute the same signature.
+    let expected = signer
+        .sign(&request, at)
+        .unwrap()
+        .signature_hex()
+        .to_owned();
+    assert_eq!(
+        hex::encode(keyed.clone().chain_update(&message).finalize().into_bytes()),
+        expected
+    );
+    assert_eq!(hex::encode(ring::hmac::sign(&ring_key, &message)), expected);
+
+    let mut g = c.benchmark_group("sign_kitopay_400B");
+    g.throughput(Throughput::Bytes(message.len() as u64));
+    g.bench_function("countersign", |b| {
+        b.iter(|| {
+            let signed = signer.sign(black_box(&request), black_box(at)).unwrap();
+            black_box(*signed.signature());
+            black_box(signed.signature_hex().as_ptr());
+        })
+    });
+    g.bench_function("floor", |b| {
+        b.iter(|| {
+            let mut mac = keyed.clone();
+            mac.update(black_box(&message));
+            let mut out = [0u8; 64];
+            hex_into(&mac.finalize().into_bytes(), &mut out);
+            black_box(out)
+        })
+    });
+    let key2 = SecretKey::new(SECRET).unwrap();
+    g.bench_function("x_contiguous_mac", |b| {
+        b.iter(|| {
+            black_box(
+                countersign::StringToSign::kamiokash_webhook("", black_box(&message)).sign(&key2),
+            )
+        })
+    });
+    g.bench_function("x_fields_mac", |b| {
+        b.iter(|| {
+            black_box(
+                countersign::StringToSign::kitopay(MERCHANT, ts, "POST", &url, black_box(&body))
+                    .sign(&key2),
+            )
+        })
+    });
+    g.bench_function("x_floor_nohex", |b| {
+        b.iter(|| {
+            let mut mac = keyed.clone();
+            mac.update(black_box(&message));
+            black_box(mac.finalize().into_bytes())
+        })
+    });
+    g.bench_function("x_8_compressions", |b| {
+        let blocks = [[7u8; 64]; 7];
+        b.iter(|| {
+            let mut st = [1u32; 8];
+            sha2::block_api::compress256(&mut st, black_box(&blocks[..]));
+            let mut st2 = [2u32; 8];
+            sha2::block_api::compress256(&mut st2, black_box(&blocks[..1]));
+            black_box((st, st2))
+        })
+    });
+    g.bench_function("x_8_single_calls", |b| {
+        let block = [7u8; 64];
+        b.iter(|| {
+            let mut st = [1u32; 8];
+            for _ in 0..8 {
+                sha2::block_api::compress256(&mut st, core::slice::from_ref(black_box(&block)));
+            }
+            black_box(st)
+        })
+    });
+    g.bench_function("x_unix_text", |b| {
+        b.iter(|| black_box(black_box(at).to_unix_text()))
+    });
+    let sig = *signer.sign(&request, at).unwrap().signature();
+    g.bench_function("x_to_hex", |b| {
+        b.iter(|| black_box(black_box(sig).to_hex()))
+    });
+    g.bench_function("x_hex_as_str", |b| {
+        let h = sig.to_hex();
+        b.iter(|| black_box(black_box(&h).as_str().len()))
+    });
+    g.bench_function("naive", |b| {
+        b.iter(|| {
+            let body = std::str::from_utf8(black_box(&body)).unwrap();
+            let msg = format!("{MERCHANT}{ts}POST{URL}{body}");
+            let mut mac = Hmac::<Sha256>::new_from_slice(black_box(SECRET).as_bytes()).unwrap();
+            mac.update(msg.as_bytes());
+            black_box(hex::encode(mac.finalize().into_bytes()))
+        })
+    });
+    g.bench_function("ring", |b| {
+        b.iter(|| {
+            let tag = ring::hmac::sign(&ring_key, black_box(&message));
+            let mut out = [0u8; 64];
+            hex_into(tag.as_ref(), &mut out);
+            black_box(out)
+        })
+    });
+    g.finish();
+}
+
+fn sign_kamiokash_64b(c: &mut Criterion) {
+    let body = br#"{"wallet_id":"w_123","owner":"cust_abc1234567","currency":"EUR"}"#;
+    assert_eq!(body.len(), 64);
+    let ts = "2026-01-27T09:23:06.658Z";
+    let at = Timestamp::parse_rfc3339(ts).unwrap();
+    let secret = "kk_test_sk_3b9d7f51a2c64e0e9f7d";
+    let signer =
+        KamioKashSigner::new("kk_test_pk_8c1f0b2e", SecretKey::new(secret).unwrap()).unwrap();
+    let request = SignableRequest::body(body);
+    let message = [&body[..], b":", ts.as_bytes()].concat();
+    let keyed = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    assert_eq!(
+        hex::encode(keyed.clone().chain_update(&message).finalize().into_bytes()),
+        signer.sign(&request, at).unwrap().signature_hex()
+    );
+
+    let mut g = c.benchmark_group("sign_kamiokash_64B");
+    g.bench_function("countersign", |b| {
+        b.iter(|| {
+            let signed = signer.sign(black_box(&request), black_box(at)).unwrap();
+            black_box(*signed.signature());
+            black_box(signed.signature_hex().as_ptr());
+        })
+    });
+    g.bench_function("floor", |b| {
+        b.iter(|| {
+            let mut mac = keyed.clone();
+            mac.update(black_box(&message));
+            let mut out = [0u8; 64];
+            hex_into(&mac.finalize().into_bytes(), &mut out);
+            black_box(out)
+        })
+    });
+    g.finish();
+}
+
+fn verify_kamiokash_webhook_300b(c: &mut Criterion) {
+    let secret = "whsec_kk_5e2a91c07d3b4f68";
+    let ts = "2026-01-27T09:23:07.001Z";
+    let mut body = br#"{"type":"transaction.successful","data":{"walletId":"w_123","amount":500,"currency":"EUR","memberId":"m_0001","transactionId":"t_0002","createdAt":"2026-01-27T09:23:06.900Z","merchant":{"id":"mer_1","name":"Coffee Shop","city":"Limassol"},"points":50,"tier":"gold"}}"#.to_vec();
+    body.resize(300, b' ');
+    let message = [ts.as_bytes(), &body].concat();
+    let keyed = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    let sig_hex = hex::encode(keyed.clone().chain_update(&message).finalize().into_bytes());
+    let headers = [("X-Timestamp", ts), ("X-Kamio-Signature", sig_hex.as_str())];
+    let verifier = Verifier::kamiokash_webhook(SecretKey::new(secret).unwrap()).with_clock(
+        FixedClock::new(Timestamp::parse_rfc3339("2026-01-27T09:23:30Z").unwrap()),
+    );
+    assert!(
+        verifier
+            .verify(&ReceivedRequest::new(&headers, &body))
+            .is_ok()
+    );
+
+    let mut g = c.benchmark_group("verify_kamiokash_webhook_300B");
+    g.bench_function("countersign", |b| {
+        b.iter(|| {
+            let received = ReceivedRequest::new(black_box(&headers), black_box(&body));
+            black_box(verifier.verify(&received).is_ok())
+        })
+    });
+    g.bench_function("floor", |b| {
+        b.iter(|| {
+            let mut mac = keyed.clone();
+            mac.update(black_box(&message));
+            let mut expected = [0u8; 32];
+            hex::decode_to_slice(black_box(&sig_hex), &mut expected).unwrap();
+            black_box(mac.verify_slice(&expected).is_ok())
+        })
+    });
+    g.finish();
+}
+
+fn canonical_url(c: &mut Criterion) {
+    let canonical = URL;
+    let needs_work = "https://API.Dev.Kitopay.com:443/api/v1/merchants/payins/?page=12#section";
+    assert_eq!(CanonicalUrl::parse(needs_work).unwrap().as_str(), canonical);
+    let mut g = c.benchmark_group("canonical_url");
+    g.bench_function("countersign_already_canonical", |b| {
+        b.iter(|| black_box(CanonicalUrl::parse(black_box(canonical)).unwrap()))
+    });
+    g.bench_function("countersign_needs_work", |b| {
+        b.iter(|| black_box(CanonicalUrl::parse(black_box(needs_work)).unwrap()))
+    });
+    g.bench_function("url_parse", |b| {
+        b.iter(|| {
+            let url = url::Url::parse(black_box(needs_work)).unwrap();
+            black_box(url.as_str().len())
+        })
+    });
+    g.finish();
+}
+
+fn sign_stream_1mib(c: &mut Criterion) {
+    let body: Vec<u8> = (0..1 << 20)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let url = CanonicalUrl::parse(URL).unwrap();
+    let signer = KitopaySigner::new(MERCHANT, SecretKey::new(SECRET).unwrap()).unwrap();
+    let at = Timestamp::from_unix_secs(1_601_234_567).unwrap();
+    let whole = signer
+        .sign(&SignableRequest::new("PUT", &url, &body).unwrap(), at)
+        .unwrap();
+    let mut g = c.benchmark_group("sign_stream_1MiB");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("countersign", |b| {
+        b.iter(|| {
+            let mut stream = signer.begin("PUT", &url, at).unwrap();
+            for chunk in black_box(&body).chunks(16 * 1024) {
+                stream.update(chunk);
+            }
+            let signed = stream.finish();
+            assert_eq!(signed.signature(), whole.signature());
+            black_box(*signed.signature())
+        })
+    });
+    g.bench_function("sha2_raw", |b| {
+        b.iter(|| black_box(Sha256::digest(black_box(&body))))
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = sign_kitopay_400b, sign_kamiokash_64b, verify_kamiokash_webhook_300b, canonical_url, sign_stream_1mib
+}
+criterion_main!(benches);

@@ -5,7 +5,7 @@ use core::fmt;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorKind, err};
-use crate::mac::PadStates;
+use crate::mac::{PadStates, Prefix};
 
 /// An HMAC-SHA256 secret, keyed once.
 ///
@@ -98,6 +98,10 @@ impl SecretKey {
 
     pub(crate) fn pads(&self) -> &PadStates {
         &self.pads
+    }
+
+    pub(crate) fn prefix(&self, prefix: &[u8]) -> Prefix {
+        self.pads.prefix(prefix)
     }
 
     /// HMAC of one contiguous message.

@@ -10,6 +10,7 @@ use core::fmt;
 
 use crate::error::{Error, ErrorKind, err};
 use crate::key::SecretKey;
+use crate::mac::Prefix;
 use crate::message::StringToSign;
 use crate::scheme::{Scheme, is_header_value, is_method_token};
 use crate::signer::{BodySigner, SignableRequest, SignedRequest, Signer};
@@ -37,6 +38,8 @@ use crate::url::CanonicalUrl;
 pub struct KitopaySigner {
     merchant_id: String,
     key: SecretKey,
+    /// The MAC state after the merchant id, which starts every message.
+    prefix: Prefix,
     scheme: Scheme,
 }
 
@@ -87,6 +90,7 @@ impl KitopaySigner {
         }
         Ok(KitopaySigner {
             merchant_id: merchant_id.to_owned(),
+            prefix: key.prefix(merchant_id.as_bytes()),
             key,
             scheme,
         })
@@ -127,8 +131,7 @@ impl KitopaySigner {
             return err(ErrorKind::InvalidMethod);
         }
         let timestamp = at.to_unix_text();
-        let mut mac = self.key.pads().start();
-        mac.update(self.merchant_id.as_bytes());
+        let mut mac = self.key.pads().resume(&self.prefix);
         mac.update(timestamp.as_bytes());
         mac.update(method.as_bytes());
         mac.update(url.as_str().as_bytes());
@@ -162,7 +165,7 @@ impl Signer for KitopaySigner {
             url,
             request.body_bytes(),
         )
-        .sign(&self.key);
+        .finish(self.key.pads().resume(&self.prefix), 1);
         Ok(SignedRequest::new(
             self.scheme,
             Some(&self.merchant_id),
@@ -201,6 +204,8 @@ impl fmt::Debug for KitopaySigner {
 pub struct KitopaySimplifiedSigner {
     merchant_id: String,
     key: SecretKey,
+    /// The MAC state after the merchant id, which starts every message.
+    prefix: Prefix,
 }
 
 impl KitopaySimplifiedSigner {
@@ -226,6 +231,7 @@ impl KitopaySimplifiedSigner {
         }
         Ok(KitopaySimplifiedSigner {
             merchant_id: merchant_id.to_owned(),
+            prefix: key.prefix(merchant_id.as_bytes()),
             key,
         })
     }
@@ -250,7 +256,7 @@ impl Signer for KitopaySimplifiedSigner {
             method,
             transaction_id,
         )
-        .sign(&self.key);
+        .finish(self.key.pads().resume(&self.prefix), 1);
         Ok(SignedRequest::new(
             Scheme::KitopaySimplified,
             Some(&self.merchant_id),

@@ -63,6 +63,26 @@ impl PadStates {
         PadStates { inner, outer }
     }
 
+    /// Absorbs a prefix every message of a signer starts with (the Kitopay merchant id), so
+    /// each signature resumes from it instead of absorbing it again.
+    pub(crate) fn prefix(&self, prefix: &[u8]) -> Prefix {
+        let mut mac = self.start();
+        mac.update(prefix);
+        Prefix {
+            hash: mac.hash.clone(),
+        }
+    }
+
+    /// Starts a MAC over a message that begins with `prefix` (made by [`PadStates::prefix`]
+    /// from these same pad states).
+    #[inline]
+    pub(crate) fn resume(&self, prefix: &Prefix) -> Mac<'_> {
+        Mac {
+            hash: prefix.hash.clone(),
+            outer: &self.outer,
+        }
+    }
+
     /// Starts a MAC over a new message.
     #[inline]
     pub(crate) fn start(&self) -> Mac<'_> {
@@ -79,7 +99,22 @@ impl PadStates {
     }
 }
 
+/// A key-derived state after a fixed message prefix; wiped on drop.
+pub(crate) struct Prefix {
+    hash: Sha256,
+}
+
+impl Drop for Prefix {
+    fn drop(&mut self) {
+        self.hash.state.zeroize();
+        self.hash.buf.zeroize();
+    }
+}
+
 /// A streaming SHA-256 over the compression function.
+///
+/// Invariant: `buf[buf_len..]` is all zeros, so padding needs no variable-length clearing
+/// (clearing all 64 bytes after a compression is two vector stores).
 #[derive(Clone)]
 struct Sha256 {
     state: [u32; 8],
@@ -102,23 +137,25 @@ impl Sha256 {
     #[inline]
     fn update(&mut self, mut data: &[u8]) {
         self.total = self.total.wrapping_add(data.len() as u64);
+        let free = BLOCK - self.buf_len;
+        if data.len() < free {
+            // Fast path for short fields: one copy, no compression.
+            self.buf[self.buf_len..self.buf_len + data.len()].copy_from_slice(data);
+            self.buf_len += data.len();
+            return;
+        }
         if self.buf_len > 0 {
-            let take = (BLOCK - self.buf_len).min(data.len());
-            let (head, rest) = data.split_at(take);
-            self.buf[self.buf_len..self.buf_len + take].copy_from_slice(head);
-            self.buf_len += take;
-            data = rest;
-            if self.buf_len < BLOCK {
-                return;
-            }
+            let (head, rest) = data.split_at(free);
+            self.buf[self.buf_len..].copy_from_slice(head);
             compress256(&mut self.state, core::slice::from_ref(&self.buf));
-            self.buf_len = 0;
+            data = rest;
         }
         // Whole blocks straight from the caller's slice, no copy.
         let (blocks, tail) = data.as_chunks::<BLOCK>();
         if !blocks.is_empty() {
             compress256(&mut self.state, blocks);
         }
+        self.buf = [0; BLOCK];
         self.buf[..tail.len()].copy_from_slice(tail);
         self.buf_len = tail.len();
     }
@@ -128,10 +165,9 @@ impl Sha256 {
     fn finish(&mut self) -> [u8; 32] {
         let bit_len = self.total.wrapping_mul(8);
         self.buf[self.buf_len] = 0x80;
-        self.buf[self.buf_len + 1..].fill(0);
         if self.buf_len + 1 > BLOCK - 8 {
             compress256(&mut self.state, core::slice::from_ref(&self.buf));
-            self.buf.fill(0);
+            self.buf = [0; BLOCK];
         }
         self.buf[BLOCK - 8..].copy_from_slice(&bit_len.to_be_bytes());
         compress256(&mut self.state, core::slice::from_ref(&self.buf));

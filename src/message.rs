@@ -19,6 +19,7 @@
 use core::fmt;
 
 use crate::key::SecretKey;
+use crate::mac::Mac;
 use crate::signature::Signature;
 
 /// Which part of a request a message field holds.
@@ -100,6 +101,14 @@ pub struct StringToSign<'a> {
 }
 
 impl<'a> StringToSign<'a> {
+    pub(crate) fn from_fields(fields: &[(FieldName, &'a [u8])]) -> Self {
+        Self::new(fields)
+    }
+
+    pub(crate) fn set_url_extra(&mut self, extra: [&'a [u8]; 2]) {
+        self.url_extra = extra;
+    }
+
     fn new(fields: &[(FieldName, &'a [u8])]) -> Self {
         let mut out = StringToSign {
             fields: [(FieldName::Body, &[][..]); 5],
@@ -143,15 +152,17 @@ impl<'a> StringToSign<'a> {
         url: [&'a str; 3],
         body: &'a [u8],
     ) -> Self {
-        let mut msg = Self::new(&[
-            (FieldName::MerchantId, merchant_id.as_bytes()),
-            (FieldName::Timestamp, timestamp.as_bytes()),
-            (FieldName::Method, method.as_bytes()),
-            (FieldName::Url, url[0].as_bytes()),
-            (FieldName::Body, body),
-        ]);
-        msg.url_extra = [url[1].as_bytes(), url[2].as_bytes()];
-        msg
+        StringToSign {
+            fields: [
+                (FieldName::MerchantId, merchant_id.as_bytes()),
+                (FieldName::Timestamp, timestamp.as_bytes()),
+                (FieldName::Method, method.as_bytes()),
+                (FieldName::Url, url[0].as_bytes()),
+                (FieldName::Body, body),
+            ],
+            len: 5,
+            url_extra: [url[1].as_bytes(), url[2].as_bytes()],
+        }
     }
 
     /// Kitopay simplified scheme: `merchant_id || timestamp || method || transaction_id`.
@@ -305,10 +316,18 @@ impl<'a> StringToSign<'a> {
     /// ```
     #[must_use]
     pub fn sign(&self, key: &SecretKey) -> Signature {
-        let mut mac = key.pads().start();
-        for &(name, bytes) in &self.fields[..self.len] {
+        self.finish(key.pads().start(), 0)
+    }
+
+    /// Absorbs the fields from `skip` on into `mac` and completes it: signers whose first
+    /// field is fixed (the Kitopay merchant id) resume from a state that already holds it.
+    #[inline]
+    pub(crate) fn finish(&self, mut mac: Mac<'_>, skip: usize) -> Signature {
+        for &(name, bytes) in self.fields[..self.len].iter().skip(skip) {
             mac.update(bytes);
-            if name == FieldName::Url {
+            if name == FieldName::Url
+                && !self.url_extra[0].is_empty() | !self.url_extra[1].is_empty()
+            {
                 mac.update(self.url_extra[0]);
                 mac.update(self.url_extra[1]);
             }

@@ -174,27 +174,7 @@ impl Timestamp {
     /// assert!(Timestamp::parse_unix("1601234567.0").is_err());
     /// ```
     pub fn parse_unix(text: &str) -> Result<Self, Error> {
-        const BAD: ErrorKind = ErrorKind::MalformedTimestamp {
-            reason: "expected UNIX seconds as ASCII digits without sign, spaces, decimals or leading zeros (e.g. 1601234567)",
-        };
-        let bytes = text.as_bytes();
-        if bytes.is_empty() || bytes.len() > 20 || (bytes.len() > 1 && bytes[0] == b'0') {
-            return err(BAD);
-        }
-        let mut secs: u64 = 0;
-        for &b in bytes {
-            if !b.is_ascii_digit() {
-                return err(BAD);
-            }
-            secs = match secs
-                .checked_mul(10)
-                .and_then(|s| s.checked_add(u64::from(b - b'0')))
-            {
-                Some(s) => s,
-                None => return err(BAD),
-            };
-        }
-        Self::from_unix_secs(secs)
+        parse_unix(text.as_bytes())
     }
 
     /// Parses a KamioKash timestamp: RFC 3339 with `Z` or a numeric offset.
@@ -218,9 +198,7 @@ impl Timestamp {
     /// assert!(Timestamp::parse_rfc3339("2026-01-27T09:23:06.658").is_err()); // no offset
     /// ```
     pub fn parse_rfc3339(text: &str) -> Result<Self, Error> {
-        parse_rfc3339(text.as_bytes()).ok_or(Error::from(ErrorKind::MalformedTimestamp {
-            reason: "expected RFC 3339 with Z or an offset (e.g. 2026-01-27T09:23:06.658Z)",
-        }))?
+        parse_rfc3339(text.as_bytes()).ok_or(Error::from(RFC3339_MALFORMED))?
     }
 
     /// Writes UNIX seconds as ASCII digits, the Kitopay format.
@@ -234,25 +212,32 @@ impl Timestamp {
     /// ```
     #[must_use]
     pub fn to_unix_text(self) -> TimestampText {
-        let mut out = TimestampText {
-            buf: [0; TimestampText::CAP],
-            len: 0,
-        };
-        let mut digits = [0u8; 20];
-        let mut n = self.unix_secs();
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
+        // At most 12 digits (year 9999). Split into a high part and eight low digits so the
+        // digit pairs come from independent 32-bit divisions, written right-aligned so
+        // nothing moves afterwards.
+        let secs = self.unix_secs();
+        let mut buf = [0u8; TimestampText::CAP];
+        let high = (secs / 100_000_000) as u32;
+        let low = (secs % 100_000_000) as u32;
+        let (low_hi, low_lo) = (low / 10_000, low % 10_000);
+        let end = TimestampText::CAP;
+        put2(&mut buf[end - 8..end - 6], low_hi / 100);
+        put2(&mut buf[end - 6..end - 4], low_hi % 100);
+        put2(&mut buf[end - 4..end - 2], low_lo / 100);
+        put2(&mut buf[end - 2..end], low_lo % 100);
+        let mut start = end - 8;
+        if high > 0 {
+            put4(&mut buf[end - 12..end - 8], high);
+            start = end - 12;
         }
-        let len = digits.len() - i;
-        out.buf[..len].copy_from_slice(&digits[i..]);
-        out.len = len as u8;
-        out
+        // Drop leading zeros, keeping at least one digit.
+        while start < end - 1 && buf[start] == b'0' {
+            start += 1;
+        }
+        TimestampText {
+            buf,
+            start: start as u8,
+        }
     }
 
     /// Writes the instant as JavaScript's `toISOString()` does: UTC, milliseconds, `Z`
@@ -289,7 +274,7 @@ impl Timestamp {
         b[21] = b'0' + (ms / 10 % 10) as u8;
         b[22] = b'0' + (ms % 10) as u8;
         b[23] = b'Z';
-        TimestampText { buf: b, len: 24 }
+        TimestampText { buf: b, start: 0 }
     }
 
     /// Reads the clock; a convenience for `clock.now()`.
@@ -366,8 +351,9 @@ impl From<Timestamp> for time::OffsetDateTime {
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimestampText {
+    /// The text is `buf[start..]`.
     buf: [u8; TimestampText::CAP],
-    len: u8,
+    start: u8,
 }
 
 impl TimestampText {
@@ -399,7 +385,7 @@ impl TimestampText {
     /// ```
     #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..usize::from(self.len)]
+        &self.buf[usize::from(self.start)..]
     }
 }
 
@@ -579,9 +565,15 @@ pub(crate) enum TimeFormat {
 
 impl TimeFormat {
     pub(crate) fn parse(self, text: &str) -> Result<Timestamp, Error> {
+        self.parse_bytes(text.as_bytes())
+    }
+
+    /// Parses raw header bytes; both grammars accept only ASCII, so bytes that parse are
+    /// also the valid UTF-8 text that was signed.
+    pub(crate) fn parse_bytes(self, text: &[u8]) -> Result<Timestamp, Error> {
         match self {
-            TimeFormat::UnixSecs => Timestamp::parse_unix(text),
-            TimeFormat::Rfc3339 => Timestamp::parse_rfc3339(text),
+            TimeFormat::UnixSecs => parse_unix(text),
+            TimeFormat::Rfc3339 => parse_rfc3339(text).ok_or(Error::from(RFC3339_MALFORMED))?,
         }
     }
 
@@ -600,6 +592,33 @@ impl TimeFormat {
             TimeFormat::Rfc3339 => clock.now(),
         }
     }
+}
+
+const RFC3339_MALFORMED: ErrorKind = ErrorKind::MalformedTimestamp {
+    reason: "expected RFC 3339 with Z or an offset (e.g. 2026-01-27T09:23:06.658Z)",
+};
+
+fn parse_unix(bytes: &[u8]) -> Result<Timestamp, Error> {
+    const BAD: ErrorKind = ErrorKind::MalformedTimestamp {
+        reason: "expected UNIX seconds as ASCII digits without sign, spaces, decimals or leading zeros (e.g. 1601234567)",
+    };
+    if bytes.is_empty() || bytes.len() > 20 || (bytes.len() > 1 && bytes[0] == b'0') {
+        return err(BAD);
+    }
+    let mut secs: u64 = 0;
+    for &b in bytes {
+        if !b.is_ascii_digit() {
+            return err(BAD);
+        }
+        secs = match secs
+            .checked_mul(10)
+            .and_then(|s| s.checked_add(u64::from(b - b'0')))
+        {
+            Some(s) => s,
+            None => return err(BAD),
+        };
+    }
+    Timestamp::from_unix_secs(secs)
 }
 
 fn put2(out: &mut [u8], v: u32) {

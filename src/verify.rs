@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, err};
 use crate::key::KeyRing;
-use crate::message::StringToSign;
+use crate::message::{FieldName, StringToSign};
 use crate::scheme::{Scheme, is_header_value, is_method_token};
 use crate::signature::Signature;
 use crate::time::{Clock, Freshness, SystemClock, Timestamp};
@@ -37,8 +37,13 @@ pub trait HeaderLookup {
 
 impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for [(K, V)] {
     fn header(&self, name: &str) -> Option<&[u8]> {
+        // Exact spelling first (the usual case, one memcmp), then any case.
         self.iter()
-            .find(|(k, _)| k.as_ref().eq_ignore_ascii_case(name))
+            .find(|(k, _)| k.as_ref() == name)
+            .or_else(|| {
+                self.iter()
+                    .find(|(k, _)| k.as_ref().eq_ignore_ascii_case(name))
+            })
             .map(|(_, v)| v.as_ref())
     }
 }
@@ -621,21 +626,20 @@ impl Verifier {
         }
 
         let format = scheme.time_format();
-        let Ok(timestamp_text) = core::str::from_utf8(timestamp_raw) else {
-            return err(ErrorKind::MalformedTimestamp {
-                reason: "the timestamp header is not valid UTF-8",
-            });
-        };
-        let timestamp = format.parse(timestamp_text)?;
+        let timestamp = format.parse_bytes(timestamp_raw)?;
         self.freshness.check(timestamp, format.now(&*self.clock))?;
         let signature = Signature::from_hex_bytes(signature_raw)?;
 
-        let candidates = self.candidates(request, timestamp_text)?;
+        let message = self.message(request, timestamp_raw, false)?;
+        let toggled = match self.slash_tolerance {
+            true => self.message(request, timestamp_raw, true)?,
+            false => None,
+        };
         if self.keys.is_empty() {
             return err(ErrorKind::NoKeys);
         }
         for (key_id, key) in self.keys.iter() {
-            for (toggled, message) in candidates.iter().enumerate() {
+            for (message, trailing_slash_toggled) in [(&message, false), (&toggled, true)] {
                 if let Some(message) = message
                     && message.sign(key) == signature
                 {
@@ -644,7 +648,7 @@ impl Verifier {
                         key_id,
                         timestamp,
                         signature,
-                        trailing_slash_toggled: toggled == 1,
+                        trailing_slash_toggled,
                     });
                 }
             }
@@ -652,14 +656,15 @@ impl Verifier {
         err(ErrorKind::SignatureMismatch)
     }
 
-    /// The message(s) to check: as received, and (with tolerance) with the URL's trailing
-    /// slash toggled.
-    fn candidates<'a>(
+    /// The message to check, built from the timestamp header's raw bytes; with `toggled`,
+    /// the one with the URL's trailing slash toggled (`None` where there is no such form).
+    fn message<'a>(
         &'a self,
         request: &ReceivedRequest<'a>,
-        timestamp: &'a str,
-    ) -> Result<[Option<StringToSign<'a>>; 2], Error> {
-        let merchant = self.identity.as_deref().unwrap_or_default();
+        timestamp: &'a [u8],
+        toggled: bool,
+    ) -> Result<Option<StringToSign<'a>>, Error> {
+        let merchant = self.identity.as_deref().unwrap_or_default().as_bytes();
         let method = || -> Result<&'a str, Error> {
             let method = request
                 .method
@@ -671,28 +676,29 @@ impl Verifier {
                 err(ErrorKind::InvalidMethod)
             }
         };
-        Ok(match self.scheme {
-            Scheme::KamioKash => [
-                Some(StringToSign::kamiokash_request(request.body, timestamp)),
-                None,
-            ],
-            Scheme::KamioKashWebhook => [
-                Some(StringToSign::kamiokash_webhook(timestamp, request.body)),
-                None,
-            ],
+        if toggled && !self.scheme.signs_url() {
+            return Ok(None);
+        }
+        Ok(Some(match self.scheme {
+            Scheme::KamioKash => StringToSign::from_fields(&[
+                (FieldName::Body, request.body),
+                (FieldName::Delimiter, b":"),
+                (FieldName::Timestamp, timestamp),
+            ]),
+            Scheme::KamioKashWebhook => StringToSign::from_fields(&[
+                (FieldName::Timestamp, timestamp),
+                (FieldName::Body, request.body),
+            ]),
             Scheme::KitopaySimplified => {
                 let transaction_id = request
                     .transaction_id
                     .ok_or(Error::from(ErrorKind::MissingTransactionId))?;
-                [
-                    Some(StringToSign::kitopay_simplified(
-                        merchant,
-                        timestamp,
-                        method()?,
-                        transaction_id,
-                    )),
-                    None,
-                ]
+                StringToSign::from_fields(&[
+                    (FieldName::MerchantId, merchant),
+                    (FieldName::Timestamp, timestamp),
+                    (FieldName::Method, method()?.as_bytes()),
+                    (FieldName::TransactionId, transaction_id.as_bytes()),
+                ])
             }
             Scheme::Kitopay | Scheme::KitopayWebhook => {
                 let url = self
@@ -700,32 +706,25 @@ impl Verifier {
                     .as_ref()
                     .or(request.url)
                     .ok_or(Error::from(ErrorKind::MissingUrl))?;
-                let method = method()?;
-                let toggled = if self.slash_tolerance {
-                    url.toggled_slash().map(|pieces| {
-                        StringToSign::kitopay_pieces(
-                            merchant,
-                            timestamp,
-                            method,
-                            pieces,
-                            request.body,
-                        )
-                    })
+                let pieces = if toggled {
+                    match url.toggled_slash() {
+                        Some(pieces) => pieces,
+                        None => return Ok(None),
+                    }
                 } else {
-                    None
+                    [url.as_str(), "", ""]
                 };
-                [
-                    Some(StringToSign::kitopay(
-                        merchant,
-                        timestamp,
-                        method,
-                        url,
-                        request.body,
-                    )),
-                    toggled,
-                ]
+                let mut message = StringToSign::from_fields(&[
+                    (FieldName::MerchantId, merchant),
+                    (FieldName::Timestamp, timestamp),
+                    (FieldName::Method, method()?.as_bytes()),
+                    (FieldName::Url, pieces[0].as_bytes()),
+                    (FieldName::Body, request.body),
+                ]);
+                message.set_url_extra([pieces[1].as_bytes(), pieces[2].as_bytes()]);
+                message
             }
-        })
+        }))
     }
 }
 

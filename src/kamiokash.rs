@@ -13,7 +13,7 @@ use core::fmt;
 
 use crate::error::{Error, ErrorKind, err};
 use crate::key::SecretKey;
-use crate::message::StringToSign;
+use crate::message::{FieldName, StringToSign};
 use crate::scheme::{Scheme, is_header_value};
 use crate::signer::{BodySigner, SignableRequest, SignedRequest, Signer};
 use crate::time::Timestamp;
@@ -127,8 +127,12 @@ impl Signer for KamioKashSigner {
         at: Timestamp,
     ) -> Result<SignedRequest<'_>, Error> {
         let timestamp = at.to_iso_text();
-        let signature = StringToSign::kamiokash_request(request.body_bytes(), timestamp.as_str())
-            .sign(&self.key);
+        let signature = StringToSign::from_fields(&[
+            (FieldName::Body, request.body_bytes()),
+            (FieldName::Delimiter, b":"),
+            (FieldName::Timestamp, timestamp.as_bytes()),
+        ])
+        .sign(&self.key);
         Ok(SignedRequest::new(
             Scheme::KamioKash,
             Some(&self.api_key),
@@ -214,8 +218,11 @@ impl Signer for KamioKashWebhookSigner {
         at: Timestamp,
     ) -> Result<SignedRequest<'_>, Error> {
         let timestamp = at.to_iso_text();
-        let signature = StringToSign::kamiokash_webhook(timestamp.as_str(), request.body_bytes())
-            .sign(&self.key);
+        let signature = StringToSign::from_fields(&[
+            (FieldName::Timestamp, timestamp.as_bytes()),
+            (FieldName::Body, request.body_bytes()),
+        ])
+        .sign(&self.key);
         Ok(SignedRequest::new(
             Scheme::KamioKashWebhook,
             None,

@@ -11,7 +11,7 @@ use core::fmt;
 use crate::error::{Error, ErrorKind, err};
 use crate::key::SecretKey;
 use crate::mac::Prefix;
-use crate::message::StringToSign;
+use crate::message::{FieldName, StringToSign};
 use crate::scheme::{Scheme, is_header_value, is_method_token};
 use crate::signer::{BodySigner, SignableRequest, SignedRequest, Signer};
 use crate::time::Timestamp;
@@ -158,13 +158,13 @@ impl Signer for KitopaySigner {
         let method = request.require_method()?;
         let url = request.require_url()?;
         let timestamp = at.to_unix_text();
-        let signature = StringToSign::kitopay(
-            &self.merchant_id,
-            timestamp.as_str(),
-            method,
-            url,
-            request.body_bytes(),
-        )
+        let signature = StringToSign::from_fields(&[
+            (FieldName::MerchantId, self.merchant_id.as_bytes()),
+            (FieldName::Timestamp, timestamp.as_bytes()),
+            (FieldName::Method, method.as_bytes()),
+            (FieldName::Url, url.as_str().as_bytes()),
+            (FieldName::Body, request.body_bytes()),
+        ])
         .finish(self.key.pads().resume(&self.prefix), 1);
         Ok(SignedRequest::new(
             self.scheme,
@@ -250,12 +250,12 @@ impl Signer for KitopaySimplifiedSigner {
         let method = request.require_method()?;
         let transaction_id = request.require_transaction_id()?;
         let timestamp = at.to_unix_text();
-        let signature = StringToSign::kitopay_simplified(
-            &self.merchant_id,
-            timestamp.as_str(),
-            method,
-            transaction_id,
-        )
+        let signature = StringToSign::from_fields(&[
+            (FieldName::MerchantId, self.merchant_id.as_bytes()),
+            (FieldName::Timestamp, timestamp.as_bytes()),
+            (FieldName::Method, method.as_bytes()),
+            (FieldName::TransactionId, transaction_id.as_bytes()),
+        ])
         .finish(self.key.pads().resume(&self.prefix), 1);
         Ok(SignedRequest::new(
             Scheme::KitopaySimplified,

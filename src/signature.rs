@@ -82,15 +82,18 @@ impl Signature {
             });
         }
         let mut out = [0u8; 32];
-        // Every character is looked up (no early exit); invalid ones set the high bit.
-        let mut invalid = 0u8;
-        for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-            let hi = HEX_VALUES[usize::from(pair[0])];
-            let lo = HEX_VALUES[usize::from(pair[1])];
-            invalid |= hi | lo;
-            *byte = (hi << 4) | (lo & 0x0f);
+        let mut valid = true;
+        for (chunk, quad) in text
+            .as_chunks::<8>()
+            .0
+            .iter()
+            .zip(out.as_chunks_mut::<4>().0)
+        {
+            let (value, ok) = decode_hex8(u64::from_le_bytes(*chunk));
+            *quad = value;
+            valid &= ok;
         }
-        if invalid & 0x80 == 0 {
+        if valid {
             Ok(Signature(out))
         } else {
             err(ErrorKind::MalformedSignature {
@@ -206,22 +209,30 @@ impl PartialEq for Signature {
 
 impl Eq for Signature {}
 
-/// Each byte's hex value, or `0x80` for a byte that is not a hex digit (either case).
-const HEX_VALUES: [u8; 256] = {
-    let mut table = [0x80u8; 256];
-    let mut i = 0;
-    while i < 10 {
-        table[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        table[b'a' as usize + i] = 10 + i as u8;
-        table[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    table
-};
+/// Decodes 8 hex characters (either case) packed little-endian into a word: 4 bytes and
+/// whether all 8 were hex digits. SWAR: every byte is range-checked at once, so there is no
+/// branch per character.
+#[inline(always)]
+fn decode_hex8(x: u64) -> ([u8; 4], bool) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // `(b | 0x80) - c` has its high bit set iff b >= c, and `(c | 0x80) - b` iff b <= c;
+    // neither borrows across bytes while every b < 0x80. A byte >= 0x80 can borrow (hence
+    // the wrapping arithmetic), but then `ascii` is false and the result is rejected.
+    let ge = |v: u64, c: u8| ((v | HIGH).wrapping_sub(ONES * u64::from(c))) & HIGH;
+    let le = |v: u64, c: u8| (((ONES * u64::from(c)) | HIGH).wrapping_sub(v)) & HIGH;
+    let lower = x | (ONES * 0x20);
+    let ascii = x & HIGH == 0;
+    let digit = ge(x, b'0') & le(x, b'9');
+    let letter = ge(lower, b'a') & le(lower, b'f');
+    let valid = ascii & ((digit | letter) == HIGH);
+    // Digits keep their low nibble; letters (low nibble 1..=6) gain 9.
+    let nibbles = (x & (ONES * 0x0f)) + (letter >> 7) * 9;
+    // Byte k of `packed`, for even k, is (nibble k << 4) | nibble k+1.
+    let packed = (nibbles << 4) | (nibbles >> 8);
+    let bytes = packed.to_le_bytes();
+    ([bytes[0], bytes[2], bytes[4], bytes[6]], valid)
+}
 
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -315,5 +326,46 @@ impl fmt::Display for Base64Signature {
 impl fmt::Debug for Base64Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn hex_decoding_agrees_with_the_reference_for_every_byte_at_every_position() {
+        let valid = "0123456789abcdefABCDEF0123456789abcdef0123456789ABCDEF0123456789".as_bytes();
+        for position in 0..64 {
+            for byte in 0..=255u8 {
+                let mut text = valid.to_vec();
+                text[position] = byte;
+                let mut reference = [0u8; 32];
+                let expected = hex::decode_to_slice(&text, &mut reference)
+                    .ok()
+                    .map(|()| reference);
+                let got = Signature::from_hex_bytes(&text).ok().map(|s| s.0);
+                assert_eq!(got, expected, "byte {byte:#04x} at {position}");
+            }
+        }
+    }
+
+    #[test]
+    fn hex_round_trips_and_constant_time_equality() {
+        for seed in 0..=255u8 {
+            let bytes: [u8; 32] =
+                core::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8 * 7));
+            let sig = Signature(bytes);
+            assert_eq!(sig.to_hex().as_str(), hex::encode(bytes));
+            assert_eq!(Signature::from_hex(sig.to_hex().as_str()).unwrap(), sig);
+            for i in 0..32 {
+                let mut other = bytes;
+                other[i] ^= 1 << (seed % 8);
+                assert_ne!(Signature(other), sig);
+                assert!(!sig.ct_eq_slice(&other));
+            }
+            assert!(sig.ct_eq_slice(&bytes));
+        }
     }
 }

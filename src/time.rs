@@ -221,10 +221,8 @@ impl Timestamp {
         let low = (secs % 100_000_000) as u32;
         let (low_hi, low_lo) = (low / 10_000, low % 10_000);
         let end = TimestampText::CAP;
-        put2(&mut buf[end - 8..end - 6], low_hi / 100);
-        put2(&mut buf[end - 6..end - 4], low_hi % 100);
-        put2(&mut buf[end - 4..end - 2], low_lo / 100);
-        put2(&mut buf[end - 2..end], low_lo % 100);
+        put4(&mut buf[end - 8..end - 4], low_hi);
+        put4(&mut buf[end - 4..end], low_lo);
         let mut start = end - 8;
         if high > 0 {
             put4(&mut buf[end - 12..end - 8], high);
@@ -271,8 +269,7 @@ impl Timestamp {
         b[19] = b'.';
         let ms = self.0.subsec_millis();
         b[20] = b'0' + (ms / 100) as u8;
-        b[21] = b'0' + (ms / 10 % 10) as u8;
-        b[22] = b'0' + (ms % 10) as u8;
+        put2(&mut b[21..23], ms);
         b[23] = b'Z';
         TimestampText { buf: b, start: 0 }
     }
@@ -621,29 +618,40 @@ fn parse_unix(bytes: &[u8]) -> Result<Timestamp, Error> {
     Timestamp::from_unix_secs(secs)
 }
 
+/// "00" to "99": two digits per lookup instead of a division and a remainder each.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Writes `v % 100` as two digits.
+#[inline(always)]
 fn put2(out: &mut [u8], v: u32) {
-    out[0] = b'0' + (v / 10 % 10) as u8;
-    out[1] = b'0' + (v % 10) as u8;
+    let i = (v % 100) as usize * 2;
+    out[..2].copy_from_slice(&DIGIT_PAIRS[i..i + 2]);
 }
 
+/// Writes `v % 10000` as four digits.
+#[inline(always)]
 fn put4(out: &mut [u8], v: u32) {
-    out[0] = b'0' + (v / 1000 % 10) as u8;
-    out[1] = b'0' + (v / 100 % 10) as u8;
-    out[2] = b'0' + (v / 10 % 10) as u8;
-    out[3] = b'0' + (v % 10) as u8;
+    put2(&mut out[..2], v / 100);
+    put2(&mut out[2..4], v);
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's
+/// algorithm), in 32-bit arithmetic: up to year 9999 every intermediate fits.
 fn civil_from_days(days: u64) -> (u32, u32, u32) {
-    let z = days + 719_468;
+    let z = days as u32 + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = (yoe + era * 400) as u32 + u32::from(month <= 2);
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u32::from(month <= 2);
     (year, month, day)
 }
 
@@ -685,17 +693,26 @@ fn parse_rfc3339(b: &[u8]) -> Option<Result<Timestamp, Error>> {
         b.get(i).copied()
     }
 
-    let year = digits(b, 0, 4)?;
-    (byte(b, 4)? == b'-').then_some(())?;
-    let month = digits(b, 5, 2)?;
-    (byte(b, 7)? == b'-').then_some(())?;
-    let day = digits(b, 8, 2)?;
-    matches!(byte(b, 10)?, b'T' | b't').then_some(())?;
-    let hour = digits(b, 11, 2)?;
-    (byte(b, 13)? == b':').then_some(())?;
-    let minute = digits(b, 14, 2)?;
-    (byte(b, 16)? == b':').then_some(())?;
-    let second = digits(b, 17, 2)?;
+    // The fixed-width head `YYYY-MM-DDTHH:MM:SS`, parsed from a fixed-size array.
+    let head: &[u8; 19] = b.first_chunk()?;
+    let d = |i: usize| -> Option<u32> {
+        let c = head[i];
+        c.is_ascii_digit().then(|| u32::from(c - b'0'))
+    };
+    let year = d(0)? * 1000 + d(1)? * 100 + d(2)? * 10 + d(3)?;
+    let month = d(5)? * 10 + d(6)?;
+    let day = d(8)? * 10 + d(9)?;
+    let hour = d(11)? * 10 + d(12)?;
+    let minute = d(14)? * 10 + d(15)?;
+    let second = d(17)? * 10 + d(18)?;
+    if head[4] != b'-'
+        || head[7] != b'-'
+        || !matches!(head[10], b'T' | b't')
+        || head[13] != b':'
+        || head[16] != b':'
+    {
+        return None;
+    }
     if !(1..=12).contains(&month)
         || day == 0
         || day > days_in_month(year, month)

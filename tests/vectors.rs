@@ -288,12 +288,14 @@ fn every_url_case() {
                 );
             }
             (None, Some(class), Err(e)) => {
-                let ok = match (class.as_str(), e.kind()) {
-                    ("invalid", ErrorKind::InvalidUrl(UrlRule::Syntax | UrlRule::Relative)) => true,
-                    ("scheme", ErrorKind::InvalidUrl(UrlRule::Scheme)) => true,
-                    ("credentials", ErrorKind::InvalidUrl(UrlRule::Credentials)) => true,
-                    _ => false,
-                };
+                let ok = matches!(
+                    (class.as_str(), e.kind()),
+                    (
+                        "invalid",
+                        ErrorKind::InvalidUrl(UrlRule::Syntax | UrlRule::Relative)
+                    ) | ("scheme", ErrorKind::InvalidUrl(UrlRule::Scheme))
+                        | ("credentials", ErrorKind::InvalidUrl(UrlRule::Credentials))
+                );
                 assert!(ok, "{label}: expected {class}, got {e:?}");
             }
             (canonical, error, got) => {

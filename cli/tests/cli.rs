@@ -620,102 +620,64 @@ fn diagnose_names_each_hypothesis() {
     let pretty =
         serde_json::to_string_pretty(&serde_json::from_str::<Value>(BODY).unwrap()).unwrap();
     let secret_nl = format!("{S}\n");
-    // (what the sender signed) -> (what we have), expected hypothesis
-    let cases: Vec<(&str, String, &str, &str, &str, &str, &str, String, &str)> = vec![
-        (
-            URL,
-            BODY.into(),
-            "POST",
-            "1601234567",
-            S,
-            "https://api.dev.kitopay.com/api/v1/merchants/payins",
-            BODY,
-            "POST".into(),
-            "trailing_slash_added",
-        ),
-        (
-            "https://api.dev.kitopay.com/api/v1/merchants/payins",
-            BODY.into(),
-            "POST",
-            "1601234567",
-            S,
-            URL,
-            BODY,
-            "POST".into(),
-            "trailing_slash_removed",
-        ),
-        (
-            "http://api.dev.kitopay.com/api/v1/merchants/payins/",
-            BODY.into(),
-            "POST",
-            "1601234567",
-            S,
-            URL,
-            BODY,
-            "POST".into(),
-            "http_instead_of_https",
-        ),
-        (
-            URL,
-            format!("{BODY}\n"),
-            "POST",
-            "1601234567",
-            S,
-            URL,
-            BODY,
-            "POST".into(),
-            "body_trailing_newline_added",
-        ),
-        (
-            URL,
-            pretty.clone(),
-            "POST",
-            "1601234567",
-            S,
-            URL,
-            BODY,
-            "POST".into(),
-            "body_pretty_printed",
-        ),
-        (
-            URL,
-            BODY.into(),
-            "POST",
-            "1601234567",
-            S,
-            URL,
-            &pretty,
-            "POST".into(),
-            "body_minified",
-        ),
-        (
-            URL,
-            BODY.into(),
-            "post",
-            "1601234567",
-            S,
-            URL,
-            BODY,
-            "POST".into(),
-            "method_lowercase",
-        ),
-        (
-            URL,
-            BODY.into(),
-            "POST",
-            "1601234567",
-            &secret_nl,
-            URL,
-            BODY,
-            "POST".into(),
-            "secret_whitespace",
-        ),
+    let no_slash = "https://api.dev.kitopay.com/api/v1/merchants/payins";
+    let http = "http://api.dev.kitopay.com/api/v1/merchants/payins/";
+    let newline = format!("{BODY}\n");
+    /// What the sender signed, what we hold, and the hypothesis that explains it.
+    struct Mistake<'a> {
+        signed: (&'a str, &'a str, &'a str, &'a str),
+        ours: (&'a str, &'a str, &'a str),
+        expected: &'a str,
+    }
+    let cases = [
+        Mistake {
+            signed: (URL, BODY, "POST", S),
+            ours: (no_slash, BODY, "POST"),
+            expected: "trailing_slash_added",
+        },
+        Mistake {
+            signed: (no_slash, BODY, "POST", S),
+            ours: (URL, BODY, "POST"),
+            expected: "trailing_slash_removed",
+        },
+        Mistake {
+            signed: (http, BODY, "POST", S),
+            ours: (URL, BODY, "POST"),
+            expected: "http_instead_of_https",
+        },
+        Mistake {
+            signed: (URL, &newline, "POST", S),
+            ours: (URL, BODY, "POST"),
+            expected: "body_trailing_newline_added",
+        },
+        Mistake {
+            signed: (URL, &pretty, "POST", S),
+            ours: (URL, BODY, "POST"),
+            expected: "body_pretty_printed",
+        },
+        Mistake {
+            signed: (URL, BODY, "POST", S),
+            ours: (URL, &pretty, "POST"),
+            expected: "body_minified",
+        },
+        Mistake {
+            signed: (URL, BODY, "post", S),
+            ours: (URL, BODY, "POST"),
+            expected: "method_lowercase",
+        },
+        Mistake {
+            signed: (URL, BODY, "POST", &secret_nl),
+            ours: (URL, BODY, "POST"),
+            expected: "secret_whitespace",
+        },
     ];
-    for (s_url, s_body, s_method, s_ts, s_secret, r_url, r_body, r_method, expected) in cases {
-        let sig = sign_kitopay(s_url, &s_body, s_method, s_ts, s_secret);
-        let (code, j) = diagnose_kitopay(r_url, r_body, &r_method, "1601234567", &sig, S);
-        assert_eq!(code, Some(1), "{expected}: {j}");
-        assert_eq!(j["hypothesis"], expected, "{j}");
+    for m in cases {
+        let (s_url, s_body, s_method, s_secret) = m.signed;
+        let (r_url, r_body, r_method) = m.ours;
+        let sig = sign_kitopay(s_url, s_body, s_method, "1601234567", s_secret);
+        let (code, j) = diagnose_kitopay(r_url, r_body, r_method, "1601234567", &sig, S);
+        assert_eq!(code, Some(1), "{}: {j}", m.expected);
+        assert_eq!(j["hypothesis"], m.expected, "{j}");
     }
     // Default port: the sender signed ":443" explicitly (not canonical, so signed via the library).
     let with_port = countersign::StringToSign::kamiokash_webhook(

@@ -71,9 +71,9 @@ fn sign_kitopay_400b(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(message.len() as u64));
     g.bench_function("countersign", |b| {
         b.iter(|| {
-            let signed = signer.sign(black_box(&request), black_box(at)).unwrap();
-            black_box(*signed.signature());
-            black_box(signed.signature_hex().as_ptr());
+            // The signed request holds the hex signature in a stack buffer, as the floor's
+            // output does; converting it to `&str` is left to the caller, as for the floor.
+            black_box(signer.sign(black_box(&request), black_box(at)).unwrap())
         })
     });
     g.bench_function("floor", |b| {
@@ -84,60 +84,6 @@ fn sign_kitopay_400b(c: &mut Criterion) {
             hex_into(&mac.finalize().into_bytes(), &mut out);
             black_box(out)
         })
-    });
-    let key2 = SecretKey::new(SECRET).unwrap();
-    g.bench_function("x_contiguous_mac", |b| {
-        b.iter(|| {
-            black_box(
-                countersign::StringToSign::kamiokash_webhook("", black_box(&message)).sign(&key2),
-            )
-        })
-    });
-    g.bench_function("x_fields_mac", |b| {
-        b.iter(|| {
-            black_box(
-                countersign::StringToSign::kitopay(MERCHANT, ts, "POST", &url, black_box(&body))
-                    .sign(&key2),
-            )
-        })
-    });
-    g.bench_function("x_floor_nohex", |b| {
-        b.iter(|| {
-            let mut mac = keyed.clone();
-            mac.update(black_box(&message));
-            black_box(mac.finalize().into_bytes())
-        })
-    });
-    g.bench_function("x_8_compressions", |b| {
-        let blocks = [[7u8; 64]; 7];
-        b.iter(|| {
-            let mut st = [1u32; 8];
-            sha2::block_api::compress256(&mut st, black_box(&blocks[..]));
-            let mut st2 = [2u32; 8];
-            sha2::block_api::compress256(&mut st2, black_box(&blocks[..1]));
-            black_box((st, st2))
-        })
-    });
-    g.bench_function("x_8_single_calls", |b| {
-        let block = [7u8; 64];
-        b.iter(|| {
-            let mut st = [1u32; 8];
-            for _ in 0..8 {
-                sha2::block_api::compress256(&mut st, core::slice::from_ref(black_box(&block)));
-            }
-            black_box(st)
-        })
-    });
-    g.bench_function("x_unix_text", |b| {
-        b.iter(|| black_box(black_box(at).to_unix_text()))
-    });
-    let sig = *signer.sign(&request, at).unwrap().signature();
-    g.bench_function("x_to_hex", |b| {
-        b.iter(|| black_box(black_box(sig).to_hex()))
-    });
-    g.bench_function("x_hex_as_str", |b| {
-        let h = sig.to_hex();
-        b.iter(|| black_box(black_box(&h).as_str().len()))
     });
     g.bench_function("naive", |b| {
         b.iter(|| {
@@ -178,9 +124,9 @@ fn sign_kamiokash_64b(c: &mut Criterion) {
     let mut g = c.benchmark_group("sign_kamiokash_64B");
     g.bench_function("countersign", |b| {
         b.iter(|| {
-            let signed = signer.sign(black_box(&request), black_box(at)).unwrap();
-            black_box(*signed.signature());
-            black_box(signed.signature_hex().as_ptr());
+            // The signed request holds the hex signature in a stack buffer, as the floor's
+            // output does; converting it to `&str` is left to the caller, as for the floor.
+            black_box(signer.sign(black_box(&request), black_box(at)).unwrap())
         })
     });
     g.bench_function("floor", |b| {

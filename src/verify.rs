@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::error::{Error, ErrorKind, err};
 use crate::key::KeyRing;
 use crate::message::{FieldName, StringToSign};
+use crate::replay::{ReplayGuard, ReplayKey};
 use crate::scheme::{Scheme, is_header_value, is_method_token};
 use crate::signature::Signature;
 use crate::time::{Clock, Freshness, SystemClock, Timestamp};
@@ -211,9 +212,31 @@ pub struct Verified<'v> {
     timestamp: Timestamp,
     signature: Signature,
     trailing_slash_toggled: bool,
+    expires_at: Timestamp,
 }
 
 impl Verified<'_> {
+    /// The message's identity for replay protection.
+    ///
+    /// # Examples
+    ///
+    /// See [`Verifier::with_replay_guard`].
+    #[must_use]
+    pub fn replay_key(&self) -> ReplayKey {
+        ReplayKey::new(self.scheme, self.signature)
+    }
+
+    /// When the message's timestamp stops passing the freshness check: how long a replay
+    /// guard must remember it.
+    ///
+    /// # Examples
+    ///
+    /// See [`Verifier::with_replay_guard`].
+    #[must_use]
+    pub fn expires_at(&self) -> Timestamp {
+        self.expires_at
+    }
+
     /// The scheme verified.
     ///
     /// # Examples
@@ -304,6 +327,7 @@ pub struct Verifier {
     /// Webhooks: the method used when the request does not say.
     default_method: Option<String>,
     slash_tolerance: bool,
+    replay: Option<Arc<dyn ReplayGuard>>,
 }
 
 impl Verifier {
@@ -317,6 +341,7 @@ impl Verifier {
             url: None,
             default_method: None,
             slash_tolerance: false,
+            replay: None,
         }
     }
 
@@ -518,6 +543,54 @@ impl Verifier {
         self
     }
 
+    /// Rejects a second delivery of the same signed message within its freshness window
+    /// ([`ErrorKind::Replayed`]). Defaults to none. A guard that fails
+    /// ([`ErrorKind::ReplayGuardUnavailable`]) fails the verification: closed, not open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{ErrorKind, FixedClock, InMemoryReplayGuard, ReceivedRequest, SecretKey, Timestamp, Verifier};
+    /// use std::sync::Arc;
+    ///
+    /// let verifier = Verifier::kamiokash_webhook(SecretKey::new("whsec_kk_5e2a91c07d3b4f68")?)
+    ///     .with_clock(FixedClock::new(Timestamp::parse_rfc3339("2026-01-27T09:23:30Z")?))
+    ///     .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100_000)));
+    /// let body = br#"{"type":"transaction.successful","data":{"walletId":"w_123","amount":500}}"#;
+    /// let headers = [
+    ///     ("X-Timestamp", "2026-01-27T09:23:07.001Z"),
+    ///     ("X-Kamio-Signature", "f9a037d0ae66988e198d1bc661bef45514c008ab6cad1d439d2f664515a65942"),
+    /// ];
+    /// let request = ReceivedRequest::new(&headers, body);
+    /// let first = verifier.verify(&request)?;
+    /// assert_eq!(verifier.verify(&request).unwrap_err().kind(), &ErrorKind::Replayed);
+    /// verifier.release(&first)?; // processing failed: accept the provider's retry
+    /// assert!(verifier.verify(&request).is_ok());
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_replay_guard(mut self, guard: Arc<dyn ReplayGuard>) -> Self {
+        self.replay = Some(guard);
+        self
+    }
+
+    /// Releases the replay claim of an accepted message (when processing it failed), so
+    /// the provider's retry is accepted. Does nothing without a guard.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::ReplayGuardUnavailable`] if the guard's store fails.
+    ///
+    /// # Examples
+    ///
+    /// See [`Verifier::with_replay_guard`].
+    pub fn release(&self, verified: &Verified<'_>) -> Result<(), Error> {
+        match &self.replay {
+            Some(guard) => guard.release(verified.replay_key()),
+            None => Ok(()),
+        }
+    }
+
     /// The method a webhook verifier assumes when the request does not carry one. Defaults
     /// to `POST` for Kitopay webhooks.
     ///
@@ -627,7 +700,8 @@ impl Verifier {
 
         let format = scheme.time_format();
         let timestamp = format.parse_bytes(timestamp_raw)?;
-        self.freshness.check(timestamp, format.now(&*self.clock))?;
+        let now = format.now(&*self.clock);
+        self.freshness.check(timestamp, now)?;
         let signature = Signature::from_hex_bytes(signature_raw)?;
 
         let message = self.message(request, timestamp_raw, false)?;
@@ -643,17 +717,32 @@ impl Verifier {
                 if let Some(message) = message
                     && message.sign(key) == signature
                 {
-                    return Ok(Verified {
+                    let verified = Verified {
                         scheme,
                         key_id,
                         timestamp,
                         signature,
                         trailing_slash_toggled,
-                    });
+                        expires_at: self.expiry(timestamp),
+                    };
+                    if let Some(guard) = &self.replay {
+                        guard.claim(verified.replay_key(), verified.expires_at, now)?;
+                    }
+                    return Ok(verified);
                 }
             }
         }
         err(ErrorKind::SignatureMismatch)
+    }
+
+    /// When a message with this timestamp stops passing the freshness check.
+    fn expiry(&self, timestamp: Timestamp) -> Timestamp {
+        Timestamp::from_duration(
+            timestamp
+                .since_epoch()
+                .saturating_add(self.freshness.max_age),
+        )
+        .unwrap_or(Timestamp::MAX)
     }
 
     /// The message to check, built from the timestamp header's raw bytes; with `toggled`,
@@ -745,6 +834,7 @@ impl fmt::Debug for Verifier {
             .field("url", &self.url)
             .field("default_method", &self.default_method)
             .field("slash_tolerance", &self.slash_tolerance)
+            .field("replay_guard", &self.replay.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -253,3 +253,15 @@ impl From<SecretKey> for KeyRing {
         KeyRing::new("primary", key)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_material_is_wiped_on_drop() {
+        // The pad states are the key's only copy; they implement `ZeroizeOnDrop`.
+        fn wipes_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wipes_on_drop::<PadStates>();
+    }
+}

@@ -1,0 +1,153 @@
+//! dudect-style timing test: does comparing a wrong signature take longer when the wrong
+//! byte is last than when it is first? (A `memcmp`-style early exit would.)
+//!
+//! Method (Reparaz, Balasch, Verbauwhede, "dude, is my code constant time?", 2017): two
+//! input classes, measurements interleaved in random order, Welch's t-test on the timing
+//! distributions, also after cropping at several upper percentiles (to drop interrupts and
+//! other one-sided noise). |t| above 4.5 is evidence of a leak.
+//!
+//! Ignored by default (it is statistics, not a unit test); `.ci/run` runs it in release
+//! mode: `cargo test --release --test constant_time -- --ignored --nocapture`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use countersign::{
+    FixedClock, KamioKashWebhookSigner, ReceivedRequest, SecretKey, Signature, SignableRequest,
+    Signer, Timestamp, Verifier,
+};
+
+/// xorshift64*: reproducible class assignment without a dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+#[derive(Default)]
+struct Welch {
+    n: [f64; 2],
+    mean: [f64; 2],
+    m2: [f64; 2],
+}
+
+impl Welch {
+    fn push(&mut self, class: usize, x: f64) {
+        self.n[class] += 1.0;
+        let d = x - self.mean[class];
+        self.mean[class] += d / self.n[class];
+        self.m2[class] += d * (x - self.mean[class]);
+    }
+    fn t(&self) -> f64 {
+        let var = |c: usize| self.m2[c] / (self.n[c] - 1.0);
+        (self.mean[0] - self.mean[1]) / (var(0) / self.n[0] + var(1) / self.n[1]).sqrt()
+    }
+}
+
+/// Measures `op(class)` `samples` times and returns the largest |t| over the crops.
+fn max_t(samples: usize, mut op: impl FnMut(usize)) -> f64 {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut data = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let class = (rng.next() & 1) as usize;
+        let start = Instant::now();
+        op(class);
+        data.push((class, start.elapsed().as_nanos() as f64));
+    }
+    let mut sorted: Vec<f64> = data.iter().map(|&(_, t)| t).collect();
+    sorted.sort_by(f64::total_cmp);
+    let mut worst: f64 = 0.0;
+    for percentile in [1.0, 0.99, 0.95, 0.9, 0.75, 0.5] {
+        let cut = sorted[((sorted.len() - 1) as f64 * percentile) as usize];
+        let mut w = Welch::default();
+        for &(class, t) in data.iter().filter(|&&(_, t)| t <= cut) {
+            w.push(class, t);
+        }
+        let t = w.t();
+        if t.is_finite() {
+            worst = worst.max(t.abs());
+        }
+    }
+    worst
+}
+
+#[test]
+#[ignore = "statistical timing test; run by .ci/run in release mode"]
+fn signature_comparison_is_constant_time() {
+    let expected = Signature::from_bytes([0x5a; 32]);
+    let mut first = [0x5a; 32];
+    first[0] ^= 0x80;
+    let mut last = [0x5a; 32];
+    last[31] ^= 0x80;
+    let classes = [Signature::from_bytes(first), Signature::from_bytes(last)];
+    // 64 comparisons per sample to rise above the timer's resolution.
+    let t = max_t(200_000, |class| {
+        let candidate = black_box(classes[class]);
+        for _ in 0..64 {
+            black_box(black_box(&candidate) == black_box(&expected));
+        }
+    });
+    println!("dudect: Signature equality, first vs last byte wrong: max |t| = {t:.2} (threshold 4.5)");
+    assert!(t < 4.5, "timing depends on where the signatures differ: |t| = {t:.2}");
+}
+
+#[test]
+#[ignore = "statistical timing test; run by .ci/run in release mode"]
+fn verification_is_constant_time_in_the_signature() {
+    let at = Timestamp::from_unix_secs(1_700_000_000).unwrap();
+    let signer = KamioKashWebhookSigner::new(SecretKey::new("whsec").unwrap());
+    let body = br#"{"type":"member.new","data":{"id":"m_1"}}"#;
+    let signed = signer.sign(&SignableRequest::body(body), at).unwrap();
+    let good = signed.signature_hex().as_bytes().to_vec();
+    let wrong = |i: usize| {
+        let mut s = good.clone();
+        s[i] = if s[i] == b'0' { b'1' } else { b'0' };
+        String::from_utf8(s).unwrap()
+    };
+    let (first, last) = (wrong(0), wrong(63));
+    let ts = signed.timestamp().to_owned();
+    let headers = [
+        [("X-Timestamp", ts.as_str()), ("X-Kamio-Signature", first.as_str())],
+        [("X-Timestamp", ts.as_str()), ("X-Kamio-Signature", last.as_str())],
+    ];
+    let verifier = Verifier::kamiokash_webhook(SecretKey::new("whsec").unwrap()).with_clock(FixedClock::new(at));
+    let t = max_t(100_000, |class| {
+        let r = ReceivedRequest::new(black_box(&headers[class]), body);
+        assert!(black_box(verifier.verify(&r)).is_err());
+    });
+    println!("dudect: Verifier::verify, first vs last hex digit wrong: max |t| = {t:.2} (threshold 4.5)");
+    assert!(t < 4.5, "verification time depends on where the signature is wrong: |t| = {t:.2}");
+}
+
+#[test]
+#[ignore = "statistical timing test; run by .ci/run in release mode"]
+fn the_test_detects_an_early_exit_comparison() {
+    // Control: the same harness on a deliberately leaky comparison must flag it, or the
+    // two tests above prove nothing.
+    let expected = [0x5au8; 32];
+    let mut first = [0x5a; 32];
+    first[0] ^= 0x80;
+    let mut last = [0x5a; 32];
+    last[31] ^= 0x80;
+    let classes = [first, last];
+    let leaky = |a: &[u8; 32], b: &[u8; 32]| {
+        for i in 0..32 {
+            if black_box(a[i]) != black_box(b[i]) {
+                return false;
+            }
+        }
+        true
+    };
+    let t = max_t(200_000, |class| {
+        for _ in 0..64 {
+            black_box(leaky(black_box(&classes[class]), black_box(&expected)));
+        }
+    });
+    println!("dudect control: early-exit comparison: max |t| = {t:.2} (must exceed 4.5)");
+    assert!(t > 4.5, "the harness failed to see an obvious leak: |t| = {t:.2}");
+}

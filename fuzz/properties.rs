@@ -35,7 +35,10 @@ fn policy(byte: u8) -> TrailingSlash {
 /// What the canonical form must be, computed independently with the `url` crate.
 fn expected_canonical(input: &str, policy: TrailingSlash) -> Option<String> {
     let mut url = url::Url::parse(input).ok()?;
-    if !matches!(url.scheme(), "http" | "https") || !url.username().is_empty() || url.password().is_some() {
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return None;
     }
     url.set_fragment(None);
@@ -61,15 +64,21 @@ fn expected_canonical(input: &str, policy: TrailingSlash) -> Option<String> {
 /// `canonical_url`: never panics; accepted output is a fixed point, is what the `url` crate
 /// produces (fragment and empty query dropped, policy applied), and obeys the policy.
 pub fn canonical_url(data: &[u8]) {
-    let Some((&first, rest)) = data.split_first() else { return };
-    let Ok(input) = std::str::from_utf8(rest) else { return };
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(input) = std::str::from_utf8(rest) else {
+        return;
+    };
     let policy = policy(first);
     match CanonicalUrl::parse_with(input, policy) {
         Ok(url) => {
             let text = url.as_str();
-            let again = CanonicalUrl::parse_with(text, policy).expect("canonical output must parse");
+            let again =
+                CanonicalUrl::parse_with(text, policy).expect("canonical output must parse");
             assert_eq!(again.as_str(), text, "not idempotent: {input:?}");
-            let parsed = url::Url::parse(text).expect("canonical output must parse with the url crate");
+            let parsed =
+                url::Url::parse(text).expect("canonical output must parse with the url crate");
             assert_eq!(parsed.as_str(), text, "url crate re-serialises {text:?}");
             assert!(parsed.fragment().is_none() && !text.contains('#'));
             assert_ne!(parsed.query(), Some(""));
@@ -82,10 +91,15 @@ pub fn canonical_url(data: &[u8]) {
             // Setting a stripped path through the url crate can re-encode it; compare only
             // where the url crate's own path setter keeps what it parsed.
             if let Some(expected) = expected_canonical(input, policy)
-                && url::Url::parse(&expected).map(|u| u.as_str() == expected).unwrap_or(false)
+                && url::Url::parse(&expected)
+                    .map(|u| u.as_str() == expected)
+                    .unwrap_or(false)
                 && policy == TrailingSlash::Preserve
             {
-                assert_eq!(text, expected, "fast path and url crate disagree on {input:?}");
+                assert_eq!(
+                    text, expected,
+                    "fast path and url crate disagree on {input:?}"
+                );
             }
         }
         Err(e) => {
@@ -105,10 +119,16 @@ pub fn timestamp(data: &[u8]) {
     let (now_bytes, rest) = data.split_at(data.len().min(8));
     let mut now_raw = [0u8; 8];
     now_raw[..now_bytes.len()].copy_from_slice(now_bytes);
-    let now = Timestamp::from_unix_millis(u64::from_le_bytes(now_raw) % 253_402_300_800_000).unwrap();
-    let Ok(text) = std::str::from_utf8(rest) else { return };
+    let now =
+        Timestamp::from_unix_millis(u64::from_le_bytes(now_raw) % 253_402_300_800_000).unwrap();
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
     if let Ok(t) = Timestamp::parse_unix(text) {
-        assert!(!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()), "{text:?}");
+        assert!(
+            !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()),
+            "{text:?}"
+        );
         assert_eq!(t.to_unix_text().as_str(), text);
         check_freshness(t, now);
     }
@@ -126,8 +146,16 @@ fn check_freshness(t: Timestamp, now: Timestamp) {
     let outcome = window.check(t, now);
     let (lo, hi) = (t.min(now), t.max(now));
     let distance = hi.since_epoch() - lo.since_epoch();
-    let allowed = if t <= now { window.max_age } else { window.max_future };
-    assert_eq!(outcome.is_ok(), distance <= allowed, "{t:?} vs {now:?}: {outcome:?}");
+    let allowed = if t <= now {
+        window.max_age
+    } else {
+        window.max_future
+    };
+    assert_eq!(
+        outcome.is_ok(),
+        distance <= allowed,
+        "{t:?} vs {now:?}: {outcome:?}"
+    );
 }
 
 #[derive(Debug, Arbitrary)]
@@ -148,12 +176,20 @@ struct WebhookInput {
 /// `verify_webhook`: arbitrary headers, body, URL and clock never panic; `Ok` only when the
 /// signature header is the reference HMAC of the exact message and the timestamp is fresh.
 pub fn verify_webhook(data: &[u8]) {
-    let Ok(input) = WebhookInput::arbitrary(&mut Unstructured::new(data)) else { return };
-    let Ok(key) = SecretKey::from_bytes(&input.secret) else { return };
+    let Ok(input) = WebhookInput::arbitrary(&mut Unstructured::new(data)) else {
+        return;
+    };
+    let Ok(key) = SecretKey::from_bytes(&input.secret) else {
+        return;
+    };
     let now = Timestamp::from_unix_millis(input.now_millis % 253_402_300_800_000).unwrap();
     let (verifier, scheme, message) = if input.kitopay {
-        let Ok(url) = CanonicalUrl::parse(&input.url) else { return };
-        let Ok(v) = Verifier::kitopay_webhook(&input.merchant, key, url.clone()) else { return };
+        let Ok(url) = CanonicalUrl::parse(&input.url) else {
+            return;
+        };
+        let Ok(v) = Verifier::kitopay_webhook(&input.merchant, key, url.clone()) else {
+            return;
+        };
         let mut message = input.merchant.as_bytes().to_vec();
         message.extend_from_slice(input.timestamp.as_bytes());
         message.extend_from_slice(b"POST");
@@ -163,7 +199,11 @@ pub fn verify_webhook(data: &[u8]) {
     } else {
         let mut message = input.timestamp.as_bytes().to_vec();
         message.extend_from_slice(&input.body);
-        (Verifier::kamiokash_webhook(key), Scheme::KamioKashWebhook, message)
+        (
+            Verifier::kamiokash_webhook(key),
+            Scheme::KamioKashWebhook,
+            message,
+        )
     };
     let verifier = verifier.with_clock(FixedClock::new(now));
     let reference = reference_hex(&input.secret, &message);
@@ -173,17 +213,39 @@ pub fn verify_webhook(data: &[u8]) {
         None => input.signature.clone(),
     };
     let mut headers: Vec<(String, Vec<u8>)> = vec![
-        (scheme.timestamp_header().to_owned(), input.timestamp.as_bytes().to_vec()),
-        (scheme.signature_header().to_owned(), signature.as_bytes().to_vec()),
-        ("x-merchant-id".to_owned(), input.merchant.as_bytes().to_vec()),
+        (
+            scheme.timestamp_header().to_owned(),
+            input.timestamp.as_bytes().to_vec(),
+        ),
+        (
+            scheme.signature_header().to_owned(),
+            signature.as_bytes().to_vec(),
+        ),
+        (
+            "x-merchant-id".to_owned(),
+            input.merchant.as_bytes().to_vec(),
+        ),
     ];
     headers.extend(input.extra_headers.iter().cloned());
     let outcome = verifier.verify(&ReceivedRequest::new(&headers, &input.body));
     if let Ok(verified) = outcome {
-        assert_eq!(signature.to_ascii_lowercase(), reference, "accepted a wrong signature");
+        assert_eq!(
+            signature.to_ascii_lowercase(),
+            reference,
+            "accepted a wrong signature"
+        );
         // Kitopay timestamps are whole seconds and are compared with now in whole seconds.
-        let now = if input.kitopay { now.truncate_to_secs() } else { now };
-        assert!(Freshness::default().check(verified.timestamp(), now).is_ok(), "accepted a stale timestamp");
+        let now = if input.kitopay {
+            now.truncate_to_secs()
+        } else {
+            now
+        };
+        assert!(
+            Freshness::default()
+                .check(verified.timestamp(), now)
+                .is_ok(),
+            "accepted a stale timestamp"
+        );
     } else if input.sign_correctly.is_some() {
         // A correct signature may only be refused for a reason other than the MAC.
         let e = outcome.unwrap_err();
@@ -217,13 +279,20 @@ fn signer_for(scheme: Scheme, identity: &str, key: SecretKey) -> Option<Box<dyn 
     })
 }
 
-fn verifier_for(scheme: Scheme, identity: &str, secret: &str, url: &CanonicalUrl) -> Option<Verifier> {
+fn verifier_for(
+    scheme: Scheme,
+    identity: &str,
+    secret: &str,
+    url: &CanonicalUrl,
+) -> Option<Verifier> {
     let key = SecretKey::new(secret).ok()?;
     Some(match scheme {
         Scheme::Kitopay => Verifier::kitopay_request(identity, key).ok()?,
         Scheme::KitopayWebhook => Verifier::kitopay_webhook(identity, key, url.clone()).ok()?,
         Scheme::KitopaySimplified => Verifier::kitopay_simplified(identity, key).ok()?,
-        Scheme::KamioKash => Verifier::kamiokash_request(key).with_api_key(identity).ok()?,
+        Scheme::KamioKash => Verifier::kamiokash_request(key)
+            .with_api_key(identity)
+            .ok()?,
         _ => Verifier::kamiokash_webhook(key),
     })
 }
@@ -240,27 +309,47 @@ fn flip(bytes: &mut [u8], position: usize, xor: u8) -> bool {
 /// `sign_verify_roundtrip`: for every scheme, what is signed verifies; changing any one byte
 /// of any signed part, or of the signature, makes verification fail.
 pub fn sign_verify_roundtrip(data: &[u8]) {
-    let Ok(input) = RoundTrip::arbitrary(&mut Unstructured::new(data)) else { return };
+    let Ok(input) = RoundTrip::arbitrary(&mut Unstructured::new(data)) else {
+        return;
+    };
     let scheme = Scheme::ALL[usize::from(input.scheme) % Scheme::ALL.len()];
-    let Ok(key) = SecretKey::new(&input.secret) else { return };
-    let Some(signer) = signer_for(scheme, &input.identity, key) else { return };
-    let Ok(url) = CanonicalUrl::parse(&input.url) else { return };
-    let Ok(at) = Timestamp::from_unix_millis(input.millis % 253_402_300_800_000) else { return };
+    let Ok(key) = SecretKey::new(&input.secret) else {
+        return;
+    };
+    let Some(signer) = signer_for(scheme, &input.identity, key) else {
+        return;
+    };
+    let Ok(url) = CanonicalUrl::parse(&input.url) else {
+        return;
+    };
+    let Ok(at) = Timestamp::from_unix_millis(input.millis % 253_402_300_800_000) else {
+        return;
+    };
     let request = match SignableRequest::new(&input.method, &url, &input.body) {
         Ok(r) => r.with_transaction_id(&input.transaction_id),
         Err(_) => return,
     };
     let signed = signer.sign(&request, at).unwrap();
-    let headers: Vec<(String, String)> = signed.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    let headers: Vec<(String, String)> = signed
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     for (_, value) in &headers {
-        assert!(http::HeaderValue::from_str(value).is_ok(), "invalid header value {value:?}");
+        assert!(
+            http::HeaderValue::from_str(value).is_ok(),
+            "invalid header value {value:?}"
+        );
     }
-    let verifier = verifier_for(scheme, &input.identity, &input.secret, &url).unwrap().with_clock(FixedClock::new(at));
+    let verifier = verifier_for(scheme, &input.identity, &input.secret, &url)
+        .unwrap()
+        .with_clock(FixedClock::new(at));
     let received = ReceivedRequest::new(&headers, &input.body)
         .with_method(&input.method)
         .with_url(&url)
         .with_transaction_id(&input.transaction_id);
-    verifier.verify(&received).unwrap_or_else(|e| panic!("{scheme:?} round trip failed: {e}"));
+    verifier
+        .verify(&received)
+        .unwrap_or_else(|e| panic!("{scheme:?} round trip failed: {e}"));
 
     // One changed byte in one signed part.
     let signs = |part: u8| match scheme {
@@ -299,9 +388,11 @@ pub fn sign_verify_roundtrip(data: &[u8]) {
     if !changed {
         return;
     }
-    let (Ok(identity), Ok(method), Ok(transaction_id)) =
-        (String::from_utf8(identity), String::from_utf8(method), String::from_utf8(transaction_id))
-    else {
+    let (Ok(identity), Ok(method), Ok(transaction_id)) = (
+        String::from_utf8(identity),
+        String::from_utf8(method),
+        String::from_utf8(transaction_id),
+    ) else {
         return; // not representable as text; nothing to send
     };
     let mut headers = headers.clone();
@@ -315,13 +406,18 @@ pub fn sign_verify_roundtrip(data: &[u8]) {
         }
     }
     // A changed URL must still be a URL, and a different one, to be sent at all.
-    let tampered_url = match std::str::from_utf8(&url_text).ok().and_then(|t| CanonicalUrl::parse(t).ok()) {
+    let tampered_url = match std::str::from_utf8(&url_text)
+        .ok()
+        .and_then(|t| CanonicalUrl::parse(t).ok())
+    {
         Some(u) if u.as_str().as_bytes() == url_text.as_slice() => u,
         _ if part == 4 => return,
         _ => url.clone(),
     };
     let verifier = if scheme == Scheme::KitopayWebhook {
-        verifier_for(scheme, &input.identity, &input.secret, &tampered_url).unwrap().with_clock(FixedClock::new(at))
+        verifier_for(scheme, &input.identity, &input.secret, &tampered_url)
+            .unwrap()
+            .with_clock(FixedClock::new(at))
     } else {
         verifier
     };
@@ -348,13 +444,19 @@ struct HttpInput {
 /// `http_adapter`: signing and verifying arbitrary `http::Request`s never panics, and what
 /// is signed verifies.
 pub fn http_adapter(data: &[u8]) {
-    let Ok(input) = HttpInput::arbitrary(&mut Unstructured::new(data)) else { return };
+    let Ok(input) = HttpInput::arbitrary(&mut Unstructured::new(data)) else {
+        return;
+    };
     let scheme = Scheme::ALL[usize::from(input.scheme) % Scheme::ALL.len()];
-    let mut builder = http::Request::builder().method(input.method.as_str()).uri(input.uri.as_str());
+    let mut builder = http::Request::builder()
+        .method(input.method.as_str())
+        .uri(input.uri.as_str());
     for (k, v) in &input.headers {
         builder = builder.header(k.as_str(), v.as_str());
     }
-    let Ok(mut request) = builder.body(input.body.clone()) else { return };
+    let Ok(mut request) = builder.body(input.body.clone()) else {
+        return;
+    };
     let at = Timestamp::from_unix_secs(u64::from(input.secs)).unwrap();
     let signer = signer_for(scheme, "merchant-1", SecretKey::new("s3cret").unwrap()).unwrap();
     let options = countersign::http::SignOptions {
@@ -369,8 +471,11 @@ pub fn http_adapter(data: &[u8]) {
     if scheme == Scheme::KitopaySimplified {
         return; // the transaction id is not part of an http::Request
     }
-    let verifier = verifier_for(scheme, "merchant-1", "s3cret", &url).unwrap().with_clock(FixedClock::new(at));
-    countersign::http::verify_request(&verifier, &request).unwrap_or_else(|e| panic!("{scheme:?}: {e}"));
+    let verifier = verifier_for(scheme, "merchant-1", "s3cret", &url)
+        .unwrap()
+        .with_clock(FixedClock::new(at));
+    countersign::http::verify_request(&verifier, &request)
+        .unwrap_or_else(|e| panic!("{scheme:?}: {e}"));
 }
 
 #[derive(Debug, Arbitrary)]
@@ -391,7 +496,9 @@ struct DiagnoseInput {
 /// `diagnose`: never panics, and every reported hypothesis really verifies.
 pub fn diagnose(data: &[u8]) {
     use countersign::diagnose::{Diagnosis, Hypothesis, Inputs};
-    let Ok(input) = DiagnoseInput::arbitrary(&mut Unstructured::new(data)) else { return };
+    let Ok(input) = DiagnoseInput::arbitrary(&mut Unstructured::new(data)) else {
+        return;
+    };
     let scheme = Scheme::ALL[usize::from(input.scheme) % Scheme::ALL.len()];
     let url = CanonicalUrl::parse(&input.url).ok();
     let mut signature = input.signature.clone();
@@ -399,21 +506,41 @@ pub fn diagnose(data: &[u8]) {
         // Sign what a sender making a mistake would have signed.
         let mut body = input.body.clone();
         let mut secret = input.secret.clone();
-        let mut url_text = url.as_ref().map(|u| u.as_str().to_owned()).unwrap_or_default();
+        let mut url_text = url
+            .as_ref()
+            .map(|u| u.as_str().to_owned())
+            .unwrap_or_default();
         match mistake % 4 {
             0 => body.push(b'\n'),
             1 => secret.push('\n'),
             2 => {
                 if let Some(u) = &url {
-                    let policy = if u.path().ends_with('/') { TrailingSlash::Strip } else { TrailingSlash::Require };
+                    let policy = if u.path().ends_with('/') {
+                        TrailingSlash::Strip
+                    } else {
+                        TrailingSlash::Require
+                    };
                     url_text = u.with_policy(policy).as_str().to_owned();
                 }
             }
             _ => {}
         }
         let message: Vec<u8> = match scheme {
-            Scheme::Kitopay | Scheme::KitopayWebhook => [input.merchant.as_bytes(), input.timestamp.as_bytes(), input.method.as_bytes(), url_text.as_bytes(), &body].concat(),
-            Scheme::KitopaySimplified => [input.merchant.as_bytes(), input.timestamp.as_bytes(), input.method.as_bytes(), input.transaction_id.as_bytes()].concat(),
+            Scheme::Kitopay | Scheme::KitopayWebhook => [
+                input.merchant.as_bytes(),
+                input.timestamp.as_bytes(),
+                input.method.as_bytes(),
+                url_text.as_bytes(),
+                &body,
+            ]
+            .concat(),
+            Scheme::KitopaySimplified => [
+                input.merchant.as_bytes(),
+                input.timestamp.as_bytes(),
+                input.method.as_bytes(),
+                input.transaction_id.as_bytes(),
+            ]
+            .concat(),
             Scheme::KamioKash => [&body[..], b":", input.timestamp.as_bytes()].concat(),
             _ => [input.timestamp.as_bytes(), &body[..]].concat(),
         };
@@ -430,29 +557,64 @@ pub fn diagnose(data: &[u8]) {
         transaction_id: &input.transaction_id,
         signature: &signature,
     };
-    let Ok(diagnosis) = countersign::diagnose::diagnose(&inputs) else { return };
+    let Ok(diagnosis) = countersign::diagnose::diagnose(&inputs) else {
+        return;
+    };
     match diagnosis {
         Diagnosis::Valid => {
             let expected = match (scheme, &url) {
-                (Scheme::Kitopay | Scheme::KitopayWebhook, Some(url)) => StringToSign::kitopay(&input.merchant, &input.timestamp, &input.method, url, &input.body).to_bytes(),
-                (Scheme::KitopaySimplified, _) => StringToSign::kitopay_simplified(&input.merchant, &input.timestamp, &input.method, &input.transaction_id).to_bytes(),
-                (Scheme::KamioKash, _) => StringToSign::kamiokash_request(&input.body, &input.timestamp).to_bytes(),
-                (Scheme::KamioKashWebhook, _) => StringToSign::kamiokash_webhook(&input.timestamp, &input.body).to_bytes(),
+                (Scheme::Kitopay | Scheme::KitopayWebhook, Some(url)) => StringToSign::kitopay(
+                    &input.merchant,
+                    &input.timestamp,
+                    &input.method,
+                    url,
+                    &input.body,
+                )
+                .to_bytes(),
+                (Scheme::KitopaySimplified, _) => StringToSign::kitopay_simplified(
+                    &input.merchant,
+                    &input.timestamp,
+                    &input.method,
+                    &input.transaction_id,
+                )
+                .to_bytes(),
+                (Scheme::KamioKash, _) => {
+                    StringToSign::kamiokash_request(&input.body, &input.timestamp).to_bytes()
+                }
+                (Scheme::KamioKashWebhook, _) => {
+                    StringToSign::kamiokash_webhook(&input.timestamp, &input.body).to_bytes()
+                }
                 _ => unreachable!("diagnose errors without a URL"),
             };
-            assert_eq!(reference_hex(input.secret.as_bytes(), &expected), signature.to_ascii_lowercase());
+            assert_eq!(
+                reference_hex(input.secret.as_bytes(), &expected),
+                signature.to_ascii_lowercase()
+            );
         }
         Diagnosis::Explained(finding) => {
             let lower = signature.to_ascii_lowercase();
             if finding.hypothesis == Hypothesis::SecretWhitespace {
                 let t = input.secret.trim();
-                let candidates = [t.to_owned(), format!("{t}\n"), format!("{t}\r\n"), format!(" {t}"), format!("{t} ")];
+                let candidates = [
+                    t.to_owned(),
+                    format!("{t}\n"),
+                    format!("{t}\r\n"),
+                    format!(" {t}"),
+                    format!("{t} "),
+                ];
                 assert!(
-                    candidates.iter().any(|s| reference_hex(s.as_bytes(), &finding.signed) == lower),
+                    candidates
+                        .iter()
+                        .any(|s| reference_hex(s.as_bytes(), &finding.signed) == lower),
                     "reported a secret-whitespace hypothesis that does not verify"
                 );
             } else {
-                assert_eq!(reference_hex(input.secret.as_bytes(), &finding.signed), lower, "{:?} does not verify", finding.hypothesis);
+                assert_eq!(
+                    reference_hex(input.secret.as_bytes(), &finding.signed),
+                    lower,
+                    "{:?} does not verify",
+                    finding.hypothesis
+                );
                 assert_ne!(finding.signed, finding.expected);
             }
         }
@@ -460,8 +622,11 @@ pub fn diagnose(data: &[u8]) {
     }
 }
 
+/// A property check over the fuzzer's raw bytes.
+pub type Property = fn(&[u8]);
+
 /// Every target, by name, for the replay test.
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+pub const TARGETS: [(&str, Property); 7] = [
     ("signature_hex", signature_hex),
     ("canonical_url", canonical_url),
     ("timestamp", timestamp),
@@ -478,6 +643,9 @@ pub fn signature_hex(data: &[u8]) {
     let is_hex = data.len() == 64 && data.iter().all(u8::is_ascii_hexdigit);
     assert_eq!(outcome.is_ok(), is_hex, "{data:?}");
     if let Ok(sig) = outcome {
-        assert_eq!(sig.to_hex().as_str().as_bytes(), data.to_ascii_lowercase().as_slice());
+        assert_eq!(
+            sig.to_hex().as_str().as_bytes(),
+            data.to_ascii_lowercase().as_slice()
+        );
     }
 }

@@ -170,6 +170,12 @@ pub enum ErrorKind {
     /// A verifier was built without any key.
     #[error("no verification key configured: add at least one secret")]
     NoKeys,
+    /// The request body is a stream that cannot be read before sending, so it cannot be
+    /// signed (it is never sent unsigned).
+    #[error(
+        "the request body is a stream and cannot be signed: send the body as bytes, or sign it with a BodySigner"
+    )]
+    UnbufferedBody,
     /// A name (scheme, policy) that is not one of the known ones.
     #[error("unknown {what}: expected one of {expected}")]
     UnknownName {
@@ -215,6 +221,7 @@ impl ErrorKind {
             ErrorKind::MissingTransactionId => "missing_transaction_id",
             ErrorKind::EmptySecret => "empty_secret",
             ErrorKind::NoKeys => "no_keys",
+            ErrorKind::UnbufferedBody => "unbuffered_body",
             ErrorKind::UnknownName { .. } => "unknown_name",
             ErrorKind::Replayed => "replayed",
             ErrorKind::ReplayGuardUnavailable(_) => "replay_guard_unavailable",

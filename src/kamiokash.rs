@@ -239,3 +239,151 @@ impl fmt::Debug for KamioKashWebhookSigner {
             .finish()
     }
 }
+
+/// A KamioKash webhook event, `{"type": ..., "data": ...}` (feature `serde`).
+///
+/// The five documented types are variants; any other type is kept, with its data, in
+/// [`WebhookEvent::Unknown`], so a new event type never breaks a receiver. Parse only after
+/// verification, from the exact bytes verified: [`WebhookEvent::from_verified`] asks for the
+/// proof.
+///
+/// # Examples
+///
+/// ```
+/// use countersign::kamiokash::WebhookEvent;
+///
+/// let event: WebhookEvent = serde_json::from_str(r#"{"type":"wallet.new","data":{"id":"w_1"}}"#)?;
+/// assert_eq!(event.event_type(), "wallet.new");
+/// assert!(matches!(event, WebhookEvent::WalletNew(_)));
+/// let future: WebhookEvent = serde_json::from_str(r#"{"type":"coupon.expired","data":{"id":"c_1"}}"#)?;
+/// assert_eq!(future.event_type(), "coupon.expired");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[cfg(feature = "serde")]
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum WebhookEvent {
+    /// `member.new`
+    MemberNew(serde_json::Value),
+    /// `wallet.new`
+    WalletNew(serde_json::Value),
+    /// `transaction.successful`
+    TransactionSuccessful(serde_json::Value),
+    /// `order.successful`
+    OrderSuccessful(serde_json::Value),
+    /// `voucher_code.used`
+    VoucherCodeUsed(serde_json::Value),
+    /// A type this version does not know, kept as received.
+    Unknown {
+        /// The `type` field.
+        event_type: String,
+        /// The `data` field (`null` if absent).
+        data: serde_json::Value,
+    },
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize, serde::Serialize)]
+struct RawEvent {
+    #[serde(rename = "type")]
+    event_type: String,
+    #[serde(default)]
+    data: serde_json::Value,
+}
+
+#[cfg(feature = "serde")]
+impl WebhookEvent {
+    /// Parses the body of a delivery that `verified` vouches for.
+    ///
+    /// # Errors
+    ///
+    /// The JSON error if the body is not a `{type, data}` object.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::kamiokash::WebhookEvent;
+    /// use countersign::{FixedClock, ReceivedRequest, SecretKey, Timestamp, Verifier};
+    ///
+    /// let verifier = Verifier::kamiokash_webhook(SecretKey::new("whsec_kk_5e2a91c07d3b4f68")?)
+    ///     .with_clock(FixedClock::new(Timestamp::parse_rfc3339("2026-01-27T09:23:30Z")?));
+    /// let body = br#"{"type":"transaction.successful","data":{"walletId":"w_123","amount":500}}"#;
+    /// let headers = [
+    ///     ("X-Timestamp", "2026-01-27T09:23:07.001Z"),
+    ///     ("X-Kamio-Signature", "f9a037d0ae66988e198d1bc661bef45514c008ab6cad1d439d2f664515a65942"),
+    /// ];
+    /// let verified = verifier.verify(&ReceivedRequest::new(&headers, body))?;
+    /// let event = WebhookEvent::from_verified(&verified, body).map_err(|_| countersign::ErrorKind::SignatureMismatch)?;
+    /// assert_eq!(event.data()["amount"], 500);
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn from_verified(
+        _proof: &crate::Verified<'_>,
+        body: &[u8],
+    ) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
+
+    /// The event's `type`.
+    ///
+    /// # Examples
+    ///
+    /// See [`WebhookEvent`].
+    #[must_use]
+    pub fn event_type(&self) -> &str {
+        match self {
+            WebhookEvent::MemberNew(_) => "member.new",
+            WebhookEvent::WalletNew(_) => "wallet.new",
+            WebhookEvent::TransactionSuccessful(_) => "transaction.successful",
+            WebhookEvent::OrderSuccessful(_) => "order.successful",
+            WebhookEvent::VoucherCodeUsed(_) => "voucher_code.used",
+            WebhookEvent::Unknown { event_type, .. } => event_type,
+        }
+    }
+
+    /// The event's `data`.
+    ///
+    /// # Examples
+    ///
+    /// See [`WebhookEvent::from_verified`].
+    #[must_use]
+    pub fn data(&self) -> &serde_json::Value {
+        match self {
+            WebhookEvent::MemberNew(d)
+            | WebhookEvent::WalletNew(d)
+            | WebhookEvent::TransactionSuccessful(d)
+            | WebhookEvent::OrderSuccessful(d)
+            | WebhookEvent::VoucherCodeUsed(d)
+            | WebhookEvent::Unknown { data: d, .. } => d,
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for WebhookEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = RawEvent::deserialize(deserializer)?;
+        Ok(match raw.event_type.as_str() {
+            "member.new" => WebhookEvent::MemberNew(raw.data),
+            "wallet.new" => WebhookEvent::WalletNew(raw.data),
+            "transaction.successful" => WebhookEvent::TransactionSuccessful(raw.data),
+            "order.successful" => WebhookEvent::OrderSuccessful(raw.data),
+            "voucher_code.used" => WebhookEvent::VoucherCodeUsed(raw.data),
+            _ => WebhookEvent::Unknown {
+                event_type: raw.event_type,
+                data: raw.data,
+            },
+        })
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for WebhookEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RawEvent {
+            event_type: self.event_type().to_owned(),
+            data: self.data().clone(),
+        }
+        .serialize(serializer)
+    }
+}

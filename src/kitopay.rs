@@ -274,3 +274,54 @@ impl fmt::Debug for KitopaySimplifiedSigner {
             .finish()
     }
 }
+
+/// A Kitopay webhook: a transaction's status changed (feature `serde`).
+///
+/// `{ "id", "reference_id", "status" }`; any other field is kept in `extra`, so a field added
+/// by Kitopay never breaks a receiver. `status` is kept as text for the same reason. Parse
+/// only after verification: [`WebhookEvent::from_verified`] asks for the proof.
+///
+/// # Examples
+///
+/// ```
+/// use countersign::kitopay::WebhookEvent;
+///
+/// let body = r#"{"id":"6956d4fc-d7b7-4514-9759-c699fc029b25","reference_id":"id-in-merchant-system-485","status":"new","fee":0.3}"#;
+/// let event: WebhookEvent = serde_json::from_str(body)?;
+/// assert_eq!(event.status, "new");
+/// assert_eq!(event.extra["fee"], 0.3);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[cfg(feature = "serde")]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[non_exhaustive]
+pub struct WebhookEvent {
+    /// Kitopay's transaction id.
+    pub id: String,
+    /// The merchant's own reference for the transaction.
+    pub reference_id: String,
+    /// The new status (e.g. `new`).
+    pub status: String,
+    /// Every other field, as received.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+#[cfg(feature = "serde")]
+impl WebhookEvent {
+    /// Parses the body of a delivery that `verified` vouches for.
+    ///
+    /// # Errors
+    ///
+    /// The JSON error if the body lacks `id`, `reference_id` or `status`.
+    ///
+    /// # Examples
+    ///
+    /// See [`crate::kamiokash::WebhookEvent::from_verified`].
+    pub fn from_verified(
+        _proof: &crate::Verified<'_>,
+        body: &[u8],
+    ) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
+}

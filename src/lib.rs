@@ -20,15 +20,25 @@ pub mod kitopay;
 
 #[cfg(feature = "diagnose")]
 pub mod diagnose;
+#[cfg(feature = "axum")]
+pub mod extract;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "tower")]
+pub mod layer;
+#[cfg(feature = "reqwest")]
+pub mod middleware;
+#[cfg(feature = "redis")]
+pub mod redis_guard;
 
 pub use crate::error::{Error, ErrorKind, UrlRule};
 pub use crate::kamiokash::{KamioKashSigner, KamioKashWebhookSigner};
 pub use crate::key::{KeyRing, SecretKey};
 pub use crate::kitopay::{KitopaySigner, KitopaySimplifiedSigner};
 pub use crate::message::{FieldName, StringToSign};
-pub use crate::replay::{InMemoryReplayGuard, ReplayGuard, ReplayKey};
+pub use crate::replay::{
+    AsyncReplayGuard, GuardFuture, InMemoryReplayGuard, ReplayGuard, ReplayKey,
+};
 pub use crate::scheme::{Scheme, headers};
 pub use crate::signature::{Base64Signature, HexSignature, Signature};
 pub use crate::signer::{BodySigner, SignableRequest, SignedRequest, Signer};

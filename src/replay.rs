@@ -120,6 +120,54 @@ pub trait ReplayGuard: Send + Sync {
     fn release(&self, key: ReplayKey) -> Result<(), Error>;
 }
 
+/// A boxed future, as returned by [`AsyncReplayGuard`] (keeps the trait object-safe).
+pub type GuardFuture<'a> =
+    core::pin::Pin<Box<dyn core::future::Future<Output = Result<(), Error>> + Send + 'a>>;
+
+/// The asynchronous form of [`ReplayGuard`], for guards backed by a network store (Redis)
+/// and for async servers. Same contract: atomic per key, fallible, fail closed.
+///
+/// Every [`ReplayGuard`] is also an `AsyncReplayGuard` (its futures are ready at once).
+///
+/// # Examples
+///
+/// ```
+/// use countersign::{AsyncReplayGuard, InMemoryReplayGuard, ReplayKey, Scheme, Signature, Timestamp};
+/// use std::sync::Arc;
+///
+/// let guard: Arc<dyn AsyncReplayGuard> = Arc::new(InMemoryReplayGuard::new(1_000));
+/// let key = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([3; 32]));
+/// let claim = guard.claim_async(key, Timestamp::from_unix_secs(60)?, Timestamp::UNIX_EPOCH);
+/// // `claim.await?` inside an async function.
+/// # drop(claim);
+/// # Ok::<(), countersign::Error>(())
+/// ```
+pub trait AsyncReplayGuard: Send + Sync {
+    /// See [`ReplayGuard::claim`].
+    fn claim_async(&self, key: ReplayKey, expires_at: Timestamp, now: Timestamp)
+    -> GuardFuture<'_>;
+
+    /// See [`ReplayGuard::release`].
+    fn release_async(&self, key: ReplayKey) -> GuardFuture<'_>;
+}
+
+impl<G: ReplayGuard + ?Sized> AsyncReplayGuard for G {
+    fn claim_async(
+        &self,
+        key: ReplayKey,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> GuardFuture<'_> {
+        let outcome = self.claim(key, expires_at, now);
+        Box::pin(core::future::ready(outcome))
+    }
+
+    fn release_async(&self, key: ReplayKey) -> GuardFuture<'_> {
+        let outcome = self.release(key);
+        Box::pin(core::future::ready(outcome))
+    }
+}
+
 /// A process-local [`ReplayGuard`]: thread-safe, O(1) amortised per claim, bounded memory.
 ///
 /// Expired entries are evicted as claims arrive. When `capacity` live claims are held, new

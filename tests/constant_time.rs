@@ -8,13 +8,18 @@
 //!
 //! Ignored by default (it is statistics, not a unit test); `.ci/run` runs it in release
 //! mode: `cargo test --release --test constant_time -- --ignored --nocapture`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use countersign::{
-    FixedClock, KamioKashWebhookSigner, ReceivedRequest, SecretKey, Signature, SignableRequest,
+    FixedClock, KamioKashWebhookSigner, ReceivedRequest, SecretKey, SignableRequest, Signature,
     Signer, Timestamp, Verifier,
 };
 
@@ -92,8 +97,13 @@ fn signature_comparison_is_constant_time() {
             black_box(black_box(&candidate) == black_box(&expected));
         }
     });
-    println!("dudect: Signature equality, first vs last byte wrong: max |t| = {t:.2} (threshold 4.5)");
-    assert!(t < 4.5, "timing depends on where the signatures differ: |t| = {t:.2}");
+    println!(
+        "dudect: Signature equality, first vs last byte wrong: max |t| = {t:.2} (threshold 4.5)"
+    );
+    assert!(
+        t < 4.5,
+        "timing depends on where the signatures differ: |t| = {t:.2}"
+    );
 }
 
 #[test]
@@ -112,16 +122,28 @@ fn verification_is_constant_time_in_the_signature() {
     let (first, last) = (wrong(0), wrong(63));
     let ts = signed.timestamp().to_owned();
     let headers = [
-        [("X-Timestamp", ts.as_str()), ("X-Kamio-Signature", first.as_str())],
-        [("X-Timestamp", ts.as_str()), ("X-Kamio-Signature", last.as_str())],
+        [
+            ("X-Timestamp", ts.as_str()),
+            ("X-Kamio-Signature", first.as_str()),
+        ],
+        [
+            ("X-Timestamp", ts.as_str()),
+            ("X-Kamio-Signature", last.as_str()),
+        ],
     ];
-    let verifier = Verifier::kamiokash_webhook(SecretKey::new("whsec").unwrap()).with_clock(FixedClock::new(at));
+    let verifier = Verifier::kamiokash_webhook(SecretKey::new("whsec").unwrap())
+        .with_clock(FixedClock::new(at));
     let t = max_t(100_000, |class| {
         let r = ReceivedRequest::new(black_box(&headers[class]), body);
         assert!(black_box(verifier.verify(&r)).is_err());
     });
-    println!("dudect: Verifier::verify, first vs last hex digit wrong: max |t| = {t:.2} (threshold 4.5)");
-    assert!(t < 4.5, "verification time depends on where the signature is wrong: |t| = {t:.2}");
+    println!(
+        "dudect: Verifier::verify, first vs last hex digit wrong: max |t| = {t:.2} (threshold 4.5)"
+    );
+    assert!(
+        t < 4.5,
+        "verification time depends on where the signature is wrong: |t| = {t:.2}"
+    );
 }
 
 #[test]
@@ -149,5 +171,8 @@ fn the_test_detects_an_early_exit_comparison() {
         }
     });
     println!("dudect control: early-exit comparison: max |t| = {t:.2} (must exceed 4.5)");
-    assert!(t > 4.5, "the harness failed to see an obvious leak: |t| = {t:.2}");
+    assert!(
+        t > 4.5,
+        "the harness failed to see an obvious leak: |t| = {t:.2}"
+    );
 }

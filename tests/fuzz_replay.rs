@@ -10,7 +10,9 @@ mod properties;
 use std::path::Path;
 
 fn replay(folder: &Path, only_seeds: bool, run: fn(&[u8])) -> usize {
-    let Ok(entries) = std::fs::read_dir(folder) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return 0;
+    };
     let mut count = 0;
     for entry in entries {
         let path = entry.unwrap().path();
@@ -35,5 +37,8 @@ fn every_seed_and_regression_input_holds_its_property() {
         assert!(seeds > 0, "no seed corpus for {target}");
         replay(&root.join("regressions").join(target), false, run);
     }
-    assert!(root.join("regressions/signature_hex/swar-decode-borrow-on-non-ascii-byte").exists());
+    assert!(
+        root.join("regressions/signature_hex/swar-decode-borrow-on-non-ascii-byte")
+            .exists()
+    );
 }

@@ -42,7 +42,10 @@ fn policy_strategy() -> impl Strategy<Value = TrailingSlash> {
 
 fn expected_canonical(input: &str, policy: TrailingSlash) -> Option<String> {
     let mut url = url::Url::parse(input).ok()?;
-    if !matches!(url.scheme(), "http" | "https") || !url.username().is_empty() || url.password().is_some() {
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return None;
     }
     url.set_fragment(None);
@@ -182,8 +185,12 @@ fn signer(case: &Case, secret: &str) -> Box<dyn Signer> {
     let key = SecretKey::new(secret).unwrap();
     match case.scheme {
         Scheme::Kitopay => Box::new(KitopaySigner::new(&case.identity, key).unwrap()),
-        Scheme::KitopayWebhook => Box::new(KitopaySigner::for_webhooks(&case.identity, key).unwrap()),
-        Scheme::KitopaySimplified => Box::new(KitopaySimplifiedSigner::new(&case.identity, key).unwrap()),
+        Scheme::KitopayWebhook => {
+            Box::new(KitopaySigner::for_webhooks(&case.identity, key).unwrap())
+        }
+        Scheme::KitopaySimplified => {
+            Box::new(KitopaySimplifiedSigner::new(&case.identity, key).unwrap())
+        }
         Scheme::KamioKash => Box::new(KamioKashSigner::new(&case.identity, key).unwrap()),
         _ => Box::new(KamioKashWebhookSigner::new(key)),
     }
@@ -192,9 +199,13 @@ fn signer(case: &Case, secret: &str) -> Box<dyn Signer> {
 fn verifier(case: &Case, keys: KeyRing, url: &CanonicalUrl) -> Verifier {
     match case.scheme {
         Scheme::Kitopay => Verifier::kitopay_request(&case.identity, keys).unwrap(),
-        Scheme::KitopayWebhook => Verifier::kitopay_webhook(&case.identity, keys, url.clone()).unwrap(),
+        Scheme::KitopayWebhook => {
+            Verifier::kitopay_webhook(&case.identity, keys, url.clone()).unwrap()
+        }
         Scheme::KitopaySimplified => Verifier::kitopay_simplified(&case.identity, keys).unwrap(),
-        Scheme::KamioKash => Verifier::kamiokash_request(keys).with_api_key(&case.identity).unwrap(),
+        Scheme::KamioKash => Verifier::kamiokash_request(keys)
+            .with_api_key(&case.identity)
+            .unwrap(),
         _ => Verifier::kamiokash_webhook(keys),
     }
     .with_clock(FixedClock::new(case.at))
@@ -207,13 +218,27 @@ fn signed_headers(case: &Case, secret: &str) -> Vec<(String, String)> {
         .with_transaction_id(&case.transaction_id);
     let s = signer(case, secret);
     let signed = s.sign(&request, case.at).unwrap();
-    signed.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+    signed
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
-fn verify(case: &Case, keys: KeyRing, headers: &[(String, String)], method: &str, url: &CanonicalUrl, body: &[u8], txn: &str) -> Result<String, countersign::Error> {
+fn verify(
+    case: &Case,
+    keys: KeyRing,
+    headers: &[(String, String)],
+    method: &str,
+    url: &CanonicalUrl,
+    body: &[u8],
+    txn: &str,
+) -> Result<String, countersign::Error> {
     let v = verifier(case, keys, url);
     let headers = headers.to_vec();
-    let received = ReceivedRequest::new(&headers, body).with_method(method).with_url(url).with_transaction_id(txn);
+    let received = ReceivedRequest::new(&headers, body)
+        .with_method(method)
+        .with_url(url)
+        .with_transaction_id(txn);
     v.verify(&received).map(|ok| ok.key_id().to_owned())
 }
 
@@ -330,11 +355,22 @@ fn field_boundary_ambiguity_of_delimiter_free_schemes() {
     // fails: the signature is checked for "m1" only, and "m12"'s header is refused.
     let v = Verifier::kitopay_request("m1", SecretKey::new("s").unwrap())
         .unwrap()
-        .with_clock(FixedClock::new(Timestamp::from_unix_secs(345_678_901).unwrap()));
+        .with_clock(FixedClock::new(
+            Timestamp::from_unix_secs(345_678_901).unwrap(),
+        ));
     let sig = a.sign(&key).to_string();
-    let forged = [("x-merchant-id", "m12"), ("x-timestamp", "345678901"), ("x-signature", sig.as_str())];
-    let r = ReceivedRequest::new(&forged, b"").with_method("GET").with_url(&url);
-    assert_eq!(v.verify(&r).unwrap_err().kind(), &ErrorKind::IdentityMismatch("x-merchant-id"));
+    let forged = [
+        ("x-merchant-id", "m12"),
+        ("x-timestamp", "345678901"),
+        ("x-signature", sig.as_str()),
+    ];
+    let r = ReceivedRequest::new(&forged, b"")
+        .with_method("GET")
+        .with_url(&url);
+    assert_eq!(
+        v.verify(&r).unwrap_err().kind(),
+        &ErrorKind::IdentityMismatch("x-merchant-id")
+    );
 
     // Kitopay: the body can also absorb bytes from the URL's end (a query ending in the
     // body's first bytes).

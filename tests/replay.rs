@@ -12,7 +12,10 @@ use countersign::{
 fn delivery(at: Timestamp, body: &[u8]) -> Vec<(String, String)> {
     let signer = KamioKashWebhookSigner::new(SecretKey::new("whsec").unwrap());
     let signed = signer.sign(&SignableRequest::body(body), at).unwrap();
-    signed.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+    signed
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 #[test]
@@ -31,7 +34,10 @@ fn sixty_four_threads_verifying_the_same_delivery_exactly_one_succeeds() {
             std::thread::spawn(move || {
                 barrier.wait();
                 verifier
-                    .verify(&ReceivedRequest::new(&*headers, b"{\"type\":\"wallet.new\"}"))
+                    .verify(&ReceivedRequest::new(
+                        &*headers,
+                        b"{\"type\":\"wallet.new\"}",
+                    ))
                     .map(|_| ())
                     .map_err(Error::into_kind)
             })
@@ -39,7 +45,12 @@ fn sixty_four_threads_verifying_the_same_delivery_exactly_one_succeeds() {
         .collect();
     let outcomes: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1);
-    assert!(outcomes.iter().filter(|o| o.is_err()).all(|o| o == &Err(ErrorKind::Replayed)));
+    assert!(
+        outcomes
+            .iter()
+            .filter(|o| o.is_err())
+            .all(|o| o == &Err(ErrorKind::Replayed))
+    );
 }
 
 #[test]
@@ -55,14 +66,32 @@ fn different_deliveries_do_not_collide_and_expiry_follows_the_window() {
     let b = delivery(at, b"b");
     let v = verifier(1_700_000_000);
     let first = v.verify(&ReceivedRequest::new(&a, b"a")).unwrap();
-    assert_eq!(first.expires_at(), Timestamp::from_unix_secs(1_700_000_060).unwrap());
+    assert_eq!(
+        first.expires_at(),
+        Timestamp::from_unix_secs(1_700_000_060).unwrap()
+    );
     assert!(v.verify(&ReceivedRequest::new(&b, b"b")).is_ok());
-    assert_eq!(v.verify(&ReceivedRequest::new(&a, b"a")).unwrap_err().kind(), &ErrorKind::Replayed);
+    assert_eq!(
+        v.verify(&ReceivedRequest::new(&a, b"a"))
+            .unwrap_err()
+            .kind(),
+        &ErrorKind::Replayed
+    );
     // Still a replay at the window's edge; past it the freshness check rejects it first.
     let edge = verifier(1_700_000_059);
-    assert_eq!(edge.verify(&ReceivedRequest::new(&a, b"a")).unwrap_err().kind(), &ErrorKind::Replayed);
+    assert_eq!(
+        edge.verify(&ReceivedRequest::new(&a, b"a"))
+            .unwrap_err()
+            .kind(),
+        &ErrorKind::Replayed
+    );
     let late = verifier(1_700_000_061);
-    assert!(matches!(late.verify(&ReceivedRequest::new(&a, b"a")).unwrap_err().kind(), ErrorKind::Expired { .. }));
+    assert!(matches!(
+        late.verify(&ReceivedRequest::new(&a, b"a"))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Expired { .. }
+    ));
 }
 
 #[test]
@@ -95,7 +124,17 @@ fn a_failing_guard_fails_closed_and_only_valid_messages_reach_it() {
         .with_clock(FixedClock::new(at))
         .with_replay_guard(Arc::new(Unreachable));
     let h = delivery(at, b"x");
-    assert_eq!(v.verify(&ReceivedRequest::new(&h, b"x")).unwrap_err().code(), "replay_guard_unavailable");
+    assert_eq!(
+        v.verify(&ReceivedRequest::new(&h, b"x"))
+            .unwrap_err()
+            .code(),
+        "replay_guard_unavailable"
+    );
     // A forged message is rejected as a mismatch before the guard is asked.
-    assert_eq!(v.verify(&ReceivedRequest::new(&h, b"y")).unwrap_err().kind(), &ErrorKind::SignatureMismatch);
+    assert_eq!(
+        v.verify(&ReceivedRequest::new(&h, b"y"))
+            .unwrap_err()
+            .kind(),
+        &ErrorKind::SignatureMismatch
+    );
 }

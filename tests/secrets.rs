@@ -14,7 +14,10 @@ const SECRET: &str = "sk_live_TOPSECRET_9f8e7d6c5b4a";
 
 fn assert_clean(what: &str, text: &str) {
     assert!(!text.contains(SECRET), "{what} prints the secret: {text}");
-    assert!(!text.contains("TOPSECRET"), "{what} prints part of the secret: {text}");
+    assert!(
+        !text.contains("TOPSECRET"),
+        "{what} prints part of the secret: {text}"
+    );
 }
 
 /// `SecretKey` must not be `Clone` (one copy to wipe): this only compiles if exactly one of
@@ -27,7 +30,7 @@ fn secret_key_is_not_clone() {
     impl<T: ?Sized> AmbiguousIfClone<()> for T {}
     #[allow(dead_code)]
     struct IsClone;
-    impl<T: ?Sized + Clone> AmbiguousIfClone<IsClone> for T {}
+    impl<T: Clone> AmbiguousIfClone<IsClone> for T {}
     <SecretKey as AmbiguousIfClone<_>>::check();
 }
 
@@ -38,7 +41,10 @@ fn no_public_type_prints_the_secret() {
     let at = Timestamp::from_unix_secs(1_700_000_000).unwrap();
 
     assert_clean("SecretKey", &format!("{:?} {:#?}", key(), key()));
-    assert_clean("SecretKey::from_string", &format!("{:?}", SecretKey::from_string(SECRET.to_owned()).unwrap()));
+    assert_clean(
+        "SecretKey::from_string",
+        &format!("{:?}", SecretKey::from_string(SECRET.to_owned()).unwrap()),
+    );
     let ring = KeyRing::new("a", key()).with("b", key());
     assert_clean("KeyRing", &format!("{ring:?} {ring:#?}"));
 
@@ -49,7 +55,9 @@ fn no_public_type_prints_the_secret() {
     let signers: [&dyn Signer; 4] = [&kitopay, &simplified, &kamio, &hook];
     for s in signers {
         assert_clean("signer", &format!("{s:?} {s:#?}"));
-        let request = SignableRequest::new("POST", &url, b"{}").unwrap().with_transaction_id("t");
+        let request = SignableRequest::new("POST", &url, b"{}")
+            .unwrap()
+            .with_transaction_id("t");
         let signed = s.sign(&request, at).unwrap();
         assert_clean("SignedRequest", &format!("{signed:?}"));
         // Errors produced by a signer holding the secret.
@@ -74,12 +82,26 @@ fn no_public_type_prints_the_secret() {
         let wrong = "0".repeat(64);
         let sets: Vec<Vec<(&str, &str)>> = vec![
             vec![],
-            vec![(scheme.timestamp_header(), "garbage"), (scheme.signature_header(), "zz")],
-            vec![(scheme.timestamp_header(), "1700000000"), (scheme.signature_header(), wrong.as_str()), ("x-merchant-id", "m")],
-            vec![(scheme.timestamp_header(), "2023-11-14T22:13:20.000Z"), (scheme.signature_header(), wrong.as_str()), ("X-API-Key", "pk")],
+            vec![
+                (scheme.timestamp_header(), "garbage"),
+                (scheme.signature_header(), "zz"),
+            ],
+            vec![
+                (scheme.timestamp_header(), "1700000000"),
+                (scheme.signature_header(), wrong.as_str()),
+                ("x-merchant-id", "m"),
+            ],
+            vec![
+                (scheme.timestamp_header(), "2023-11-14T22:13:20.000Z"),
+                (scheme.signature_header(), wrong.as_str()),
+                ("X-API-Key", "pk"),
+            ],
         ];
         for headers in &sets {
-            let r = ReceivedRequest::new(headers, b"{}").with_method("POST").with_url(&url).with_transaction_id("t");
+            let r = ReceivedRequest::new(headers, b"{}")
+                .with_method("POST")
+                .with_url(&url)
+                .with_transaction_id("t");
             let e = v.verify(&r).unwrap_err();
             assert_clean("verification error", &format!("{e} {e:?}"));
         }
@@ -101,6 +123,10 @@ fn no_public_type_prints_the_secret() {
     assert_clean("diagnose::Inputs", &format!("{inputs:?}"));
     let e = countersign::diagnose::diagnose(&inputs).unwrap_err();
     assert_clean("diagnose error", &format!("{e} {e:?}"));
-    let outcome = countersign::diagnose::diagnose(&Inputs { signature: &"ab".repeat(32), ..inputs }).unwrap();
+    let outcome = countersign::diagnose::diagnose(&Inputs {
+        signature: &"ab".repeat(32),
+        ..inputs
+    })
+    .unwrap();
     assert_clean("Diagnosis", &format!("{outcome:?}"));
 }

@@ -485,6 +485,7 @@ fn every_error_message_is_lowercase_and_actionable() {
         },
         ErrorKind::Replayed,
         ErrorKind::ReplayGuardUnavailable("timeout".into()),
+        ErrorKind::UnbufferedBody,
     ];
     let mut codes = std::collections::HashSet::new();
     for kind in kinds {
@@ -495,7 +496,7 @@ fn every_error_message_is_lowercase_and_actionable() {
     }
     assert_eq!(
         codes.len(),
-        17,
+        18,
         "codes are distinct per class (the four url rules share one)"
     );
 }

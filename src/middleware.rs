@@ -1,0 +1,216 @@
+//! Signing every outgoing reqwest request (feature `reqwest`).
+//!
+//! [`SigningMiddleware`] is a `reqwest-middleware` middleware: it canonicalises the URL and
+//! **sends that canonical URL**, signs the exact body bytes, and sets the provider's headers
+//! (the signature header marked sensitive). A request whose body is a stream cannot be read
+//! before sending: it is rejected with [`ErrorKind::UnbufferedBody`], never sent unsigned.
+//! The timestamp comes from an injected [`Clock`].
+//!
+//! ```no_run
+//! use countersign::middleware::SigningMiddleware;
+//! use countersign::{KitopaySigner, SecretKey};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let signer = KitopaySigner::new("merchant-1", SecretKey::from_string(std::env::var("KITOPAY_SECRET")?)?)?;
+//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(SigningMiddleware::new(signer))
+//!     .build();
+//! let response = client
+//!     .post("https://api.dev.kitopay.com/api/v1/merchants/payins/")
+//!     .body(r#"{"reference_id":"tx-123"}"#)
+//!     .send()
+//!     .await?;
+//! # drop(response);
+//! # Ok(())
+//! # }
+//! ```
+
+use core::future::Future;
+use core::pin::Pin;
+use std::sync::Arc;
+
+use http::header::{HeaderName, HeaderValue};
+
+use crate::error::{Error, ErrorKind, UrlRule, err};
+use crate::signer::{SignableRequest, Signer};
+use crate::time::{Clock, SystemClock};
+use crate::url::{CanonicalUrl, TrailingSlash};
+
+/// The transaction id for the Kitopay simplified scheme, passed per request as a
+/// reqwest-middleware extension (`RequestBuilder::with_extension`).
+///
+/// # Examples
+///
+/// ```
+/// use countersign::middleware::TransactionId;
+///
+/// let id = TransactionId("6956d4fc-d7b7-4514-9759-c699fc029b25".to_owned());
+/// assert_eq!(id.0.len(), 36);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionId(pub String);
+
+/// Signs every request sent through a `reqwest_middleware::ClientWithMiddleware`.
+///
+/// # Examples
+///
+/// See the [module documentation](self).
+#[derive(Clone)]
+pub struct SigningMiddleware {
+    signer: Arc<dyn Signer>,
+    clock: Arc<dyn Clock>,
+    trailing_slash: TrailingSlash,
+}
+
+impl SigningMiddleware {
+    /// Signs with `signer`, the system clock, and [`TrailingSlash::Preserve`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::middleware::SigningMiddleware;
+    /// use countersign::{KamioKashSigner, SecretKey};
+    ///
+    /// let middleware = SigningMiddleware::new(KamioKashSigner::new("pk", SecretKey::new("sk")?)?);
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn new(signer: impl Signer + 'static) -> Self {
+        Self::from_arc(Arc::new(signer))
+    }
+
+    /// Signs with a shared signer (for example one chosen from configuration).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::middleware::SigningMiddleware;
+    /// use countersign::{KitopaySigner, SecretKey, Signer};
+    /// use std::sync::Arc;
+    ///
+    /// let signer: Arc<dyn Signer> = Arc::new(KitopaySigner::new("m", SecretKey::new("s")?)?);
+    /// let middleware = SigningMiddleware::from_arc(signer);
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn from_arc(signer: Arc<dyn Signer>) -> Self {
+        SigningMiddleware {
+            signer,
+            clock: Arc::new(SystemClock),
+            trailing_slash: TrailingSlash::Preserve,
+        }
+    }
+
+    /// Replaces the clock the timestamp is read from. Defaults to [`SystemClock`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::middleware::SigningMiddleware;
+    /// use countersign::{FixedClock, KitopaySigner, SecretKey, Timestamp};
+    ///
+    /// let middleware = SigningMiddleware::new(KitopaySigner::new("m", SecretKey::new("s")?)?)
+    ///     .with_clock(FixedClock::new(Timestamp::from_unix_secs(1_601_234_567)?));
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The trailing-slash policy applied to every URL. Defaults to
+    /// [`TrailingSlash::Preserve`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::middleware::SigningMiddleware;
+    /// use countersign::{KitopaySigner, SecretKey, TrailingSlash};
+    ///
+    /// let middleware = SigningMiddleware::new(KitopaySigner::new("m", SecretKey::new("s")?)?)
+    ///     .with_trailing_slash(TrailingSlash::Require);
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_trailing_slash(mut self, policy: TrailingSlash) -> Self {
+        self.trailing_slash = policy;
+        self
+    }
+
+    /// Signs `request` in place: canonical URL, provider headers.
+    fn sign(
+        &self,
+        request: &mut reqwest::Request,
+        extensions: &http::Extensions,
+    ) -> Result<(), Error> {
+        let url = CanonicalUrl::parse_with(request.url().as_str(), self.trailing_slash)?;
+        let body: &[u8] = match request.body() {
+            None => &[],
+            Some(body) => match body.as_bytes() {
+                Some(bytes) => bytes,
+                None => return err(ErrorKind::UnbufferedBody),
+            },
+        };
+        let mut view = SignableRequest::new(request.method().as_str(), &url, body)?;
+        if let Some(TransactionId(id)) = extensions.get::<TransactionId>() {
+            view = view.with_transaction_id(id);
+        }
+        let signed = self.signer.sign(&view, self.clock.now())?;
+        let signature_header = self.signer.scheme().signature_header();
+        let mut headers = Vec::with_capacity(3);
+        for (name, value) in signed.headers() {
+            let (Ok(header), Ok(mut value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) else {
+                return err(ErrorKind::InvalidHeaderValue(name));
+            };
+            value.set_sensitive(name == signature_header);
+            headers.push((header, value));
+        }
+        let Ok(wire_url) = reqwest::Url::parse(url.as_str()) else {
+            return err(ErrorKind::InvalidUrl(UrlRule::Syntax));
+        };
+        *request.url_mut() = wire_url;
+        for (name, value) in headers {
+            request.headers_mut().insert(name, value);
+        }
+        Ok(())
+    }
+}
+
+impl core::fmt::Debug for SigningMiddleware {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SigningMiddleware")
+            .field("signer", &self.signer)
+            .field("trailing_slash", &self.trailing_slash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl reqwest_middleware::Middleware for SigningMiddleware {
+    fn handle<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        mut req: reqwest::Request,
+        extensions: &'life1 mut http::Extensions,
+        next: reqwest_middleware::Next<'life2>,
+    ) -> Pin<
+        Box<
+            dyn Future<Output = reqwest_middleware::Result<reqwest::Response>>
+                + Send
+                + 'async_trait,
+        >,
+    >
+    where
+        Self: 'async_trait,
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+    {
+        Box::pin(async move {
+            if let Err(e) = self.sign(&mut req, extensions) {
+                return Err(reqwest_middleware::Error::middleware(e));
+            }
+            next.run(req, extensions).await
+        })
+    }
+}

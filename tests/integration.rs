@@ -1,0 +1,492 @@
+//! End to end on loopback: the reqwest middleware signs, an axum server behind the tower
+//! layer verifies; replays, tampering, a wrong trailing slash, stale timestamps and oversized
+//! bodies are refused; two server instances sharing one real Redis accept a delivery once.
+//!
+//! Redis: `REDIS_URL` if set, else a `redis-server` started here on a free port. Without
+//! either the Redis tests print a notice and pass, unless `CI` is set: then they fail.
+#![cfg(all(feature = "axum", feature = "reqwest", feature = "redis"))]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::print_stdout
+)]
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use countersign::extract::VerifiedJson;
+use countersign::layer::{VerifiedDelivery, VerifyLayer, WebhookAuth};
+use countersign::middleware::SigningMiddleware;
+use countersign::redis_guard::{FailurePolicy, RedisReplayGuard};
+use countersign::{
+    AsyncReplayGuard, CanonicalUrl, Clock, ErrorKind, FixedClock, InMemoryReplayGuard,
+    KamioKashWebhookSigner, KitopaySigner, ReplayKey, Scheme, SecretKey, SignableRequest,
+    Signature, Signer, SystemClock, Timestamp, Verifier,
+};
+use serde_json::{Value, json};
+
+const MERCHANT: &str = "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148";
+const KITOPAY_SECRET: &str =
+    "dev_sec_7HdEmJy9NXTc3S7LMYEf92FAUeThRSTyHFgHBMH78YKz2uQho596jEУvEiERKDm9";
+const KAMIOKASH_SECRET: &str = "whsec_kk_5e2a91c07d3b4f68";
+const BODY: &str = r#"{"id":"6956d4fc-d7b7-4514-9759-c699fc029b25","reference_id":"id-in-merchant-system-485","status":"new"}"#;
+
+async fn received(Extension(delivery): Extension<VerifiedDelivery>) -> Json<Value> {
+    Json(json!({ "received": true, "key": delivery.key_id }))
+}
+
+async fn typed(
+    VerifiedJson(event, _): VerifiedJson<countersign::kamiokash::WebhookEvent>,
+) -> Json<Value> {
+    Json(json!({ "received": true, "type": event.event_type() }))
+}
+
+/// A receiver on a loopback port: Kitopay webhooks verified for its public URL (routed with
+/// and without a trailing slash, to show the slash matters), KamioKash via the layer and via
+/// the extractor.
+async fn start_server(guard: Arc<dyn AsyncReplayGuard>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let public = CanonicalUrl::parse(&format!("http://{addr}/webhooks/kitopay")).unwrap();
+    let kitopay = WebhookAuth::new(
+        Verifier::kitopay_webhook(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap(), public)
+            .unwrap(),
+    )
+    .with_replay_guard(guard.clone());
+    let kamiokash = WebhookAuth::new(Verifier::kamiokash_webhook(
+        SecretKey::new(KAMIOKASH_SECRET).unwrap(),
+    ))
+    .with_replay_guard(guard);
+    let app = Router::new()
+        .route(
+            "/webhooks/kitopay",
+            post(received).layer(VerifyLayer::new(kitopay.clone())),
+        )
+        .route(
+            "/webhooks/kitopay/",
+            post(received).layer(VerifyLayer::new(kitopay)),
+        )
+        .route(
+            "/webhooks/kamiokash",
+            post(received).layer(VerifyLayer::new(kamiokash.clone())),
+        )
+        .route("/typed/kamiokash", post(typed).with_state(kamiokash));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn client(
+    signer: impl Signer + 'static,
+    clock: impl Clock + 'static,
+) -> reqwest_middleware::ClientWithMiddleware {
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(SigningMiddleware::new(signer).with_clock(clock))
+        .build()
+}
+
+fn kitopay_signer() -> KitopaySigner {
+    KitopaySigner::for_webhooks(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap()
+}
+
+async fn post_status(
+    client: &reqwest_middleware::ClientWithMiddleware,
+    url: &str,
+    body: &str,
+) -> u16 {
+    client
+        .post(url)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn middleware_to_layer_end_to_end() {
+    let addr = start_server(Arc::new(InMemoryReplayGuard::new(10_000))).await;
+    let url = format!("http://{addr}/webhooks/kitopay");
+    let now = SystemClock.now();
+
+    // A valid delivery is accepted, and the handler sees which key matched.
+    let signed = client(kitopay_signer(), FixedClock::new(now));
+    let response = signed.post(&url).body(BODY).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let reply: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(reply, json!({"received": true, "key": "primary"}));
+
+    // The same signed delivery again (same clock, same bytes, same signature): a replay.
+    assert_eq!(post_status(&signed, &url, BODY).await, 401);
+
+    // A tampered body under valid headers.
+    let headers = kitopay_signer()
+        .sign(
+            &SignableRequest::new("POST", &CanonicalUrl::parse(&url).unwrap(), BODY.as_bytes())
+                .unwrap(),
+            SystemClock.now(),
+        )
+        .unwrap()
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect::<Vec<_>>();
+    let mut tampered = reqwest::Client::new()
+        .post(&url)
+        .body(BODY.replace("new", "paid"));
+    for (k, v) in &headers {
+        tampered = tampered.header(k, v);
+    }
+    let response = tampered.send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "unauthorized\n",
+        "the reason is never told to the client"
+    );
+
+    // The sender signed (and sent to) the URL with a trailing slash; the webhook was
+    // registered without one. (Another body: Kitopay timestamps are whole seconds, so the
+    // same body again within the same second is the same signed message, i.e. a replay.)
+    let fresh = client(kitopay_signer(), SystemClock);
+    let other = BODY.replace("new", "processing");
+    assert_eq!(post_status(&fresh, &format!("{url}/"), &other).await, 401);
+    assert_eq!(post_status(&fresh, &url, &other).await, 200);
+
+    // Stale and future timestamps.
+    for offset in [-120i64, 120] {
+        let at =
+            Timestamp::from_unix_secs(now.unix_secs().checked_add_signed(offset).unwrap()).unwrap();
+        assert_eq!(
+            post_status(&client(kitopay_signer(), FixedClock::new(at)), &url, BODY).await,
+            401,
+            "offset {offset}"
+        );
+    }
+
+    // Oversized: 413 before verification.
+    let big = "x".repeat(2 << 20);
+    assert_eq!(post_status(&fresh, &url, &big).await, 413);
+
+    // KamioKash through the layer and through the typed extractor.
+    let kamio = client(
+        KamioKashWebhookSigner::new(SecretKey::new(KAMIOKASH_SECRET).unwrap()),
+        SystemClock,
+    );
+    let event = r#"{"type":"transaction.successful","data":{"walletId":"w_123","amount":500}}"#;
+    assert_eq!(
+        post_status(&kamio, &format!("http://{addr}/webhooks/kamiokash"), event).await,
+        200
+    );
+    let response = kamio
+        .post(format!("http://{addr}/typed/kamiokash"))
+        .body(r#"{"type":"member.new","data":{}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let reply: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(reply["type"], "member.new");
+    // A verified body that is not the expected JSON: 400, after verification.
+    assert_eq!(
+        post_status(&kamio, &format!("http://{addr}/typed/kamiokash"), "[1,2]").await,
+        400
+    );
+    // Unsigned: 401.
+    let plain = reqwest::Client::new()
+        .post(format!("http://{addr}/typed/kamiokash"))
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 401);
+}
+
+#[tokio::test]
+async fn a_handler_failure_releases_the_claim_so_the_retry_is_accepted() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let failures = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+    let auth = WebhookAuth::new(Verifier::kamiokash_webhook(
+        SecretKey::new(KAMIOKASH_SECRET).unwrap(),
+    ))
+    .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100)));
+    let handler = {
+        let failures = failures.clone();
+        move || async move {
+            if failures.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+                (axum::http::StatusCode::SERVICE_UNAVAILABLE, "try later")
+            } else {
+                (axum::http::StatusCode::OK, "ok")
+            }
+        }
+    };
+    let app = Router::new().route("/hook", post(handler).layer(VerifyLayer::new(auth)));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let kamio = client(
+        KamioKashWebhookSigner::new(SecretKey::new(KAMIOKASH_SECRET).unwrap()),
+        FixedClock::new(SystemClock.now()),
+    );
+    let url = format!("http://{addr}/hook");
+    assert_eq!(post_status(&kamio, &url, "{}").await, 503);
+    assert_eq!(
+        post_status(&kamio, &url, "{}").await,
+        200,
+        "the provider's retry is accepted"
+    );
+    assert_eq!(
+        post_status(&kamio, &url, "{}").await,
+        401,
+        "and then it is a replay"
+    );
+}
+
+/// A Redis for the tests: `REDIS_URL`, or a `redis-server` child on a free loopback port.
+struct Redis {
+    url: String,
+    child: Option<Child>,
+}
+
+impl Redis {
+    fn start() -> Option<Redis> {
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            return Some(Redis { url, child: None });
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let spawned = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI must run the Redis tests, but redis-server could not start: {e}"
+                );
+                eprintln!("NOTICE: skipping Redis tests: no REDIS_URL and no redis-server ({e})");
+                return None;
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Redis {
+            url: format!("redis://127.0.0.1:{port}/"),
+            child: Some(child),
+        })
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn unique_prefix(test: &str) -> String {
+    format!(
+        "countersign-test:{test}:{}:",
+        SystemClock.now().since_epoch().as_nanos()
+    )
+}
+
+#[tokio::test]
+async fn two_instances_sharing_redis_accept_a_delivery_exactly_once() {
+    let Some(redis) = Redis::start() else { return };
+    let prefix = unique_prefix("fleet");
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let guard = RedisReplayGuard::connect(&redis.url)
+            .await
+            .unwrap()
+            .with_prefix(prefix.clone());
+        servers.push(start_server(Arc::new(guard)).await);
+    }
+    // One delivery, signed once, sent 64 times concurrently to both instances. The Kitopay
+    // webhook URL differs per instance (its port), so use the KamioKash webhook.
+    let headers: Vec<(String, String)> =
+        KamioKashWebhookSigner::new(SecretKey::new(KAMIOKASH_SECRET).unwrap())
+            .sign(
+                &SignableRequest::body(b"{\"type\":\"wallet.new\"}"),
+                SystemClock.now(),
+            )
+            .unwrap()
+            .headers()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    let http = reqwest::Client::new();
+    let attempts = (0..64).map(|i| {
+        let mut request = http
+            .post(format!("http://{}/webhooks/kamiokash", servers[i % 2]))
+            .body("{\"type\":\"wallet.new\"}");
+        for (k, v) in &headers {
+            request = request.header(k, v);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_join_all(attempts).await;
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 401).count(),
+        63,
+        "{statuses:?}"
+    );
+}
+
+/// Runs futures concurrently on the current runtime (no extra dependency).
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        out.push(handle.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn redis_guard_claims_releases_and_fails_closed() {
+    let Some(redis) = Redis::start() else { return };
+    let guard = RedisReplayGuard::connect(&redis.url)
+        .await
+        .unwrap()
+        .with_prefix(unique_prefix("guard"));
+    let key = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([9; 32]));
+    let now = SystemClock.now();
+    let until = Timestamp::from_unix_secs(now.unix_secs() + 60).unwrap();
+    guard.claim_async(key, until, now).await.unwrap();
+    assert_eq!(
+        guard.claim_async(key, until, now).await.unwrap_err().kind(),
+        &ErrorKind::Replayed
+    );
+    guard.release_async(key).await.unwrap();
+    guard.claim_async(key, until, now).await.unwrap();
+    // The key expires with the freshness window (PX): a 50 ms window is over quickly.
+    let other = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([10; 32]));
+    let soon = Timestamp::from_duration(now.since_epoch() + Duration::from_millis(50)).unwrap();
+    guard.claim_async(other, soon, now).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    guard.claim_async(other, soon, now).await.unwrap();
+
+    // Redis gone: closed by default, open if asked.
+    drop(redis);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let fresh = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([11; 32]));
+    let closed = guard.clone().with_timeout(Duration::from_millis(300));
+    assert_eq!(
+        closed
+            .claim_async(fresh, until, now)
+            .await
+            .unwrap_err()
+            .code(),
+        "replay_guard_unavailable"
+    );
+    let open = guard
+        .with_timeout(Duration::from_millis(300))
+        .with_failure_policy(FailurePolicy::Open);
+    assert!(open.claim_async(fresh, until, now).await.is_ok());
+    // Connecting to nothing is a clean, distinct error.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = RedisReplayGuard::connect(&format!("redis://127.0.0.1:{port}/"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "replay_guard_unavailable");
+}
+
+/// Load: concurrent clients against the layer on loopback, bounded in count and time.
+/// `cargo test --release --all-features --test integration load -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load test, run by hand; prints requests/s and latency"]
+async fn load() {
+    let clients = 32;
+    let per_client = 500;
+    let addr = start_server(Arc::new(InMemoryReplayGuard::new(1_000_000))).await;
+    let url = format!("http://{addr}/webhooks/kamiokash");
+    let started = Instant::now();
+    let tasks = (0..clients).map(|c| {
+        let url = url.clone();
+        async move {
+            let kamio = client(
+                KamioKashWebhookSigner::new(SecretKey::new(KAMIOKASH_SECRET).unwrap()),
+                SystemClock,
+            );
+            let mut latencies = Vec::with_capacity(per_client);
+            let mut errors = 0;
+            for i in 0..per_client {
+                let body = format!(
+                    r#"{{"type":"transaction.successful","data":{{"client":{c},"n":{i}}}}}"#
+                );
+                let t = Instant::now();
+                let status = kamio
+                    .post(&url)
+                    .body(body)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16());
+                latencies.push(t.elapsed());
+                if !matches!(status, Ok(200)) {
+                    errors += 1;
+                }
+                if started.elapsed() > Duration::from_secs(60) {
+                    break;
+                }
+            }
+            (latencies, errors)
+        }
+    });
+    let results = futures_join_all(tasks).await;
+    let elapsed = started.elapsed();
+    let errors: usize = results.iter().map(|(_, e)| e).sum();
+    let mut all: Vec<Duration> = results.into_iter().flat_map(|(l, _)| l).collect();
+    all.sort();
+    let pct = |p: f64| all[((all.len() - 1) as f64 * p) as usize];
+    println!(
+        "load: {} requests from {clients} clients in {:.2?}: {:.0} requests/s, p50 {:.2?}, p99 {:.2?}, max {:.2?}, errors {errors}",
+        all.len(),
+        elapsed,
+        all.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.5),
+        pct(0.99),
+        all[all.len() - 1],
+    );
+    assert_eq!(errors, 0);
+}

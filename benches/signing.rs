@@ -34,6 +34,16 @@ fn hex_into(tag: &[u8], out: &mut [u8; 64]) {
     hex::encode_to_slice(tag, out).unwrap();
 }
 
+/// The floor: clone the pre-keyed MAC, one update over the pre-concatenated message, hex
+/// into a stack buffer.
+fn floor(keyed: &Hmac<Sha256>, message: &[u8]) -> [u8; 64] {
+    let mut mac = keyed.clone();
+    mac.update(message);
+    let mut out = [0u8; 64];
+    hex_into(&mac.finalize().into_bytes(), &mut out);
+    out
+}
+
 fn sign_kitopay_400b(c: &mut Criterion) {
     let body = body_290();
     let url = CanonicalUrl::parse(URL).unwrap();
@@ -77,13 +87,7 @@ fn sign_kitopay_400b(c: &mut Criterion) {
         })
     });
     g.bench_function("floor", |b| {
-        b.iter(|| {
-            let mut mac = keyed.clone();
-            mac.update(black_box(&message));
-            let mut out = [0u8; 64];
-            hex_into(&mac.finalize().into_bytes(), &mut out);
-            black_box(out)
-        })
+        b.iter(|| black_box(floor(&keyed, black_box(&message))))
     });
     g.bench_function("naive", |b| {
         b.iter(|| {
@@ -130,13 +134,7 @@ fn sign_kamiokash_64b(c: &mut Criterion) {
         })
     });
     g.bench_function("floor", |b| {
-        b.iter(|| {
-            let mut mac = keyed.clone();
-            mac.update(black_box(&message));
-            let mut out = [0u8; 64];
-            hex_into(&mac.finalize().into_bytes(), &mut out);
-            black_box(out)
-        })
+        b.iter(|| black_box(floor(&keyed, black_box(&message))))
     });
     g.finish();
 }

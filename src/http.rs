@@ -20,6 +20,25 @@ impl HeaderLookup for http::HeaderMap {
     }
 }
 
+/// The signed request's headers as `http` types, the signature header marked sensitive.
+pub(crate) fn header_pairs(
+    signed: &crate::signer::SignedRequest<'_>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
+    let signature_header = signed.scheme().signature_header();
+    let mut headers = Vec::with_capacity(3);
+    for (name, value) in signed.headers() {
+        let (Ok(header), Ok(mut value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) else {
+            return err(ErrorKind::InvalidHeaderValue(name));
+        };
+        value.set_sensitive(name == signature_header);
+        headers.push((header, value));
+    }
+    Ok(headers)
+}
+
 /// Options for [`sign_request_with`].
 ///
 /// # Examples
@@ -113,18 +132,7 @@ where
         view = view.with_transaction_id(id);
     }
     let signed = signer.sign(&view, at)?;
-    let signature_header = signer.scheme().signature_header();
-    let mut headers = Vec::with_capacity(3);
-    for (name, value) in signed.headers() {
-        let (Ok(name), Ok(mut value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) else {
-            return err(ErrorKind::InvalidHeaderValue(name));
-        };
-        value.set_sensitive(name.as_str().eq_ignore_ascii_case(signature_header));
-        headers.push((name, value));
-    }
+    let headers = header_pairs(&signed)?;
     let signature = *signed.signature();
     *request.uri_mut() = uri;
     for (name, value) in headers {

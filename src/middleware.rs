@@ -29,8 +29,6 @@ use core::future::Future;
 use core::pin::Pin;
 use std::sync::Arc;
 
-use http::header::{HeaderName, HeaderValue};
-
 use crate::error::{Error, ErrorKind, UrlRule, err};
 use crate::signer::{SignableRequest, Signer};
 use crate::time::{Clock, SystemClock};
@@ -155,18 +153,7 @@ impl SigningMiddleware {
             view = view.with_transaction_id(id);
         }
         let signed = self.signer.sign(&view, self.clock.now())?;
-        let signature_header = self.signer.scheme().signature_header();
-        let mut headers = Vec::with_capacity(3);
-        for (name, value) in signed.headers() {
-            let (Ok(header), Ok(mut value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) else {
-                return err(ErrorKind::InvalidHeaderValue(name));
-            };
-            value.set_sensitive(name == signature_header);
-            headers.push((header, value));
-        }
+        let headers = crate::http::header_pairs(&signed)?;
         let Ok(wire_url) = reqwest::Url::parse(url.as_str()) else {
             return err(ErrorKind::InvalidUrl(UrlRule::Syntax));
         };

@@ -356,10 +356,11 @@ impl<'s> SignedRequest<'s> {
     /// # Examples
     ///
     /// ```
-    /// # use countersign::{KitopaySigner, SecretKey, SignableRequest, Signer, Timestamp};
-    /// let signer = KitopaySigner::new("m-1", SecretKey::new("s")?)?;
-    /// let signed = signer.sign(&SignableRequest::simplified("GET", "t")?, Timestamp::UNIX_EPOCH);
-    /// assert!(signed.is_err()); // the full scheme needs a URL
+    /// # use countersign::{KitopaySimplifiedSigner, SecretKey, SignableRequest, Signer, Timestamp};
+    /// let signer = KitopaySimplifiedSigner::new("m-1", SecretKey::new("s")?)?;
+    /// let signed = signer.sign(&SignableRequest::simplified("GET", "tx-1")?, Timestamp::from_unix_secs(1_601_234_567)?)?;
+    /// let names: Vec<_> = signed.headers().map(|(name, _)| name).collect();
+    /// assert_eq!(names, ["x-merchant-id", "x-timestamp", "x-simplified-signature"]);
     /// # Ok::<(), countersign::Error>(())
     /// ```
     pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {

@@ -343,7 +343,6 @@ pub(crate) fn fast_path(b: &[u8]) -> Option<(usize, usize)> {
 
     // Host: lowercase LDH labels.
     let mut label_start = i;
-    let mut last_label_first = 0u8;
     loop {
         match b.get(i) {
             Some(b'a'..=b'z' | b'0'..=b'9' | b'-') => i += 1,
@@ -358,11 +357,11 @@ pub(crate) fn fast_path(b: &[u8]) -> Option<(usize, usize)> {
             _ => return None,
         }
     }
-    if i == label_start || b.get(label_start..label_start + 4) == Some(b"xn--") {
-        return None;
-    }
-    last_label_first = b.get(label_start).copied().unwrap_or(last_label_first);
-    if !last_label_first.is_ascii_lowercase() {
+    // The last label must start with a letter, so the host cannot be read as an IPv4 number.
+    if i == label_start
+        || b.get(label_start..label_start + 4) == Some(b"xn--")
+        || !b.get(label_start).is_some_and(u8::is_ascii_lowercase)
+    {
         return None;
     }
 

@@ -246,6 +246,91 @@ async fn a_handler_failure_releases_the_claim_so_the_retry_is_accepted() {
     );
 }
 
+#[tokio::test]
+async fn url_from_host_is_opt_in_and_simplified_signing_takes_the_transaction_id() {
+    // A mock of Kitopay itself: full-scheme requests, URL rebuilt from the Host header
+    // (opted in), and simplified-scheme requests carrying their transaction id.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let full = WebhookAuth::new(
+        Verifier::kitopay_request(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap(),
+    );
+    let app = Router::new()
+        .route(
+            "/api/v1/payins",
+            post(received).layer(VerifyLayer::new(full.clone().with_url_from_host("http"))),
+        )
+        .route("/no-opt-in", post(received).layer(VerifyLayer::new(full)));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let signer = KitopaySigner::new(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap();
+    let kitopay = client(signer, SystemClock);
+    assert_eq!(
+        post_status(&kitopay, &format!("http://{addr}/api/v1/payins?x=1"), BODY).await,
+        200
+    );
+    assert_eq!(
+        post_status(&kitopay, &format!("http://{addr}/no-opt-in"), BODY).await,
+        401,
+        "no URL to verify without the opt-in"
+    );
+
+    // The middleware passes the transaction id extension to the simplified signer.
+    let simplified = client(
+        countersign::KitopaySimplifiedSigner::new(
+            MERCHANT,
+            SecretKey::new(KITOPAY_SECRET).unwrap(),
+        )
+        .unwrap(),
+        FixedClock::new(Timestamp::from_unix_secs(1_601_234_567).unwrap()),
+    );
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let echo_addr = listener.local_addr().unwrap();
+    let store = seen.clone();
+    let echo = Router::new().route(
+        "/status",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let store = store.clone();
+            async move {
+                *store.lock().unwrap() = headers
+                    .get("x-simplified-signature")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, echo).await.unwrap() });
+    let response = simplified
+        .get(format!("http://{echo_addr}/status"))
+        .with_extension(countersign::middleware::TransactionId(
+            "6956d4fc-d7b7-4514-9759-c699fc029b25".into(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The simplified vector: merchant, 1601234567, GET, that transaction id.
+    assert_eq!(
+        seen.lock().unwrap().as_deref(),
+        Some("edc52401a849b0b6efb377a51c85e7be883d28f186646c209aceba2c19e84085")
+    );
+    // Without the extension the request is not sent at all.
+    let err = simplified
+        .get(format!("http://{echo_addr}/status"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("transaction id"), "{err}");
+    // A URL that is not http(s) is refused before sending.
+    let err = kitopay
+        .post("ftp://example.com/x")
+        .body("{}")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("http or https"), "{err}");
+}
+
 /// A Redis for the tests: `REDIS_URL`, or a `redis-server` child on a free loopback port.
 struct Redis {
     url: String,

@@ -321,6 +321,18 @@ async fn url_from_host_is_opt_in_and_simplified_signing_takes_the_transaction_id
         .await
         .unwrap_err();
     assert!(err.to_string().contains("transaction id"), "{err}");
+    // A streaming body cannot be read before it is sent, so it cannot be signed: refused,
+    // never sent unsigned.
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
+        vec![Ok(bytes::Bytes::from_static(b"{}"))];
+    let stream = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let err = kitopay
+        .post(format!("http://{addr}/api/v1/payins"))
+        .body(stream)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("stream"), "{err}");
     // A URL that is not http(s) is refused before sending.
     let err = kitopay
         .post("ftp://example.com/x")

@@ -549,6 +549,26 @@ fn explain_shows_fields_offsets_and_escapes() {
     assert!(out.contains("[   12..   36)  timestamp"), "{out}");
 }
 
+/// `countersign <subcommand> kitopay` with the documented merchant and the given inputs.
+fn kitopay_command(subcommand: &str, url: &str, body: &str, method: &str, ts: &str) -> Command {
+    let mut cmd = bin();
+    cmd.args([
+        subcommand,
+        "kitopay",
+        "--merchant-id",
+        M,
+        "--method",
+        method,
+        "--url",
+        url,
+        "--body",
+        body,
+        "--timestamp",
+        ts,
+    ]);
+    cmd
+}
+
 fn diagnose_kitopay(
     url: &str,
     body: &str,
@@ -558,20 +578,8 @@ fn diagnose_kitopay(
     secret: &str,
 ) -> (Option<i32>, Value) {
     let o = run(
-        bin()
+        kitopay_command("diagnose", url, body, method, ts)
             .args([
-                "diagnose",
-                "kitopay",
-                "--merchant-id",
-                M,
-                "--method",
-                method,
-                "--url",
-                url,
-                "--body",
-                body,
-                "--timestamp",
-                ts,
                 "--now",
                 "1601234567",
                 "--signature",
@@ -591,23 +599,8 @@ fn diagnose_kitopay(
 
 fn sign_kitopay(url: &str, body: &str, method: &str, ts: &str, secret: &str) -> String {
     let o = run(
-        bin()
-            .args([
-                "sign",
-                "kitopay",
-                "--merchant-id",
-                M,
-                "--method",
-                method,
-                "--url",
-                url,
-                "--body",
-                body,
-                "--timestamp",
-                ts,
-                "--format",
-                "json",
-            ])
+        kitopay_command("sign", url, body, method, ts)
+            .args(["--format", "json"])
             .env("KITOPAY_SECRET", secret),
         None,
     );

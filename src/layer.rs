@@ -69,6 +69,8 @@ pub struct VerifiedDelivery {
     pub signature: Signature,
     /// Whether only the other trailing-slash form of the URL matched (tolerance on).
     pub trailing_slash_toggled: bool,
+    /// When the timestamp stops passing the freshness check (how long a replay claim lasts).
+    pub expires_at: Timestamp,
 }
 
 impl VerifiedDelivery {
@@ -281,22 +283,17 @@ impl WebhookAuth {
                 return Err(Refusal::Unauthorized);
             }
         };
-        if let Some(guard) = &self.guard {
-            let now = crate::time::Timestamp::now(&crate::time::SystemClock);
-            let expires_at = Timestamp::from_duration(
-                delivery
-                    .timestamp
-                    .since_epoch()
-                    .saturating_add(self.verifier.freshness().max_age),
-            )
-            .unwrap_or(Timestamp::MAX);
-            if let Err(e) = guard
-                .claim_async(delivery.replay_key(), expires_at, now)
+        if let Some(guard) = &self.guard
+            && let Err(e) = guard
+                .claim_async(
+                    delivery.replay_key(),
+                    delivery.expires_at,
+                    self.verifier.now(),
+                )
                 .await
-            {
-                tracing::warn!(target: "countersign", reason = e.code(), error = %e, "webhook refused");
-                return Err(Refusal::Unauthorized);
-            }
+        {
+            tracing::warn!(target: "countersign", reason = e.code(), error = %e, "webhook refused");
+            return Err(Refusal::Unauthorized);
         }
         Ok(delivery)
     }
@@ -322,6 +319,7 @@ impl WebhookAuth {
             timestamp: verified.timestamp(),
             signature: *verified.signature(),
             trailing_slash_toggled: verified.trailing_slash_toggled(),
+            expires_at: verified.expires_at(),
         })
     }
 

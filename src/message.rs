@@ -101,15 +101,11 @@ pub struct StringToSign<'a> {
 }
 
 impl<'a> StringToSign<'a> {
-    pub(crate) fn from_fields(fields: &[(FieldName, &'a [u8])]) -> Self {
-        Self::new(fields)
-    }
-
     pub(crate) fn set_url_extra(&mut self, extra: [&'a [u8]; 2]) {
         self.url_extra = extra;
     }
 
-    fn new(fields: &[(FieldName, &'a [u8])]) -> Self {
+    pub(crate) fn from_fields(fields: &[(FieldName, &'a [u8])]) -> Self {
         let mut out = StringToSign {
             fields: [(FieldName::Body, &[][..]); 5],
             len: fields.len().min(5),
@@ -182,7 +178,7 @@ impl<'a> StringToSign<'a> {
         method: &'a str,
         transaction_id: &'a str,
     ) -> Self {
-        Self::new(&[
+        Self::from_fields(&[
             (FieldName::MerchantId, merchant_id.as_bytes()),
             (FieldName::Timestamp, timestamp.as_bytes()),
             (FieldName::Method, method.as_bytes()),
@@ -201,7 +197,7 @@ impl<'a> StringToSign<'a> {
     /// ```
     #[must_use]
     pub fn kamiokash_request(body: &'a [u8], timestamp: &'a str) -> Self {
-        Self::new(&[
+        Self::from_fields(&[
             (FieldName::Body, body),
             (FieldName::Delimiter, b":"),
             (FieldName::Timestamp, timestamp.as_bytes()),
@@ -219,7 +215,7 @@ impl<'a> StringToSign<'a> {
     /// ```
     #[must_use]
     pub fn kamiokash_webhook(timestamp: &'a str, body: &'a [u8]) -> Self {
-        Self::new(&[
+        Self::from_fields(&[
             (FieldName::Timestamp, timestamp.as_bytes()),
             (FieldName::Body, body),
         ])

@@ -700,7 +700,7 @@ impl Verifier {
 
         let format = scheme.time_format();
         let timestamp = format.parse_bytes(timestamp_raw)?;
-        let now = format.now(&*self.clock);
+        let now = self.now();
         self.freshness.check(timestamp, now)?;
         let signature = Signature::from_hex_bytes(signature_raw)?;
 
@@ -733,6 +733,11 @@ impl Verifier {
             }
         }
         err(ErrorKind::SignatureMismatch)
+    }
+
+    /// The verifier's clock, at the resolution of the scheme's timestamps.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.scheme.time_format().now(&*self.clock)
     }
 
     /// When a message with this timestamp stops passing the freshness check.

@@ -8,8 +8,9 @@
 //!
 //! The hypotheses, each tried alone: trailing slash added or removed; default port written
 //! out; http instead of https (and back); a trailing newline added to or removed from the
-//! body; the JSON body pretty-printed or minified; the method in another case; the timestamp
-//! in milliseconds instead of seconds (and back); whitespace around the secret; the KamioKash
+//! body; the JSON body pretty-printed, minified, or as Python's default `json.dumps` writes
+//! it; the method in another case; the timestamp signed with milliseconds (any three digits,
+//! as `Date.now()` gives) where the header has seconds, and the reverse; whitespace around the secret; the KamioKash
 //! webhook message order used for a request (and back). A hypothesis is reported only if the
 //! signature verifies under it.
 //!
@@ -40,6 +41,9 @@
 //! ```
 
 use core::fmt;
+use std::rc::Rc;
+
+use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::key::SecretKey;
@@ -123,6 +127,9 @@ pub enum Hypothesis {
     BodyPrettyPrinted,
     /// The sender signed the JSON body minified.
     BodyMinified,
+    /// The sender signed the JSON body as Python's default `json.dumps` writes it (`", "`
+    /// and `": "` separators, non-ASCII as `\uXXXX`).
+    BodyPythonDumps,
     /// The sender signed the method in lowercase.
     MethodLowercase,
     /// The sender signed the method in uppercase.
@@ -165,13 +172,16 @@ impl fmt::Display for Hypothesis {
             Hypothesis::BodyMinified => {
                 "body: the sender signed minified JSON but sent other bytes; sign the exact bytes sent"
             }
+            Hypothesis::BodyPythonDumps => {
+                "body: the sender signed Python's json.dumps output (spaces after , and :) but sent other bytes; sign the exact bytes sent, e.g. serialise once and send that string"
+            }
             Hypothesis::MethodLowercase => "method: the sender signed the method in lowercase",
             Hypothesis::MethodUppercase => "method: the sender signed the method in uppercase",
             Hypothesis::TimestampMillis => {
-                "timestamp: the sender signed milliseconds; Kitopay signs UNIX seconds"
+                "timestamp: the sender signed the time with milliseconds but put it in the header without them; sign the exact text of the header (Kitopay: UNIX seconds)"
             }
             Hypothesis::TimestampSeconds => {
-                "timestamp: the sender signed seconds where the header has milliseconds"
+                "timestamp: the sender signed the time in whole seconds but put milliseconds in the header; sign the exact text of the header (Kitopay: UNIX seconds)"
             }
             Hypothesis::SecretWhitespace => {
                 "secret: one side's secret has whitespace around it (a newline from a file or env?)"
@@ -216,17 +226,22 @@ pub enum Diagnosis {
     Unexplained,
 }
 
-#[derive(Clone)]
+/// One hypothesis: what differs from the inputs (everything else is as given).
+#[derive(Clone, Default)]
 struct Variant {
-    secret: String,
-    timestamp: String,
-    method: String,
+    /// A different secret, already keyed (the text it was keyed from is wiped).
+    key: Option<Rc<SecretKey>>,
+    timestamp: Option<String>,
+    method: Option<String>,
     url: Option<String>,
-    body: Vec<u8>,
-    scheme: Scheme,
+    body: Option<Rc<[u8]>>,
+    scheme: Option<Scheme>,
 }
 
-/// Searches the known mistakes for one under which `inputs.signature` verifies.
+/// Runs the hypothesis search; see the [module documentation](self).
+///
+/// The secret is never copied into an unwiped buffer: variants of it (whitespace) are built
+/// in zeroizing buffers of exact capacity and keyed at once.
 ///
 /// # Errors
 ///
@@ -243,24 +258,13 @@ pub fn diagnose(inputs: &Inputs<'_>) -> Result<Diagnosis, Error> {
     if inputs.scheme.signs_url() && inputs.url.is_none() {
         return Err(crate::ErrorKind::MissingUrl.into());
     }
-    let url = inputs.url.map(|u| u.as_str().to_owned());
-    let base = Variant {
-        secret: inputs.secret.to_owned(),
-        timestamp: inputs.timestamp.to_owned(),
-        method: inputs.method.to_owned(),
-        url: url.clone(),
-        body: inputs.body.to_vec(),
-        scheme: inputs.scheme,
-    };
-    let expected = message(inputs, &base);
+    let expected = message(inputs, &Variant::default());
     if key.sign_bytes(&expected) == received {
         return Ok(Diagnosis::Valid);
     }
-    for (hypothesis, variant) in variants(inputs, &base) {
+    for (hypothesis, variant) in variants(inputs)? {
         let signed = message(inputs, &variant);
-        let Ok(variant_key) = SecretKey::new(&variant.secret) else {
-            continue;
-        };
+        let variant_key = variant.key.as_deref().unwrap_or(&key);
         if variant_key.sign_bytes(&signed) == received {
             return Ok(Diagnosis::Explained(Finding {
                 hypothesis,
@@ -274,44 +278,48 @@ pub fn diagnose(inputs: &Inputs<'_>) -> Result<Diagnosis, Error> {
 
 /// The message bytes for a variant (URL given as text: variants need not be canonical).
 fn message(inputs: &Inputs<'_>, v: &Variant) -> Vec<u8> {
-    let url = v.url.as_deref().unwrap_or_default();
-    let pieces: StringToSign<'_> = match v.scheme {
-        Scheme::Kitopay | Scheme::KitopayWebhook => StringToSign::kitopay_pieces(
-            inputs.merchant_id,
-            &v.timestamp,
-            &v.method,
-            [url, "", ""],
-            &v.body,
-        ),
+    let url = match (&v.url, inputs.url) {
+        (Some(url), _) => url.as_str(),
+        (None, Some(url)) => url.as_str(),
+        (None, None) => "",
+    };
+    let timestamp = v.timestamp.as_deref().unwrap_or(inputs.timestamp);
+    let method = v.method.as_deref().unwrap_or(inputs.method);
+    let body = v.body.as_deref().unwrap_or(inputs.body);
+    let pieces: StringToSign<'_> = match v.scheme.unwrap_or(inputs.scheme) {
+        Scheme::Kitopay | Scheme::KitopayWebhook => {
+            StringToSign::kitopay_pieces(inputs.merchant_id, timestamp, method, [url, "", ""], body)
+        }
         Scheme::KitopaySimplified => StringToSign::kitopay_simplified(
             inputs.merchant_id,
-            &v.timestamp,
-            &v.method,
+            timestamp,
+            method,
             inputs.transaction_id,
         ),
-        Scheme::KamioKash => StringToSign::kamiokash_request(&v.body, &v.timestamp),
-        Scheme::KamioKashWebhook => StringToSign::kamiokash_webhook(&v.timestamp, &v.body),
+        Scheme::KamioKash => StringToSign::kamiokash_request(body, timestamp),
+        Scheme::KamioKashWebhook => StringToSign::kamiokash_webhook(timestamp, body),
     };
     pieces.to_bytes()
 }
 
-fn variants(inputs: &Inputs<'_>, base: &Variant) -> Vec<(Hypothesis, Variant)> {
+fn variants(inputs: &Inputs<'_>) -> Result<Vec<(Hypothesis, Variant)>, Error> {
     let mut out = Vec::new();
-    let mut push = |hypothesis: Hypothesis, change: &dyn Fn(&mut Variant)| {
-        let mut v = base.clone();
-        change(&mut v);
-        out.push((hypothesis, v));
-    };
+    let mut push = |hypothesis: Hypothesis, variant: Variant| out.push((hypothesis, variant));
 
     if let (true, Some(url)) = (inputs.scheme.signs_url(), inputs.url) {
         if let Some(pieces) = url.toggled_slash() {
-            let toggled = pieces.concat();
             let hypothesis = if url.path().ends_with('/') {
                 Hypothesis::TrailingSlashRemoved
             } else {
                 Hypothesis::TrailingSlashAdded
             };
-            push(hypothesis, &|v| v.url = Some(toggled.clone()));
+            push(
+                hypothesis,
+                Variant {
+                    url: Some(pieces.concat()),
+                    ..Variant::default()
+                },
+            );
         }
         let text = url.as_str();
         let (scheme_len, port) = if text.starts_with("https://") {
@@ -325,43 +333,60 @@ fn variants(inputs: &Inputs<'_>, base: &Variant) -> Vec<(Hypothesis, Variant)> {
                 .unwrap_or(text.len() - scheme_len);
         if !text[scheme_len..host_end].contains(':') || text[scheme_len..host_end].ends_with(']') {
             let with_port = format!("{}{}{}", &text[..host_end], port, &text[host_end..]);
-            push(Hypothesis::DefaultPortAdded, &|v| {
-                v.url = Some(with_port.clone())
-            });
+            push(
+                Hypothesis::DefaultPortAdded,
+                Variant {
+                    url: Some(with_port),
+                    ..Variant::default()
+                },
+            );
         }
         if let Some(rest) = text.strip_prefix("https://") {
-            let http = format!("http://{rest}");
-            push(Hypothesis::HttpInsteadOfHttps, &|v| {
-                v.url = Some(http.clone())
-            });
+            push(
+                Hypothesis::HttpInsteadOfHttps,
+                Variant {
+                    url: Some(format!("http://{rest}")),
+                    ..Variant::default()
+                },
+            );
         } else if let Some(rest) = text.strip_prefix("http://") {
-            let https = format!("https://{rest}");
-            push(Hypothesis::HttpsInsteadOfHttp, &|v| {
-                v.url = Some(https.clone())
-            });
+            push(
+                Hypothesis::HttpsInsteadOfHttp,
+                Variant {
+                    url: Some(format!("https://{rest}")),
+                    ..Variant::default()
+                },
+            );
         }
     }
 
     if inputs.scheme != Scheme::KitopaySimplified {
-        push(Hypothesis::BodyTrailingNewlineAdded, &|v| {
-            v.body.push(b'\n')
-        });
+        let body = |bytes: Vec<u8>| Variant {
+            body: Some(Rc::from(bytes)),
+            ..Variant::default()
+        };
+        let mut with_newline = inputs.body.to_vec();
+        with_newline.push(b'\n');
+        push(Hypothesis::BodyTrailingNewlineAdded, body(with_newline));
         if let Some(trimmed) = inputs.body.strip_suffix(b"\n") {
             let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed).to_vec();
-            push(Hypothesis::BodyTrailingNewlineRemoved, &|v| {
-                v.body = trimmed.clone()
-            });
+            push(Hypothesis::BodyTrailingNewlineRemoved, body(trimmed));
         }
         if let Ok(json) = serde_json::from_slice::<serde_json::Value>(inputs.body) {
-            if let Ok(pretty) = serde_json::to_vec_pretty(&json)
-                && pretty != inputs.body
-            {
-                push(Hypothesis::BodyPrettyPrinted, &|v| v.body = pretty.clone());
-            }
-            if let Ok(minified) = serde_json::to_vec(&json)
-                && minified != inputs.body
-            {
-                push(Hypothesis::BodyMinified, &|v| v.body = minified.clone());
+            for (hypothesis, bytes) in [
+                (
+                    Hypothesis::BodyPrettyPrinted,
+                    serde_json::to_vec_pretty(&json).ok(),
+                ),
+                (Hypothesis::BodyMinified, serde_json::to_vec(&json).ok()),
+                (Hypothesis::BodyPythonDumps, python_dumps(&json, true)),
+                (Hypothesis::BodyPythonDumps, python_dumps(&json, false)),
+            ] {
+                if let Some(bytes) = bytes
+                    && bytes != inputs.body
+                {
+                    push(hypothesis, body(bytes));
+                }
             }
         }
     }
@@ -370,62 +395,164 @@ fn variants(inputs: &Inputs<'_>, base: &Variant) -> Vec<(Hypothesis, Variant)> {
         let lower = inputs.method.to_ascii_lowercase();
         let upper = inputs.method.to_ascii_uppercase();
         if lower != inputs.method {
-            push(Hypothesis::MethodLowercase, &|v| v.method = lower.clone());
+            push(
+                Hypothesis::MethodLowercase,
+                Variant {
+                    method: Some(lower),
+                    ..Variant::default()
+                },
+            );
         }
         if upper != inputs.method {
-            push(Hypothesis::MethodUppercase, &|v| v.method = upper.clone());
+            push(
+                Hypothesis::MethodUppercase,
+                Variant {
+                    method: Some(upper),
+                    ..Variant::default()
+                },
+            );
         }
         let ts = inputs.timestamp;
         if ts.len() >= 13 && ts.bytes().all(|b| b.is_ascii_digit()) {
+            // The header has milliseconds (Date.now()); the sender signed seconds.
             let secs = ts[..ts.len() - 3].to_owned();
-            push(Hypothesis::TimestampSeconds, &|v| {
-                v.timestamp = secs.clone()
-            });
+            push(
+                Hypothesis::TimestampSeconds,
+                Variant {
+                    timestamp: Some(secs),
+                    ..Variant::default()
+                },
+            );
         } else if !ts.is_empty() && ts.bytes().all(|b| b.is_ascii_digit()) {
-            let millis = format!("{ts}000");
-            push(Hypothesis::TimestampMillis, &|v| {
-                v.timestamp = millis.clone()
-            });
+            // The header has seconds; the sender signed the same instant in milliseconds,
+            // whatever its last three digits.
+            for ms in 0..1000 {
+                let millis = format!("{ts}{ms:03}");
+                push(
+                    Hypothesis::TimestampMillis,
+                    Variant {
+                        timestamp: Some(millis),
+                        ..Variant::default()
+                    },
+                );
+            }
         }
     } else if let Some(stem) = inputs.timestamp.strip_suffix('Z') {
         // KamioKash: with and without the milliseconds.
         match stem.split_once('.') {
             Some((secs, _)) => {
-                let secs = format!("{secs}Z");
-                push(Hypothesis::TimestampSeconds, &|v| {
-                    v.timestamp = secs.clone()
-                });
+                push(
+                    Hypothesis::TimestampSeconds,
+                    Variant {
+                        timestamp: Some(format!("{secs}Z")),
+                        ..Variant::default()
+                    },
+                );
             }
             None => {
-                let millis = format!("{stem}.000Z");
-                push(Hypothesis::TimestampMillis, &|v| {
-                    v.timestamp = millis.clone()
-                });
+                for ms in 0..1000 {
+                    let millis = format!("{stem}.{ms:03}Z");
+                    push(
+                        Hypothesis::TimestampMillis,
+                        Variant {
+                            timestamp: Some(millis),
+                            ..Variant::default()
+                        },
+                    );
+                }
             }
         }
     }
 
-    let trimmed = inputs.secret.trim();
-    for secret in [
-        trimmed.to_owned(),
-        format!("{trimmed}\n"),
-        format!("{trimmed}\r\n"),
-        format!(" {trimmed}"),
-        format!("{trimmed} "),
-    ] {
-        if secret != inputs.secret && !secret.is_empty() {
-            push(Hypothesis::SecretWhitespace, &|v| v.secret = secret.clone());
+    let trimmed = inputs.secret.trim().as_bytes();
+    for (before, after) in [("", ""), ("", "\n"), ("", "\r\n"), (" ", ""), ("", " ")] {
+        let len = before.len() + trimmed.len() + after.len();
+        let mut secret = Zeroizing::new(Vec::with_capacity(len));
+        secret.extend_from_slice(before.as_bytes());
+        secret.extend_from_slice(trimmed);
+        secret.extend_from_slice(after.as_bytes());
+        if secret.as_slice() != inputs.secret.as_bytes() && !secret.is_empty() {
+            let key = SecretKey::from_bytes(&secret)?;
+            push(
+                Hypothesis::SecretWhitespace,
+                Variant {
+                    key: Some(Rc::new(key)),
+                    ..Variant::default()
+                },
+            );
         }
     }
 
     match inputs.scheme {
-        Scheme::KamioKash => push(Hypothesis::KamioKashWebhookOrder, &|v| {
-            v.scheme = Scheme::KamioKashWebhook;
-        }),
-        Scheme::KamioKashWebhook => push(Hypothesis::KamioKashRequestOrder, &|v| {
-            v.scheme = Scheme::KamioKash;
-        }),
+        Scheme::KamioKash => push(
+            Hypothesis::KamioKashWebhookOrder,
+            Variant {
+                scheme: Some(Scheme::KamioKashWebhook),
+                ..Variant::default()
+            },
+        ),
+        Scheme::KamioKashWebhook => push(
+            Hypothesis::KamioKashRequestOrder,
+            Variant {
+                scheme: Some(Scheme::KamioKash),
+                ..Variant::default()
+            },
+        ),
         _ => {}
     }
-    out
+    Ok(out)
+}
+
+/// The bytes Python's `json.dumps(value)` writes: `", "` and `": "` separators, and (with
+/// `ensure_ascii`, Python's default) every non-ASCII character as a lower-case `\uXXXX`.
+fn python_dumps(value: &serde_json::Value, ensure_ascii: bool) -> Option<Vec<u8>> {
+    struct Python {
+        ensure_ascii: bool,
+    }
+    impl serde_json::ser::Formatter for Python {
+        fn begin_array_value<W: ?Sized + std::io::Write>(
+            &mut self,
+            w: &mut W,
+            first: bool,
+        ) -> std::io::Result<()> {
+            if first { Ok(()) } else { w.write_all(b", ") }
+        }
+        fn begin_object_key<W: ?Sized + std::io::Write>(
+            &mut self,
+            w: &mut W,
+            first: bool,
+        ) -> std::io::Result<()> {
+            if first { Ok(()) } else { w.write_all(b", ") }
+        }
+        fn begin_object_value<W: ?Sized + std::io::Write>(
+            &mut self,
+            w: &mut W,
+        ) -> std::io::Result<()> {
+            w.write_all(b": ")
+        }
+        fn write_string_fragment<W: ?Sized + std::io::Write>(
+            &mut self,
+            w: &mut W,
+            fragment: &str,
+        ) -> std::io::Result<()> {
+            if !self.ensure_ascii {
+                return w.write_all(fragment.as_bytes());
+            }
+            for c in fragment.chars() {
+                if c.is_ascii() {
+                    w.write_all(&[c as u8])?;
+                } else {
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        write!(w, "\\u{unit:04x}")?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, Python { ensure_ascii });
+    serde::Serialize::serialize(value, &mut serializer).ok()?;
+    Some(out)
 }

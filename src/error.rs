@@ -3,6 +3,8 @@
 use core::fmt;
 use core::time::Duration;
 
+use crate::replay::ClaimState;
+
 /// Every failure countersign reports.
 ///
 /// Match on [`Error::kind`] to tell failure classes apart; the message (`Display`) is lowercase
@@ -137,6 +139,16 @@ pub enum ErrorKind {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A header the scheme reads appears more than once; a verifier never picks one.
+    #[error(
+        "header `{0}` appears more than once: a signed request carries it exactly once (check proxies and clients that append headers)"
+    )]
+    DuplicateHeader(&'static str),
+    /// A `GET` or `HEAD` request carries a body, which a verifier refuses unless allowed.
+    #[error(
+        "a {0} request carries a body: send none (the signature would let its bytes move into the URL), or allow it with Verifier::with_body_on_get"
+    )]
+    BodyNotAllowed(&'static str),
     /// A required header is absent.
     #[error("missing header `{0}`: the sender must set it")]
     MissingHeader(&'static str),
@@ -156,8 +168,11 @@ pub enum ErrorKind {
         "this scheme signs the request URL, but none was given: pass the canonical URL (or configure the public webhook URL)"
     )]
     MissingUrl,
-    /// The HTTP method is empty or not an RFC 9110 token.
-    #[error("invalid method: use an HTTP method token such as POST or GET")]
+    /// The HTTP method is not one of the standard upper-case methods (GET, HEAD, POST, PUT,
+    /// DELETE, CONNECT, OPTIONS, TRACE, PATCH).
+    #[error(
+        "invalid method: use a standard upper-case HTTP method (GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH)"
+    )]
     InvalidMethod,
     /// The simplified scheme needs a transaction id and none was given.
     #[error(
@@ -184,11 +199,11 @@ pub enum ErrorKind {
         /// The accepted names.
         expected: &'static str,
     },
-    /// The same signed message was already accepted inside its freshness window.
-    #[error(
-        "replayed: this signed message was already accepted; a retry must be signed again with a new timestamp"
-    )]
-    Replayed,
+    /// The same signed delivery was already accepted and its replay claim is still held:
+    /// in flight (being processed: retry later) or done (processed: acknowledge the
+    /// duplicate, do not process it again).
+    #[error("{}", replayed_message(*.0))]
+    Replayed(ClaimState),
     /// The replay guard could not be reached or failed; the message was not accepted.
     #[error("replay guard unavailable: {0}")]
     ReplayGuardUnavailable(String),
@@ -212,6 +227,8 @@ impl ErrorKind {
             ErrorKind::Future { .. } => "future",
             ErrorKind::SignatureMismatch => "signature_mismatch",
             ErrorKind::MalformedSignature { .. } => "malformed_signature",
+            ErrorKind::DuplicateHeader(_) => "duplicate_header",
+            ErrorKind::BodyNotAllowed(_) => "body_not_allowed",
             ErrorKind::MissingHeader(_) => "missing_header",
             ErrorKind::InvalidHeaderValue(_) => "invalid_header_value",
             ErrorKind::IdentityMismatch(_) => "identity_mismatch",
@@ -223,7 +240,7 @@ impl ErrorKind {
             ErrorKind::NoKeys => "no_keys",
             ErrorKind::UnbufferedBody => "unbuffered_body",
             ErrorKind::UnknownName { .. } => "unknown_name",
-            ErrorKind::Replayed => "replayed",
+            ErrorKind::Replayed(_) => "replayed",
             ErrorKind::ReplayGuardUnavailable(_) => "replay_guard_unavailable",
         }
     }
@@ -256,6 +273,26 @@ pub enum UrlRule {
         "the URL contains credentials (user:password@); remove them, they would be signed and sent"
     )]
     Credentials,
+    /// A received URL is not in canonical form (`..` or `%2e` segments, a default port, an
+    /// upper-case host, an empty `?`): it is refused rather than verified as something else.
+    #[error(
+        "the URL received is not in canonical form (dot segments, default port, upper-case host, empty query): it must arrive exactly as it was signed"
+    )]
+    NotCanonical,
+    /// The `Host` header (or request authority) is not a plain `host[:port]`.
+    #[error("the Host header must be a plain host[:port], without / ? # or @")]
+    Host,
+}
+
+fn replayed_message(state: ClaimState) -> &'static str {
+    match state {
+        ClaimState::InFlight => {
+            "replayed: this signed delivery is already being processed; retry later"
+        }
+        ClaimState::Done => {
+            "replayed: this signed delivery was already processed; acknowledge the duplicate without processing it again"
+        }
+    }
 }
 
 pub(crate) fn err<T>(kind: ErrorKind) -> Result<T, Error> {

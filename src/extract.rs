@@ -1,39 +1,61 @@
-//! Verifying per route in axum (feature `axum`).
+//! Typed access to verified deliveries in axum handlers (feature `axum`).
 //!
-//! [`VerifiedJson<T>`] verifies the request with the [`WebhookAuth`] in your router state
-//! (body limit, signature, freshness, replay guard) and only then deserialises the exact
-//! bytes verified into `T`. [`VerifiedBody`] gives the verified bytes. Refusals are `401`
-//! with a generic body (the reason goes to `tracing`), `413` for an oversized body, and `400`
-//! for a verified body that is not the expected JSON.
+//! Verification, replay claims and their release live in one place, [`VerifyLayer`], which
+//! sees the handler's answer: attach it to the route (one [`WebhookAuth`] per provider, so
+//! one router serves several providers). The extractors then give the handler what the
+//! layer verified:
 //!
-//! ```no_run
+//! - [`VerifiedJson<T>`]: the exact bytes verified, deserialised as JSON into `T`; a body
+//!   that verifies but is not the expected JSON is answered `400`, and since that is not a
+//!   success the layer releases the claim (the event is not burnt);
+//! - [`VerifiedBody`]: the verified bytes.
+//!
+//! Both carry the [`VerifiedDelivery`]. On a route without the layer they answer `500` and
+//! log the configuration mistake: they never deserialise an unverified body.
+//!
+//! ```
 //! use axum::{routing::post, Router};
 //! use countersign::extract::VerifiedJson;
-//! use countersign::kamiokash::WebhookEvent;
-//! use countersign::layer::WebhookAuth;
-//! use countersign::{InMemoryReplayGuard, SecretKey, Verifier};
+//! use countersign::layer::{VerifyLayer, WebhookAuth};
+//! use countersign::{kamiokash, kitopay, CanonicalUrl, InMemoryReplayGuard, SecretKey, Verifier};
 //! use std::sync::Arc;
 //!
-//! async fn kamiokash(VerifiedJson(event, delivery): VerifiedJson<WebhookEvent>) -> &'static str {
-//!     let _ = (event.event_type(), delivery.key_id);
-//!     "ok"
+//! async fn on_kamiokash(VerifiedJson(event, _): VerifiedJson<kamiokash::WebhookEvent>) -> String {
+//!     event.event_type().to_owned()
+//! }
+//! async fn on_kitopay(VerifiedJson(event, delivery): VerifiedJson<kitopay::WebhookEvent>) -> String {
+//!     format!("{} is {} (key {})", event.reference_id, event.status, delivery.key_id)
 //! }
 //!
 //! # fn build() -> Result<Router, countersign::Error> {
-//! let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("whsec")?))
-//!     .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100_000)));
-//! let app: Router = Router::new().route("/webhooks/kamiokash", post(kamiokash)).with_state(auth);
+//! let guard = Arc::new(InMemoryReplayGuard::new(100_000));
+//! let kamiokash = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("whsec")?))
+//!     .with_replay_guard(guard.clone());
+//! let kitopay = WebhookAuth::new(Verifier::kitopay_webhook(
+//!     "merchant-1",
+//!     SecretKey::new("s3cret")?,
+//!     CanonicalUrl::parse("https://shop.example.com/webhooks/kitopay")?,
+//! )?)
+//! .with_replay_guard(guard);
+//! let app: Router = Router::new()
+//!     .route("/webhooks/kamiokash", post(on_kamiokash).layer(VerifyLayer::new(kamiokash)))
+//!     .route("/webhooks/kitopay", post(on_kitopay).layer(VerifyLayer::new(kitopay)));
 //! # Ok(app)
 //! # }
+//! # build().unwrap();
 //! ```
+//!
+//! [`VerifyLayer`]: crate::layer::VerifyLayer
+//! [`WebhookAuth`]: crate::layer::WebhookAuth
 
-use axum::extract::{FromRef, FromRequest, Request};
+use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use crate::layer::{Refusal, VerifiedDelivery, WebhookAuth};
+use crate::layer::{Answer, VerifiedDelivery};
 
-/// The verified body deserialised as JSON into `T`, and what was verified.
+/// The verified body deserialised as JSON into `T`, and what was verified. Needs
+/// [`VerifyLayer`](crate::layer::VerifyLayer) on the route.
 ///
 /// # Examples
 ///
@@ -41,7 +63,8 @@ use crate::layer::{Refusal, VerifiedDelivery, WebhookAuth};
 #[derive(Debug)]
 pub struct VerifiedJson<T>(pub T, pub VerifiedDelivery);
 
-/// The verified body bytes, and what was verified.
+/// The verified body bytes, and what was verified. Needs
+/// [`VerifyLayer`](crate::layer::VerifyLayer) on the route.
 ///
 /// # Examples
 ///
@@ -55,39 +78,32 @@ pub struct VerifiedJson<T>(pub T, pub VerifiedDelivery);
 #[derive(Debug)]
 pub struct VerifiedBody(pub Bytes, pub VerifiedDelivery);
 
-async fn verified<S>(request: Request, state: &S) -> Result<(Bytes, VerifiedDelivery), Response>
-where
-    S: Send + Sync,
-    WebhookAuth: FromRef<S>,
-{
-    let auth = WebhookAuth::from_ref(state);
-    let (parts, body) = request.into_parts();
-    let bytes = auth
-        .read_body(&parts.headers, body)
-        .await
-        .map_err(Refusal::into_response)?;
-    let delivery = auth
-        .check(&parts, &bytes)
-        .await
-        .map_err(Refusal::into_response)?;
-    Ok((bytes, delivery))
+fn answer(answer: Answer) -> Response {
+    (answer.status(), answer.body()).into_response()
 }
 
-impl Refusal {
-    fn into_response(self) -> Response {
-        (self.status(), self.body()).into_response()
+async fn verified(request: Request) -> Result<(Bytes, VerifiedDelivery), Response> {
+    let (mut parts, body) = request.into_parts();
+    let Some(delivery) = parts.extensions.remove::<VerifiedDelivery>() else {
+        tracing::error!(target: "countersign", "VerifiedJson/VerifiedBody used on a route without VerifyLayer: add .layer(VerifyLayer::new(auth)) to the route");
+        return Err((
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal server error\n",
+        )
+            .into_response());
+    };
+    // The layer hands on the verified bytes in memory, in one frame.
+    match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => Ok((bytes, delivery)),
+        Err(_) => Err(answer(Answer::BadBody)),
     }
 }
 
-impl<S> FromRequest<S> for VerifiedBody
-where
-    S: Send + Sync,
-    WebhookAuth: FromRef<S>,
-{
+impl<S: Send + Sync> FromRequest<S> for VerifiedBody {
     type Rejection = Response;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (bytes, delivery) = verified(request, state).await?;
+    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let (bytes, delivery) = verified(request).await?;
         Ok(VerifiedBody(bytes, delivery))
     }
 }
@@ -95,18 +111,17 @@ where
 impl<S, T> FromRequest<S> for VerifiedJson<T>
 where
     S: Send + Sync,
-    WebhookAuth: FromRef<S>,
     T: serde::de::DeserializeOwned,
 {
     type Rejection = Response;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (bytes, delivery) = verified(request, state).await?;
+    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let (bytes, delivery) = verified(request).await?;
         match serde_json::from_slice(&bytes) {
             Ok(value) => Ok(VerifiedJson(value, delivery)),
             Err(e) => {
-                tracing::warn!(target: "countersign", error = %e, "verified webhook body is not the expected JSON");
-                Err(Refusal::BadBody.into_response())
+                tracing::warn!(target: "countersign", scheme = %delivery.scheme, outcome = "bad_body", error = %e, "verified webhook body is not the expected JSON; answering 400 (its claim is released)");
+                Err(answer(Answer::BadBody))
             }
         }
     }

@@ -12,11 +12,16 @@ use crate::signature::Signature;
 use crate::signer::{SignableRequest, Signer};
 use crate::time::Timestamp;
 use crate::url::{CanonicalUrl, TrailingSlash};
-use crate::verify::{HeaderLookup, ReceivedRequest, Verified, Verifier};
+use crate::verify::{DuplicateHeader, HeaderLookup, ReceivedRequest, Verified, Verifier};
 
 impl HeaderLookup for http::HeaderMap {
-    fn header(&self, name: &str) -> Option<&[u8]> {
-        self.get(name).map(HeaderValue::as_bytes)
+    fn header(&self, name: &str) -> Result<Option<&[u8]>, DuplicateHeader> {
+        let mut values = self.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => Ok(Some(value.as_bytes())),
+            (None, _) => Ok(None),
+            (Some(_), Some(_)) => Err(DuplicateHeader),
+        }
     }
 }
 
@@ -144,9 +149,14 @@ where
 /// Verifies an `http::Request`: its headers, its body bytes, its method, and its URI when
 /// the verifier has no configured URL (Kitopay requests; the URI must then be absolute).
 ///
+/// The URI is verified exactly as it is: one that is not already in canonical form
+/// (`/a/../b`, `/a/%2e%2e/b`, a default port, an upper-case host, an empty `?`) is refused
+/// with [`UrlRule::NotCanonical`] rather than canonicalised, because a router dispatches the
+/// URI it received, not the canonical one.
+///
 /// # Errors
 ///
-/// As [`Verifier::verify`].
+/// As [`Verifier::verify`], and [`ErrorKind::InvalidUrl`] for a URI that is not canonical.
 ///
 /// # Examples
 ///
@@ -173,7 +183,11 @@ pub fn verify_request<'v, B: AsRef<[u8]>>(
         .with_method(request.method().as_str());
     let url;
     if request.uri().scheme().is_some() {
-        url = CanonicalUrl::parse(&request.uri().to_string())?;
+        let text = request.uri().to_string();
+        url = CanonicalUrl::parse(&text)?;
+        if url.as_str() != text {
+            return err(ErrorKind::InvalidUrl(UrlRule::NotCanonical));
+        }
         received = received.with_url(&url);
     }
     verifier.verify(&received)

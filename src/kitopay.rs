@@ -12,7 +12,7 @@ use crate::error::{Error, ErrorKind, err};
 use crate::key::SecretKey;
 use crate::mac::Prefix;
 use crate::message::{FieldName, StringToSign};
-use crate::scheme::{Scheme, is_header_value, is_method_token};
+use crate::scheme::{Scheme, is_header_value, is_standard_method};
 use crate::signer::{BodySigner, SignableRequest, SignedRequest, Signer};
 use crate::time::Timestamp;
 use crate::url::CanonicalUrl;
@@ -127,7 +127,7 @@ impl KitopaySigner {
         url: &CanonicalUrl,
         at: Timestamp,
     ) -> Result<BodySigner<'s>, Error> {
-        if !is_method_token(method) {
+        if !is_standard_method(method) {
             return err(ErrorKind::InvalidMethod);
         }
         let timestamp = at.to_unix_text();

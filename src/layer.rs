@@ -1,14 +1,25 @@
 //! Verifying incoming requests in a tower stack (feature `tower`).
 //!
-//! [`VerifyLayer`] buffers the body up to a limit (default 1 MiB; a larger declared or
-//! actual body is answered `413` without reading further), verifies it with a configured
-//! [`Verifier`] (freshness, constant-time MAC, key rotation) and an optional
-//! [`AsyncReplayGuard`], and then either passes the request on, body intact, with a
-//! [`VerifiedDelivery`] in its extensions, or answers `401` with a generic body. The precise
-//! reason goes to `tracing` (target `countersign`), never to the client.
+//! [`VerifyLayer`] reads the body within a size limit and a deadline, verifies it with a
+//! [`Verifier`] (freshness, constant-time MAC, key rotation), claims the delivery with a
+//! replay guard, and then either passes the request on, body intact, with a
+//! [`VerifiedDelivery`] in its extensions, or answers for it:
 //!
-//! If the inner service answers with a server error (5xx), the delivery's replay claim is
-//! released, so the provider's retry of the same delivery is accepted.
+//! | what happened | answer | handler called |
+//! |---|---|---|
+//! | verified, first delivery (or a retry of a released one) | the handler's | yes |
+//! | duplicate of a delivery the handler answered 2xx | `200`, `duplicate delivery: already processed` | no |
+//! | duplicate of a delivery still being processed | `409` with `Retry-After` | no |
+//! | replay guard cannot decide (store down, timeout, full) | `503` with `Retry-After` | no |
+//! | signature, timestamp, headers or URL refused | `401`, generic body | no |
+//! | body larger than the limit (declared or read) | `413` | no |
+//! | body not complete within the deadline | `408` | no |
+//!
+//! A delivery's claim is **done** when the handler answers 2xx, and **released** on every
+//! other path: a non-2xx answer, an inner service error, a panic, or the request future
+//! being dropped (client gone), so the provider's retry is processed as new. The precise
+//! reason for every decision is one `tracing` event (target `countersign`), never sent to
+//! the client; see [`VerifyLayer`].
 //!
 //! For Kitopay webhooks the verifier is built with the public URL the webhook was registered
 //! with; the `Host` header is only used if you opt in with [`WebhookAuth::with_url_from_host`].
@@ -21,39 +32,48 @@
 //! let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("whsec")?))
 //!     .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100_000)));
 //! let layer = VerifyLayer::new(auth);
-//! // axum: Router::new().route("/webhooks/kamiokash", post(handler)).layer(layer)
+//! // axum: Router::new().route("/webhooks/kamiokash", post(handler).layer(layer))
 //! # Ok::<(), countersign::Error>(())
 //! ```
 
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
+use core::time::Duration;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 
-use crate::error::Error;
-use crate::replay::{AsyncReplayGuard, ReplayKey};
+use crate::error::{Error, ErrorKind, UrlRule, err};
+use crate::replay::{AsyncReplayGuard, Claim, ClaimState, ReplayKey};
 use crate::scheme::Scheme;
 use crate::signature::Signature;
 use crate::time::Timestamp;
 use crate::url::CanonicalUrl;
-use crate::verify::{ReceivedRequest, Verifier};
+use crate::verify::{ReceivedRequest, Verified, Verifier};
 
 /// The default body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// The default deadline for reading the whole body: 10 s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default `Retry-After` on `409` and `503`: 5 s.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// What a successful verification leaves in the request's extensions.
 ///
 /// # Examples
 ///
 /// ```
+/// use axum::Extension;
 /// use countersign::layer::VerifiedDelivery;
 ///
-/// fn handler(extensions: &http::Extensions) -> Option<&str> {
-///     extensions.get::<VerifiedDelivery>().map(|d| d.key_id.as_str())
+/// // A handler behind `VerifyLayer` reads which key matched, and when the sender signed.
+/// async fn handler(Extension(delivery): Extension<VerifiedDelivery>) -> String {
+///     format!("{} delivery, key {}, signed at {}", delivery.scheme, delivery.key_id, delivery.timestamp.unix_secs())
 /// }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +89,7 @@ pub struct VerifiedDelivery {
     pub signature: Signature,
     /// Whether only the other trailing-slash form of the URL matched (tolerance on).
     pub trailing_slash_toggled: bool,
-    /// When the timestamp stops passing the freshness check (how long a replay claim lasts).
+    /// How long the delivery's replay claim is held (see [`Verified::expires_at`]).
     pub expires_at: Timestamp,
 }
 
@@ -86,42 +106,84 @@ impl VerifiedDelivery {
     pub fn replay_key(&self) -> ReplayKey {
         ReplayKey::new(self.scheme, self.signature)
     }
+
+    fn from_verified(verified: &Verified<'_>) -> Self {
+        VerifiedDelivery {
+            scheme: verified.scheme(),
+            key_id: verified.key_id().to_owned(),
+            timestamp: verified.timestamp(),
+            signature: *verified.signature(),
+            trailing_slash_toggled: verified.trailing_slash_toggled(),
+            expires_at: verified.expires_at(),
+        }
+    }
 }
 
-/// Why a request was refused, as the client sees it (the reason itself is logged).
+/// The layer's own answer to a request it does not pass on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub(crate) enum Answer {
     Unauthorized,
     TooLarge,
     BadBody,
+    Timeout,
+    Duplicate,
+    InFlight,
+    Unavailable,
 }
 
-impl Refusal {
+impl Answer {
     pub(crate) fn status(self) -> StatusCode {
         match self {
-            Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
-            Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Refusal::BadBody => StatusCode::BAD_REQUEST,
+            Answer::Unauthorized => StatusCode::UNAUTHORIZED,
+            Answer::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Answer::BadBody => StatusCode::BAD_REQUEST,
+            Answer::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Answer::Duplicate => StatusCode::OK,
+            Answer::InFlight => StatusCode::CONFLICT,
+            Answer::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     pub(crate) fn body(self) -> &'static str {
         match self {
-            Refusal::Unauthorized => "unauthorized\n",
-            Refusal::TooLarge => "payload too large\n",
-            Refusal::BadBody => "bad request\n",
+            Answer::Unauthorized => "unauthorized\n",
+            Answer::TooLarge => "payload too large\n",
+            Answer::BadBody => "bad request\n",
+            Answer::Timeout => "request body timeout\n",
+            Answer::Duplicate => "duplicate delivery: already processed\n",
+            Answer::InFlight => "duplicate delivery: still being processed, retry later\n",
+            Answer::Unavailable => "replay protection unavailable, retry later\n",
         }
     }
 
-    pub(crate) fn response<B: From<&'static str>>(self) -> Response<B> {
+    /// The outcome as logged and counted.
+    pub(crate) fn outcome(self) -> &'static str {
+        match self {
+            Answer::Unauthorized => "refused",
+            Answer::TooLarge => "too_large",
+            Answer::BadBody => "bad_body",
+            Answer::Timeout => "timeout",
+            Answer::Duplicate => "duplicate",
+            Answer::InFlight => "in_flight",
+            Answer::Unavailable => "unavailable",
+        }
+    }
+
+    fn response<B: From<&'static str>>(self, retry_after: Duration) -> Response<B> {
         let mut response = Response::new(B::from(self.body()));
         *response.status_mut() = self.status();
+        if matches!(self, Answer::InFlight | Answer::Unavailable) {
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
         response
     }
 }
 
-/// A verifier with everything a server needs around it: body limit, replay guard, and how
-/// to learn the request URL. Cheap to clone (shared).
+/// A verifier with everything a server needs around it: body limit and deadline, replay
+/// guard, and how to learn the request URL. Cheap to clone (shared).
 ///
 /// # Examples
 ///
@@ -131,11 +193,14 @@ pub struct WebhookAuth {
     verifier: Arc<Verifier>,
     guard: Option<Arc<dyn AsyncReplayGuard>>,
     limit: usize,
+    body_timeout: Duration,
+    retry_after: Duration,
     url_from_host: Option<&'static str>,
 }
 
 impl WebhookAuth {
-    /// Wraps a verifier, with a 1 MiB body limit and no replay guard.
+    /// Wraps a verifier, with a 1 MiB body limit, a 10 s body deadline, and the verifier's
+    /// replay guard if it has one.
     ///
     /// # Examples
     ///
@@ -145,7 +210,7 @@ impl WebhookAuth {
         Self::from_arc(Arc::new(verifier))
     }
 
-    /// Wraps a shared verifier.
+    /// Wraps a shared verifier (see [`WebhookAuth::new`]).
     ///
     /// # Examples
     ///
@@ -160,16 +225,22 @@ impl WebhookAuth {
     /// ```
     #[must_use]
     pub fn from_arc(verifier: Arc<Verifier>) -> Self {
+        let guard = verifier
+            .replay_guard()
+            .map(|guard| Arc::new(Arc::clone(guard)) as Arc<dyn AsyncReplayGuard>);
         WebhookAuth {
             verifier,
-            guard: None,
+            guard,
             limit: DEFAULT_BODY_LIMIT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            retry_after: DEFAULT_RETRY_AFTER,
             url_from_host: None,
         }
     }
 
-    /// Rejects replays (and, through the layer, releases the claim when the handler fails).
-    /// Defaults to none.
+    /// The replay guard deliveries are claimed with (for example the Redis guard). It
+    /// replaces the verifier's own guard, if it had one: a delivery is only ever claimed
+    /// once, by the layer. Defaults to the verifier's guard, or none.
     ///
     /// # Examples
     ///
@@ -197,9 +268,57 @@ impl WebhookAuth {
         self
     }
 
+    /// How long reading the whole body may take before the request is answered `408`
+    /// (a stalled chunked body, a `Content-Length` longer than what is sent). Defaults to
+    /// 10 s. Needs a Tokio runtime with timers (axum's); without one the body is read
+    /// without a deadline and a warning is logged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::layer::WebhookAuth;
+    /// use countersign::{SecretKey, Verifier};
+    /// use std::time::Duration;
+    ///
+    /// let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("w")?))
+    ///     .with_body_timeout(Duration::from_secs(2));
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// The `Retry-After` sent with `409` (a duplicate still in flight) and `503` (replay
+    /// guard unavailable), rounded up to whole seconds. Defaults to 5 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::layer::WebhookAuth;
+    /// use countersign::{SecretKey, Verifier};
+    /// use std::time::Duration;
+    ///
+    /// let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("w")?))
+    ///     .with_retry_after(Duration::from_secs(1));
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
     /// Opt-in: for verifiers without a configured URL (Kitopay requests), rebuild the URL
-    /// from `scheme` (`"https"`), the `Host` header and the request path. Only do this when
-    /// no proxy between the sender and you changes host, port or path.
+    /// from `scheme` (`"https"`), the request's authority (the `Host` header, or the
+    /// authority of an absolute request URI as HTTP/2 sends it) and its path and query (the
+    /// original ones under axum's `Router::nest`). Only do this when no proxy between the
+    /// sender and you changes host, port or path.
+    ///
+    /// The authority must be a plain `host[:port]` (no `/ ? # @`), and the rebuilt URL must
+    /// already be canonical (no `..` or `%2e` segments, no default port, lower-case host):
+    /// anything else is refused, so the URL verified is exactly the URL received.
     ///
     /// # Examples
     ///
@@ -234,13 +353,8 @@ impl WebhookAuth {
         &self.verifier
     }
 
-    /// Reads the body within the limit: `413` if the declared length or the bytes read
-    /// exceed it (reading stops there).
-    pub(crate) async fn read_body<B>(
-        &self,
-        headers: &http::HeaderMap,
-        body: B,
-    ) -> Result<Bytes, Refusal>
+    /// Reads the body within the limit and the deadline.
+    async fn read_body<B>(&self, headers: &http::HeaderMap, body: B) -> Result<Bytes, Answer>
     where
         B: http_body::Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -250,85 +364,201 @@ impl WebhookAuth {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.limit as u64) {
-            tracing::warn!(target: "countersign", declared, limit = self.limit, "webhook refused: body too large");
-            return Err(Refusal::TooLarge);
+            tracing::warn!(target: "countersign", scheme = %self.verifier.scheme(), outcome = "too_large", declared, limit = self.limit, "webhook refused: body larger than the limit");
+            return Err(Answer::TooLarge);
         }
-        match Limited::new(body, self.limit).collect().await {
+        let collect = Limited::new(body, self.limit).collect();
+        let collected = if tokio::runtime::Handle::try_current().is_ok() {
+            match tokio::time::timeout(self.body_timeout, collect).await {
+                Ok(collected) => collected,
+                Err(_) => {
+                    tracing::warn!(target: "countersign", scheme = %self.verifier.scheme(), outcome = "timeout", timeout_ms = self.body_timeout.as_millis() as u64, "webhook refused: body not received within the deadline");
+                    return Err(Answer::Timeout);
+                }
+            }
+        } else {
+            tracing::warn!(target: "countersign", "no Tokio runtime: reading the body without a deadline");
+            collect.await
+        };
+        match collected {
             Ok(collected) => Ok(collected.to_bytes()),
             Err(e) => {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some()
                 {
-                    tracing::warn!(target: "countersign", limit = self.limit, "webhook refused: body too large");
-                    Err(Refusal::TooLarge)
+                    tracing::warn!(target: "countersign", scheme = %self.verifier.scheme(), outcome = "too_large", limit = self.limit, "webhook refused: body larger than the limit");
+                    Err(Answer::TooLarge)
                 } else {
-                    tracing::warn!(target: "countersign", error = %e, "webhook refused: body could not be read");
-                    Err(Refusal::BadBody)
+                    tracing::warn!(target: "countersign", scheme = %self.verifier.scheme(), outcome = "bad_body", error = %e, "webhook refused: body could not be read");
+                    Err(Answer::BadBody)
                 }
             }
         }
     }
 
-    /// Verifies and claims a buffered request. The reason for a refusal is logged.
-    pub(crate) async fn check(
+    /// Verifies a buffered request and claims it. Every decision is logged once.
+    async fn admit(
         &self,
         parts: &http::request::Parts,
         body: &[u8],
-    ) -> Result<VerifiedDelivery, Refusal> {
-        let outcome = self.verify(parts, body);
-        let delivery = match outcome {
-            Ok(delivery) => delivery,
+    ) -> Result<(VerifiedDelivery, Option<Pending>), Answer> {
+        let now = self.verifier.clock().now();
+        let scheme = self.verifier.scheme();
+        let verified = match self.verify(parts, body, now) {
+            Ok(verified) => verified,
             Err(e) => {
-                tracing::warn!(target: "countersign", reason = e.code(), error = %e, "webhook refused");
-                return Err(Refusal::Unauthorized);
+                tracing::warn!(target: "countersign", %scheme, outcome = "refused", reason = e.code(), age_ms = age_of(&e), error = %e, "webhook refused");
+                return Err(Answer::Unauthorized);
             }
         };
-        if let Some(guard) = &self.guard
-            && let Err(e) = guard
-                .claim_async(
-                    delivery.replay_key(),
-                    delivery.expires_at,
-                    self.verifier.now(),
-                )
-                .await
-        {
-            tracing::warn!(target: "countersign", reason = e.code(), error = %e, "webhook refused");
-            return Err(Refusal::Unauthorized);
-        }
-        Ok(delivery)
+        let delivery = VerifiedDelivery::from_verified(&verified);
+        let age_ms = age_ms(now, delivery.timestamp);
+        let pending = match &self.guard {
+            None => None,
+            Some(guard) => {
+                match guard
+                    .claim_async(delivery.replay_key(), delivery.expires_at, now)
+                    .await
+                {
+                    Ok(claim) => Some(Pending {
+                        guard: Arc::clone(guard),
+                        claim: Some(claim),
+                    }),
+                    Err(e) => {
+                        let answer = match e.kind() {
+                            ErrorKind::Replayed(ClaimState::Done) => Answer::Duplicate,
+                            ErrorKind::Replayed(_) => Answer::InFlight,
+                            _ => Answer::Unavailable,
+                        };
+                        tracing::warn!(target: "countersign", %scheme, outcome = answer.outcome(), reason = e.code(), key_id = %delivery.key_id, age_ms, error = %e, "webhook not passed on");
+                        return Err(answer);
+                    }
+                }
+            }
+        };
+        tracing::info!(target: "countersign", %scheme, outcome = "accepted", key_id = %delivery.key_id, age_ms, trailing_slash_toggled = delivery.trailing_slash_toggled, "webhook verified");
+        Ok((delivery, pending))
     }
 
-    fn verify(&self, parts: &http::request::Parts, body: &[u8]) -> Result<VerifiedDelivery, Error> {
-        let mut received =
+    fn verify<'v>(
+        &'v self,
+        parts: &http::request::Parts,
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<Verified<'v>, Error> {
+        let received =
             ReceivedRequest::new(&parts.headers, body).with_method(parts.method.as_str());
-        let rebuilt;
-        if let Some(scheme) = self.url_from_host
-            && let Some(host) = parts
-                .headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-        {
-            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            rebuilt = CanonicalUrl::parse(&format!("{scheme}://{host}{path}"))?;
-            received = received.with_url(&rebuilt);
+        match self.url_from_host {
+            Some(scheme) => {
+                let url = request_url(parts, scheme)?;
+                self.verifier.verify_at(&received.with_url(&url), now)
+            }
+            None => self.verifier.verify_at(&received, now),
         }
-        let verified = self.verifier.verify(&received)?;
-        Ok(VerifiedDelivery {
-            scheme: verified.scheme(),
-            key_id: verified.key_id().to_owned(),
-            timestamp: verified.timestamp(),
-            signature: *verified.signature(),
-            trailing_slash_toggled: verified.trailing_slash_toggled(),
-            expires_at: verified.expires_at(),
-        })
     }
+}
 
-    /// Releases a delivery's replay claim (the handler failed; let the retry in).
-    pub(crate) async fn release(&self, delivery: &VerifiedDelivery) {
-        if let Some(guard) = &self.guard
-            && let Err(e) = guard.release_async(delivery.replay_key()).await
-        {
-            tracing::warn!(target: "countersign", error = %e, "could not release a replay claim");
+/// The URL a request arrived at: `scheme://authority` + the original path and query,
+/// refused unless it is exactly its own canonical form.
+fn request_url(parts: &http::request::Parts, scheme: &str) -> Result<CanonicalUrl, Error> {
+    #[cfg(feature = "axum")]
+    let uri = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or(&parts.uri, |original| &original.0);
+    #[cfg(not(feature = "axum"))]
+    let uri = &parts.uri;
+    let authority = match uri.authority() {
+        Some(authority) => authority.as_str(),
+        None => {
+            let mut hosts = parts.headers.get_all(http::header::HOST).iter();
+            match (hosts.next(), hosts.next()) {
+                (Some(host), None) => host
+                    .to_str()
+                    .map_err(|_| Error::from(ErrorKind::InvalidUrl(UrlRule::Host)))?,
+                (None, _) => return err(ErrorKind::MissingHeader("host")),
+                (Some(_), Some(_)) => return err(ErrorKind::DuplicateHeader("host")),
+            }
+        }
+    };
+    if !is_plain_authority(authority) {
+        return err(ErrorKind::InvalidUrl(UrlRule::Host));
+    }
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let text = format!("{scheme}://{authority}{path}");
+    let url = CanonicalUrl::parse(&text)?;
+    if url.as_str() != text {
+        return err(ErrorKind::InvalidUrl(UrlRule::NotCanonical));
+    }
+    Ok(url)
+}
+
+/// `host[:port]`: a registered name, IPv4 or bracketed IPv6 host, an optional port; never
+/// userinfo, path, query or fragment.
+fn is_plain_authority(authority: &str) -> bool {
+    !authority.is_empty()
+        && !authority.contains(['/', '?', '#', '@', '\\'])
+        && authority.parse::<http::uri::Authority>().is_ok()
+}
+
+/// How old the timestamp is at `now`, in milliseconds (negative: ahead of the clock).
+fn age_ms(now: Timestamp, timestamp: Timestamp) -> i64 {
+    let (now, at) = (now.since_epoch(), timestamp.since_epoch());
+    if now >= at {
+        i64::try_from((now - at).as_millis()).unwrap_or(i64::MAX)
+    } else {
+        -i64::try_from((at - now).as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// The age a freshness refusal reports, in milliseconds; 0 when the refusal has none.
+fn age_of(e: &Error) -> i64 {
+    match e.kind() {
+        ErrorKind::Expired { age, .. } => i64::try_from(age.as_millis()).unwrap_or(i64::MAX),
+        ErrorKind::Future { ahead, .. } => -i64::try_from(ahead.as_millis()).unwrap_or(i64::MAX),
+        _ => 0,
+    }
+}
+
+/// A claim waiting for the handler's outcome. Settled explicitly (done on 2xx, released
+/// otherwise); if it is dropped unsettled (a panic, the request future dropped), the claim
+/// is released in the background.
+struct Pending {
+    guard: Arc<dyn AsyncReplayGuard>,
+    claim: Option<Claim>,
+}
+
+impl Pending {
+    async fn settle(mut self, success: bool) {
+        let Some(claim) = self.claim else { return };
+        if success {
+            // Taken first: a completion cut short leaves the claim in flight (duplicates get
+            // 409 until it expires), never released (which would let it be processed twice).
+            self.claim = None;
+            if let Err(e) = self.guard.complete_async(claim).await {
+                tracing::warn!(target: "countersign", error = %e, "could not mark a delivery done; duplicates get 409 until its claim expires");
+            }
+        } else {
+            // Taken after: if this release is cut short, the drop guard releases again.
+            let released = self.guard.release_async(claim).await;
+            self.claim = None;
+            match released {
+                Ok(()) => {
+                    tracing::debug!(target: "countersign", "replay claim released: the provider's retry will be processed")
+                }
+                Err(e) => {
+                    tracing::warn!(target: "countersign", error = %e, "could not release a replay claim; the retry is refused until it expires")
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(claim) = self.claim.take() {
+            tracing::warn!(target: "countersign", "request ended without an answer (handler panic or client gone): releasing its replay claim");
+            self.guard.release_detached(claim);
         }
     }
 }
@@ -339,12 +569,42 @@ impl core::fmt::Debug for WebhookAuth {
             .field("verifier", &self.verifier)
             .field("replay_guard", &self.guard.is_some())
             .field("limit", &self.limit)
+            .field("body_timeout", &self.body_timeout)
+            .field("retry_after", &self.retry_after)
             .field("url_from_host", &self.url_from_host)
             .finish()
     }
 }
 
 /// The tower layer; see the [module documentation](self).
+///
+/// # Tracing
+///
+/// Every request gets one event with target `countersign`: `outcome` (`accepted`,
+/// `duplicate`, `in_flight`, `unavailable`, `refused`, `too_large`, `timeout`,
+/// `bad_body`), `scheme`, `reason` (the [`Error::code`] of a refusal), `key_id` (which key
+/// matched) and `age_ms` (how old the timestamp was; negative if ahead). Secrets and
+/// signatures are never logged. Refusals are `WARN`, acceptances `INFO`:
+/// `RUST_LOG=countersign=info` shows why each delivery was refused.
+///
+/// # Examples
+///
+/// ```
+/// use axum::{routing::post, Extension, Router};
+/// use countersign::layer::{VerifiedDelivery, VerifyLayer, WebhookAuth};
+/// use countersign::{InMemoryReplayGuard, SecretKey, Verifier};
+/// use std::sync::Arc;
+///
+/// async fn handler(Extension(delivery): Extension<VerifiedDelivery>) -> &'static str {
+///     let _ = delivery.key_id;
+///     "ok"
+/// }
+///
+/// let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("whsec")?))
+///     .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100_000)));
+/// let app: Router = Router::new().route("/webhooks/kamiokash", post(handler).layer(VerifyLayer::new(auth)));
+/// # Ok::<(), countersign::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct VerifyLayer {
     auth: WebhookAuth,
@@ -375,6 +635,28 @@ impl<S> tower_layer::Layer<S> for VerifyLayer {
 
 /// The service [`VerifyLayer`] wraps around yours. The inner service receives the verified
 /// body as `Full<Bytes>`.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::Bytes;
+/// use countersign::layer::{VerifyLayer, WebhookAuth};
+/// use countersign::{SecretKey, Verifier};
+/// use http_body_util::Full;
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("whsec")?));
+/// let service = VerifyLayer::new(auth).layer(service_fn(|_request: http::Request<Full<Bytes>>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(Full::<Bytes>::from("ok")))
+/// }));
+/// let unsigned = http::Request::post("/webhooks/kamiokash").body(Full::<Bytes>::from("{}"))?;
+/// let response = service.oneshot(unsigned).await?;
+/// assert_eq!(response.status(), http::StatusCode::UNAUTHORIZED);
+/// # Ok(())
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct VerifyService<S> {
     inner: S,
@@ -408,23 +690,25 @@ where
         let mut inner = core::mem::replace(&mut self.inner, clone);
         let auth = self.auth.clone();
         Box::pin(async move {
+            let retry_after = auth.retry_after;
             let (mut parts, body) = request.into_parts();
             let bytes = match auth.read_body(&parts.headers, body).await {
                 Ok(bytes) => bytes,
-                Err(refusal) => return Ok(refusal.response()),
+                Err(answer) => return Ok(answer.response(retry_after)),
             };
-            let delivery = match auth.check(&parts, &bytes).await {
-                Ok(delivery) => delivery,
-                Err(refusal) => return Ok(refusal.response()),
+            let (delivery, pending) = match auth.admit(&parts, &bytes).await {
+                Ok(admitted) => admitted,
+                Err(answer) => return Ok(answer.response(retry_after)),
             };
-            parts.extensions.insert(delivery.clone());
-            let response = inner
+            parts.extensions.insert(delivery);
+            let outcome = inner
                 .call(Request::from_parts(parts, Full::new(bytes)))
-                .await?;
-            if response.status().is_server_error() {
-                auth.release(&delivery).await;
+                .await;
+            if let Some(pending) = pending {
+                let success = matches!(&outcome, Ok(response) if response.status().is_success());
+                pending.settle(success).await;
             }
-            Ok(response)
+            outcome
         })
     }
 }

@@ -37,11 +37,11 @@ pub use crate::key::{KeyRing, SecretKey};
 pub use crate::kitopay::{KitopaySigner, KitopaySimplifiedSigner};
 pub use crate::message::{FieldName, StringToSign};
 pub use crate::replay::{
-    AsyncReplayGuard, GuardFuture, InMemoryReplayGuard, ReplayGuard, ReplayKey,
+    AsyncReplayGuard, Claim, ClaimState, GuardFuture, InMemoryReplayGuard, ReplayGuard, ReplayKey,
 };
-pub use crate::scheme::{Scheme, headers};
+pub use crate::scheme::{STANDARD_METHODS, Scheme, headers};
 pub use crate::signature::{Base64Signature, HexSignature, Signature};
 pub use crate::signer::{BodySigner, SignableRequest, SignedRequest, Signer};
 pub use crate::time::{Clock, FixedClock, Freshness, SystemClock, Timestamp, TimestampText};
 pub use crate::url::{CanonicalUrl, TrailingSlash};
-pub use crate::verify::{HeaderLookup, ReceivedRequest, Verified, Verifier};
+pub use crate::verify::{DuplicateHeader, HeaderLookup, ReceivedRequest, Verified, Verifier};

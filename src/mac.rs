@@ -39,13 +39,27 @@ pub(crate) struct PadStates {
 
 impl PadStates {
     /// Runs the key schedule once. Keys longer than a block are hashed first (RFC 2104).
+    ///
+    /// Nothing key-derived is left behind but the two states: the hash of a long key (a
+    /// key-equivalent) and the key's tail in the hash buffer are wiped, and so is the stack
+    /// the compression function used (its message schedule holds the key block).
     pub(crate) fn new(key: &[u8]) -> Self {
+        let states = Self::schedule(key);
+        scrub_stack();
+        states
+    }
+
+    #[inline(never)]
+    fn schedule(key: &[u8]) -> Self {
         let mut block = [0u8; BLOCK];
         if key.len() > BLOCK {
             let mut h = Sha256::new();
             h.update(key);
-            let digest = h.finish();
+            let mut digest = h.finish();
             block[..32].copy_from_slice(&digest);
+            digest.zeroize();
+            h.state.zeroize();
+            h.buf.zeroize();
         } else {
             block[..key.len()].copy_from_slice(key);
         }
@@ -97,6 +111,15 @@ impl PadStates {
             outer: &self.outer,
         }
     }
+}
+
+/// Overwrites the stack below the caller's frame, where the key schedule's callees (the
+/// compression function and its message schedule) kept key-derived words.
+#[inline(never)]
+fn scrub_stack() {
+    let mut scratch = [0u8; 8192];
+    scratch.zeroize();
+    core::hint::black_box(&scratch);
 }
 
 /// A key-derived state after a fixed message prefix; wiped on drop.

@@ -1,16 +1,36 @@
 //! Fleet-wide replay protection backed by Redis (feature `redis`).
 //!
-//! [`RedisReplayGuard`] claims a delivery with `SET <prefix><scheme>:<signature> 1 NX PX
-//! <ms until the timestamp expires>`: atomic across every instance sharing the Redis, and
-//! self-cleaning (the key expires when the delivery could no longer pass the freshness
-//! check). Releasing is `DEL`.
+//! [`RedisReplayGuard`] keeps one Redis key per delivery, `<prefix><scheme>:<signature>`,
+//! whose value is the claim's state and token (`i:<token>` in flight, `d:<token>` done):
+//!
+//! - **claim**: `SET key i:<token> NX PX <ttl>` in a Lua script that returns the current
+//!   value when the key is already held (one round trip either way), so a duplicate is told
+//!   apart as in flight or done. The TTL is the time until the claim's `expires_at`, in
+//!   milliseconds **rounded up**, so the key outlives every instant any instance could
+//!   still accept the message (see [`crate::Verified::expires_at`]);
+//! - **complete**: `i:<token>` → `d:<token>` with `KEEPTTL`, only if the key still holds
+//!   this claim's token (compare-and-set, one script);
+//! - **release**: delete only if the key still holds `i:<token>` (compare-and-delete, one
+//!   script), so a late release never frees another instance's claim.
+//!
+//! Every command has a timeout. A command that times out or fails has an *unknown* outcome
+//! (the `SET` may still land after the timeout): the guard then reports
+//! [`ErrorKind::ReplayGuardUnavailable`] (the tower layer answers `503` with `Retry-After`)
+//! and, in the background, deletes the key if it holds this claim's token, so the
+//! provider's retry can get in and nothing is accepted twice. The same clean-up runs if the
+//! claim's future is dropped (client gone) before Redis answered.
+//!
+//! **Durability.** Replay protection across a Redis crash needs the claims to survive it:
+//! run Redis with AOF (`appendonly yes`, `appendfsync everysec` or `always`) or a replica.
+//! Without persistence a restarted Redis has forgotten every claim, and a delivery claimed
+//! before the crash is accepted again if it is replayed while its timestamp is still fresh
+//! (measured: `kill -9`, restart, replay → accepted). Needs Redis 6.0 or later (`KEEPTTL`).
 //!
 //! All tasks share one multiplexed, auto-reconnecting connection (redis'
 //! `ConnectionManager`): commands are pipelined on it, which serves what a pool would for
-//! single-key commands without a pool's per-request checkout. Every command has a timeout;
-//! a timeout or connection error is [`ErrorKind::ReplayGuardUnavailable`], and by default
-//! ([`FailurePolicy::Closed`]) the delivery is then refused: a provider retries, an attacker
-//! does not get a replay window out of a Redis outage.
+//! single-key commands without a pool's per-request checkout. By default
+//! ([`FailurePolicy::Closed`]) a delivery Redis cannot decide on is refused: a provider
+//! retries, an attacker does not get a replay window out of a Redis outage.
 //!
 //! ```no_run
 //! use countersign::layer::WebhookAuth;
@@ -28,12 +48,37 @@
 
 use core::time::Duration;
 
+use std::sync::Arc;
+
 use redis::aio::ConnectionManager;
 
 use crate::error::{Error, ErrorKind, err};
-use crate::replay::{AsyncReplayGuard, GuardFuture, ReplayKey};
+use crate::replay::{AsyncReplayGuard, Claim, ClaimState, GuardFuture, ReplayKey};
 use crate::time::Timestamp;
 
+/// Claims the key if free; otherwise returns its value (state and token).
+const CLAIM: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return redis.call('GET', KEYS[1])";
+
+/// Marks the claim done, if the key still holds it in flight.
+const COMPLETE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0";
+
+/// Deletes the key, if it still holds the claim in flight.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0";
+
+struct Scripts {
+    claim: redis::Script,
+    complete: redis::Script,
+    release: redis::Script,
+}
 /// What the guard does when Redis cannot answer.
 ///
 /// # Examples
@@ -60,6 +105,7 @@ pub enum FailurePolicy {
 #[derive(Clone)]
 pub struct RedisReplayGuard {
     connection: ConnectionManager,
+    scripts: Arc<Scripts>,
     prefix: String,
     timeout: Duration,
     policy: FailurePolicy,
@@ -100,6 +146,11 @@ impl RedisReplayGuard {
         };
         Ok(RedisReplayGuard {
             connection,
+            scripts: Arc::new(Scripts {
+                claim: redis::Script::new(CLAIM),
+                complete: redis::Script::new(COMPLETE),
+                release: redis::Script::new(RELEASE),
+            }),
             prefix: "countersign:replay:".to_owned(),
             timeout,
             policy: FailurePolicy::Closed,
@@ -154,21 +205,100 @@ impl RedisReplayGuard {
         self
     }
 
-    fn failed(&self, e: Error) -> Result<(), Error> {
-        match self.policy {
-            FailurePolicy::Closed => Err(e),
-            FailurePolicy::Open => Ok(()),
-        }
+    fn key(&self, key: ReplayKey) -> String {
+        format!("{}{key}", self.prefix)
     }
 
-    async fn run<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, Error> {
+    /// Runs `script` with one key and two arguments within the timeout.
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        key: &str,
+        args: [&str; 2],
+        timeout: Duration,
+    ) -> Result<T, Error> {
         let mut connection = self.connection.clone();
-        match tokio::time::timeout(self.timeout, command.query_async::<T>(&mut connection)).await {
+        let mut invocation = script.key(key);
+        invocation.arg(args[0]).arg(args[1]);
+        match tokio::time::timeout(timeout, invocation.invoke_async::<T>(&mut connection)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(unavailable(e)),
             Err(_) => Err(unavailable("command timed out")),
         }
     }
+
+    /// Deletes `key` if it still holds this in-flight claim; in the background (it must
+    /// outlive a slow Redis and the caller's future), for at most `deadline`.
+    fn clean_up_in_background(&self, key: String, claim: Claim, deadline: Duration) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing_warn("no Tokio runtime to release a replay claim on; it expires with its TTL");
+            return;
+        };
+        let guard = self.clone();
+        runtime.spawn(async move {
+            let value = in_flight(&claim);
+            match guard
+                .run::<i64>(&guard.scripts.release, &key, [&value, ""], deadline)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) => tracing_warn(&format!(
+                    "could not release a replay claim ({e}); it expires with its TTL"
+                )),
+            }
+        });
+    }
+}
+
+fn in_flight(claim: &Claim) -> String {
+    format!("i:{:032x}", claim.token())
+}
+
+fn done(claim: &Claim) -> String {
+    format!("d:{:032x}", claim.token())
+}
+
+fn tracing_warn(message: &str) {
+    tracing::warn!(target: "countersign", "{message}");
+}
+
+/// A claim whose outcome is not known yet: if it is dropped armed (the command failed,
+/// timed out, or the caller's future was dropped), the key is deleted in the background if
+/// it holds this claim's token.
+struct Unsettled<'g> {
+    guard: &'g RedisReplayGuard,
+    key: Option<String>,
+    claim: Claim,
+    deadline: Duration,
+}
+
+impl Unsettled<'_> {
+    fn settled(mut self) {
+        self.key = None;
+    }
+}
+
+impl Drop for Unsettled<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.guard
+                .clean_up_in_background(key, self.claim, self.deadline);
+        }
+    }
+}
+
+/// A token unique across the fleet: 128 random bits.
+fn new_token() -> Result<u128, Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(unavailable)?;
+    Ok(u128::from_le_bytes(bytes))
+}
+
+/// Milliseconds from `now` until `expires_at`, rounded up, at least 1.
+fn ttl_ms(expires_at: Timestamp, now: Timestamp) -> u64 {
+    let ttl = expires_at.since_epoch().saturating_sub(now.since_epoch());
+    let ms = ttl.as_millis() + u128::from(!ttl.subsec_nanos().is_multiple_of(1_000_000));
+    u64::try_from(ms).unwrap_or(u64::MAX).max(1)
 }
 
 impl AsyncReplayGuard for RedisReplayGuard {
@@ -177,31 +307,93 @@ impl AsyncReplayGuard for RedisReplayGuard {
         key: ReplayKey,
         expires_at: Timestamp,
         now: Timestamp,
-    ) -> GuardFuture<'_> {
+    ) -> GuardFuture<'_, Claim> {
         Box::pin(async move {
-            let ttl = expires_at.since_epoch().saturating_sub(now.since_epoch());
-            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-            let mut command = redis::cmd("SET");
-            command
-                .arg(format!("{}{key}", self.prefix))
-                .arg(1)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl_ms);
-            match self.run::<Option<String>>(command).await {
-                Ok(Some(_)) => Ok(()),
-                Ok(None) => err(ErrorKind::Replayed),
-                Err(e) => self.failed(e),
+            let claim = Claim::new(key, new_token()?, expires_at);
+            let ttl = ttl_ms(expires_at, now);
+            let redis_key = self.key(key);
+            let unsettled = Unsettled {
+                guard: self,
+                key: Some(redis_key.clone()),
+                claim,
+                deadline: Duration::from_millis(ttl).min(Duration::from_secs(30)),
+            };
+            let outcome = self
+                .run::<redis::Value>(
+                    &self.scripts.claim,
+                    &redis_key,
+                    [&in_flight(&claim), &ttl.to_string()],
+                    self.timeout,
+                )
+                .await;
+            match outcome {
+                Ok(value) => {
+                    unsettled.settled();
+                    match value {
+                        redis::Value::Int(1) => Ok(claim),
+                        redis::Value::BulkString(held) if held.starts_with(b"d:") => {
+                            err(ErrorKind::Replayed(ClaimState::Done))
+                        }
+                        _ => err(ErrorKind::Replayed(ClaimState::InFlight)),
+                    }
+                }
+                Err(e) => match self.policy {
+                    // Unknown outcome: `unsettled` cleans up on drop.
+                    FailurePolicy::Closed => Err(e),
+                    FailurePolicy::Open => {
+                        // Accepted unguarded; if the SET did land, it is this claim's, and
+                        // the caller completes or releases it like any other.
+                        unsettled.settled();
+                        tracing_warn(&format!(
+                            "accepting a delivery without replay protection (failure policy open): {e}"
+                        ));
+                        Ok(claim)
+                    }
+                },
             }
         })
     }
 
-    fn release_async(&self, key: ReplayKey) -> GuardFuture<'_> {
+    fn complete_async(&self, claim: Claim) -> GuardFuture<'_> {
         Box::pin(async move {
-            let mut command = redis::cmd("DEL");
-            command.arg(format!("{}{key}", self.prefix));
-            self.run::<i64>(command).await.map(|_| ())
+            let key = self.key(claim.key());
+            self.run::<i64>(
+                &self.scripts.complete,
+                &key,
+                [&in_flight(&claim), &done(&claim)],
+                self.timeout,
+            )
+            .await
+            .map(|_| ())
         })
+    }
+
+    fn release_async(&self, claim: Claim) -> GuardFuture<'_> {
+        Box::pin(async move {
+            let key = self.key(claim.key());
+            let unsettled = Unsettled {
+                guard: self,
+                key: Some(key.clone()),
+                claim,
+                deadline: Duration::from_secs(30),
+            };
+            let released = self
+                .run::<i64>(
+                    &self.scripts.release,
+                    &key,
+                    [&in_flight(&claim), ""],
+                    self.timeout,
+                )
+                .await;
+            if released.is_ok() {
+                unsettled.settled();
+            }
+            released.map(|_| ())
+        })
+    }
+
+    fn release_detached(&self, claim: Claim) {
+        self.clean_up_in_background(self.key(claim.key()), claim, Duration::from_secs(30));
     }
 }
 

@@ -5,7 +5,7 @@ use core::fmt;
 
 use crate::error::{Error, ErrorKind, err};
 use crate::mac::Mac;
-use crate::scheme::{Scheme, is_method_token};
+use crate::scheme::{Scheme, is_standard_method};
 use crate::signature::{HexSignature, Signature};
 use crate::time::{Timestamp, TimestampText};
 use crate::url::CanonicalUrl;
@@ -96,7 +96,7 @@ impl<'a> SignableRequest<'a> {
     /// # Ok::<(), countersign::Error>(())
     /// ```
     pub fn new(method: &'a str, url: &'a CanonicalUrl, body: &'a [u8]) -> Result<Self, Error> {
-        if !is_method_token(method) {
+        if !is_standard_method(method) {
             return err(ErrorKind::InvalidMethod);
         }
         Ok(SignableRequest {
@@ -143,7 +143,7 @@ impl<'a> SignableRequest<'a> {
     /// # Ok::<(), countersign::Error>(())
     /// ```
     pub fn simplified(method: &'a str, transaction_id: &'a str) -> Result<Self, Error> {
-        if !is_method_token(method) {
+        if !is_standard_method(method) {
             return err(ErrorKind::InvalidMethod);
         }
         Ok(SignableRequest {

@@ -581,12 +581,22 @@ impl TimeFormat {
         }
     }
 
-    /// The clock reading at this format's resolution: a whole-second timestamp is compared
-    /// with now rounded down to whole seconds, so "60 s exactly" means what the sender meant.
-    pub(crate) fn now(self, clock: &dyn Clock) -> Timestamp {
+    /// A clock reading at this format's resolution: a whole-second timestamp is compared
+    /// with now rounded down to whole seconds, so "60 s exactly" means what the sender meant
+    /// (a Kitopay timestamp `t` is fresh until the clock reads `t + 61 s - 1 ns`).
+    pub(crate) fn truncate(self, now: Timestamp) -> Timestamp {
         match self {
-            TimeFormat::UnixSecs => clock.now().truncate_to_secs(),
-            TimeFormat::Rfc3339 => clock.now(),
+            TimeFormat::UnixSecs => now.truncate_to_secs(),
+            TimeFormat::Rfc3339 => now,
+        }
+    }
+
+    /// The step by which the freshness comparison advances: 1 s for whole-second "now",
+    /// 1 ns where the clock is compared as read.
+    pub(crate) fn resolution(self) -> Duration {
+        match self {
+            TimeFormat::UnixSecs => Duration::from_secs(1),
+            TimeFormat::Rfc3339 => Duration::from_nanos(1),
         }
     }
 }
@@ -614,6 +624,11 @@ fn parse_unix(bytes: &[u8]) -> Result<Timestamp, Error> {
             Some(s) => s,
             None => return err(BAD),
         };
+    }
+    if secs > MAX_SECS && secs / 1000 <= MAX_SECS {
+        return err(ErrorKind::MalformedTimestamp {
+            reason: "this looks like milliseconds: Kitopay timestamps are UNIX seconds (e.g. 1601234567), not Date.now()",
+        });
     }
     Timestamp::from_unix_secs(secs)
 }

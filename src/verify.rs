@@ -12,59 +12,127 @@ use std::sync::Arc;
 use crate::error::{Error, ErrorKind, err};
 use crate::key::KeyRing;
 use crate::message::{FieldName, StringToSign};
-use crate::replay::{ReplayGuard, ReplayKey};
-use crate::scheme::{Scheme, is_header_value, is_method_token};
+use crate::replay::{Claim, ReplayGuard, ReplayKey};
+use crate::scheme::{Scheme, is_header_value, is_standard_method};
 use crate::signature::Signature;
 use crate::time::{Clock, Freshness, SystemClock, Timestamp};
 use crate::url::CanonicalUrl;
 
 /// Case-insensitive header lookup over whatever a transport uses for headers.
 ///
-/// Implemented for slices, arrays and vectors of `(name, value)` pairs, and (feature `http`)
-/// for `http::HeaderMap`.
+/// Implemented for slices, arrays and vectors of `(name, value)` pairs, `HashMap` and
+/// `BTreeMap` of string names to values, and (feature `http`) `http::HeaderMap`.
+///
+/// A header that appears more than once (in any spelling) is a [`DuplicateHeader`]: a
+/// verifier refuses the request instead of choosing one of the values, because two layers
+/// that choose differently (first wins, last wins, exact spelling wins) can be made to
+/// check one value and act on another.
 ///
 /// # Examples
 ///
 /// ```
-/// use countersign::HeaderLookup;
+/// use countersign::{DuplicateHeader, HeaderLookup};
 ///
 /// let headers = [("X-Timestamp", "1601234567")];
-/// assert_eq!(headers.header("x-timestamp"), Some(&b"1601234567"[..]));
+/// assert_eq!(headers.header("x-timestamp"), Ok(Some(&b"1601234567"[..])));
+/// assert_eq!(headers.header("x-signature"), Ok(None));
+/// let twice = [("x-timestamp", "1"), ("X-Timestamp", "2")];
+/// assert_eq!(twice.header("x-timestamp"), Err(DuplicateHeader));
 /// ```
 pub trait HeaderLookup {
-    /// The first value of the header `name` (ASCII case-insensitive), as raw bytes.
-    fn header(&self, name: &str) -> Option<&[u8]>;
+    /// The value of the header `name` (ASCII case-insensitive) as raw bytes, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`DuplicateHeader`] when the header appears more than once.
+    fn header(&self, name: &str) -> Result<Option<&[u8]>, DuplicateHeader>;
+}
+
+/// A header appeared more than once where one value was expected; see [`HeaderLookup`].
+///
+/// # Examples
+///
+/// See [`HeaderLookup`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DuplicateHeader;
+
+impl fmt::Display for DuplicateHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the header appears more than once")
+    }
+}
+
+impl std::error::Error for DuplicateHeader {}
+
+/// The only value among `pairs` whose name matches `name` in any case.
+fn only<'a, K: AsRef<str> + 'a, V: AsRef<[u8]> + ?Sized + 'a>(
+    pairs: impl Iterator<Item = (&'a K, &'a V)>,
+    name: &str,
+) -> Result<Option<&'a [u8]>, DuplicateHeader> {
+    let mut found = None;
+    for (k, v) in pairs {
+        if k.as_ref().eq_ignore_ascii_case(name) {
+            if found.is_some() {
+                return Err(DuplicateHeader);
+            }
+            found = Some(v.as_ref());
+        }
+    }
+    Ok(found)
 }
 
 impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for [(K, V)] {
-    fn header(&self, name: &str) -> Option<&[u8]> {
-        // Exact spelling first (the usual case, one memcmp), then any case.
-        self.iter()
-            .find(|(k, _)| k.as_ref() == name)
-            .or_else(|| {
-                self.iter()
-                    .find(|(k, _)| k.as_ref().eq_ignore_ascii_case(name))
-            })
-            .map(|(_, v)| v.as_ref())
+    fn header(&self, name: &str) -> Result<Option<&[u8]>, DuplicateHeader> {
+        only(self.iter().map(|(k, v)| (k, v)), name)
     }
 }
 
 impl<K: AsRef<str>, V: AsRef<[u8]>, const N: usize> HeaderLookup for [(K, V); N] {
-    fn header(&self, name: &str) -> Option<&[u8]> {
+    fn header(&self, name: &str) -> Result<Option<&[u8]>, DuplicateHeader> {
         self.as_slice().header(name)
     }
 }
 
 /// For a borrowed slice (a `&[(K, V)]` is sized, so it can stand behind `&dyn HeaderLookup`).
 impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for &[(K, V)] {
-    fn header(&self, name: &str) -> Option<&[u8]> {
+    fn header(&self, name: &str) -> Result<Option<&[u8]>, DuplicateHeader> {
         (**self).header(name)
     }
 }
 
 impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for Vec<(K, V)> {
-    fn header(&self, name: &str) -> Option<&[u8]> {
+    fn header(&self, name: &str) -> Result<Option<&[u8]>, DuplicateHeader> {
         self.as_slice().header(name)
+    }
+}
+
+/// Names are compared in any case, so `{"X-A": .., "x-a": ..}` holds a duplicate.
+///
+/// ```
+/// use countersign::HeaderLookup;
+/// use std::collections::HashMap;
+///
+/// let headers = HashMap::from([("X-Timestamp".to_owned(), "1601234567".to_owned())]);
+/// assert_eq!(headers.header("x-timestamp"), Ok(Some(&b"1601234567"[..])));
+/// ```
+impl<K: AsRef<str>, V: AsRef<[u8]>, S> HeaderLookup for std::collections::HashMap<K, V, S> {
+    fn header(&self, name: &str) -> Result<Option<&[u8]>, DuplicateHeader> {
+        only(self.iter(), name)
+    }
+}
+
+/// Names are compared in any case, so `{"X-A": .., "x-a": ..}` holds a duplicate.
+///
+/// ```
+/// use countersign::HeaderLookup;
+/// use std::collections::BTreeMap;
+///
+/// let headers = BTreeMap::from([("x-timestamp", "1601234567")]);
+/// assert_eq!(headers.header("X-Timestamp"), Ok(Some(&b"1601234567"[..])));
+/// ```
+impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for std::collections::BTreeMap<K, V> {
+    fn header(&self, name: &str) -> Result<Option<&[u8]>, DuplicateHeader> {
+        only(self.iter(), name)
     }
 }
 
@@ -174,17 +242,20 @@ impl<'a> ReceivedRequest<'a> {
         self.body
     }
 
-    /// Looks up a header.
+    /// Looks up a header (see [`HeaderLookup`]).
+    ///
+    /// # Errors
+    ///
+    /// [`DuplicateHeader`] when the header appears more than once.
     ///
     /// # Examples
     ///
     /// ```
     /// # use countersign::ReceivedRequest;
     /// let headers = [("X-A", "b")];
-    /// assert_eq!(ReceivedRequest::new(&headers, b"").header("x-a"), Some(&b"b"[..]));
+    /// assert_eq!(ReceivedRequest::new(&headers, b"").header("x-a"), Ok(Some(&b"b"[..])));
     /// ```
-    #[must_use]
-    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+    pub fn header(&self, name: &str) -> Result<Option<&'a [u8]>, DuplicateHeader> {
         self.headers.header(name)
     }
 }
@@ -213,6 +284,7 @@ pub struct Verified<'v> {
     signature: Signature,
     trailing_slash_toggled: bool,
     expires_at: Timestamp,
+    claim: Option<Claim>,
 }
 
 impl Verified<'_> {
@@ -226,15 +298,41 @@ impl Verified<'_> {
         ReplayKey::new(self.scheme, self.signature)
     }
 
-    /// When the message's timestamp stops passing the freshness check: how long a replay
-    /// guard must remember it.
+    /// How long a replay guard must remember this message: it is held while
+    /// `now < expires_at`, where `expires_at = timestamp + max_age + resolution +
+    /// max_future`, which covers the last instant any verifier whose clock is at most
+    /// `max_future` off could still accept it (see the [replay module](crate::ReplayGuard)
+    /// documentation for the derivation).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{FixedClock, KamioKashWebhookSigner, ReceivedRequest, SecretKey, SignableRequest, Signer, Timestamp, Verifier};
+    /// use std::time::Duration;
+    ///
+    /// let at = Timestamp::from_unix_secs(1_700_000_000)?;
+    /// let signer = KamioKashWebhookSigner::new(SecretKey::new("whsec")?);
+    /// let signed = signer.sign(&SignableRequest::body(b"{}"), at)?;
+    /// let headers: Vec<_> = signed.headers().collect();
+    /// let verifier = Verifier::kamiokash_webhook(SecretKey::new("whsec")?).with_clock(FixedClock::new(at));
+    /// let verified = verifier.verify(&ReceivedRequest::new(&headers, b"{}"))?;
+    /// // 60 s window + 1 ns resolution + 60 s of clock skew between instances.
+    /// assert_eq!(verified.expires_at().since_epoch() - at.since_epoch(), Duration::new(120, 1));
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn expires_at(&self) -> Timestamp {
+        self.expires_at
+    }
+
+    /// The replay claim taken by the verifier's guard, if it has one.
     ///
     /// # Examples
     ///
     /// See [`Verifier::with_replay_guard`].
     #[must_use]
-    pub fn expires_at(&self) -> Timestamp {
-        self.expires_at
+    pub fn claim(&self) -> Option<Claim> {
+        self.claim
     }
 
     /// The scheme verified.
@@ -327,6 +425,7 @@ pub struct Verifier {
     /// Webhooks: the method used when the request does not say.
     default_method: Option<String>,
     slash_tolerance: bool,
+    body_on_get: bool,
     replay: Option<Arc<dyn ReplayGuard>>,
 }
 
@@ -341,6 +440,7 @@ impl Verifier {
             url: None,
             default_method: None,
             slash_tolerance: false,
+            body_on_get: false,
             replay: None,
         }
     }
@@ -543,14 +643,20 @@ impl Verifier {
         self
     }
 
-    /// Rejects a second delivery of the same signed message within its freshness window
-    /// ([`ErrorKind::Replayed`]). Defaults to none. A guard that fails
+    /// Claims every verified delivery with `guard`, so a delivery is accepted at most once
+    /// while its signature could pass ([`ErrorKind::Replayed`], carrying whether the first
+    /// is still in flight or done). Defaults to none. A guard that cannot decide
     /// ([`ErrorKind::ReplayGuardUnavailable`]) fails the verification: closed, not open.
+    ///
+    /// After processing, call [`Verifier::complete`] (a duplicate is then reported as done,
+    /// to be acknowledged) or, if processing failed, [`Verifier::release`] (the provider's
+    /// retry is then accepted). The tower layer does both for you, and uses this guard if
+    /// it is given none of its own.
     ///
     /// # Examples
     ///
     /// ```
-    /// use countersign::{ErrorKind, FixedClock, InMemoryReplayGuard, ReceivedRequest, SecretKey, Timestamp, Verifier};
+    /// use countersign::{ClaimState, ErrorKind, FixedClock, InMemoryReplayGuard, ReceivedRequest, SecretKey, Timestamp, Verifier};
     /// use std::sync::Arc;
     ///
     /// let verifier = Verifier::kamiokash_webhook(SecretKey::new("whsec_kk_5e2a91c07d3b4f68")?)
@@ -563,9 +669,12 @@ impl Verifier {
     /// ];
     /// let request = ReceivedRequest::new(&headers, body);
     /// let first = verifier.verify(&request)?;
-    /// assert_eq!(verifier.verify(&request).unwrap_err().kind(), &ErrorKind::Replayed);
+    /// assert!(first.claim().is_some());
+    /// assert_eq!(verifier.verify(&request).unwrap_err().kind(), &ErrorKind::Replayed(ClaimState::InFlight));
     /// verifier.release(&first)?; // processing failed: accept the provider's retry
-    /// assert!(verifier.verify(&request).is_ok());
+    /// let retry = verifier.verify(&request)?;
+    /// verifier.complete(&retry)?; // processed
+    /// assert_eq!(verifier.verify(&request).unwrap_err().kind(), &ErrorKind::Replayed(ClaimState::Done));
     /// # Ok::<(), countersign::Error>(())
     /// ```
     #[must_use]
@@ -574,8 +683,15 @@ impl Verifier {
         self
     }
 
-    /// Releases the replay claim of an accepted message (when processing it failed), so
-    /// the provider's retry is accepted. Does nothing without a guard.
+    /// The replay guard, if any (the tower layer takes it over).
+    #[cfg(feature = "tower")]
+    pub(crate) fn replay_guard(&self) -> Option<&Arc<dyn ReplayGuard>> {
+        self.replay.as_ref()
+    }
+
+    /// Releases the replay claim of an accepted message (processing failed), so the
+    /// provider's retry is accepted. Does nothing without a guard, or if the claim is no
+    /// longer held by this verification (expired, already released or completed).
     ///
     /// # Errors
     ///
@@ -585,10 +701,48 @@ impl Verifier {
     ///
     /// See [`Verifier::with_replay_guard`].
     pub fn release(&self, verified: &Verified<'_>) -> Result<(), Error> {
-        match &self.replay {
-            Some(guard) => guard.release(verified.replay_key()),
-            None => Ok(()),
+        match (&self.replay, &verified.claim) {
+            (Some(guard), Some(claim)) => guard.release(claim),
+            _ => Ok(()),
         }
+    }
+
+    /// Marks the replay claim of an accepted message done (processing succeeded): a
+    /// duplicate is then refused as [`ErrorKind::Replayed`]`(`[`ClaimState::Done`]`)`, to be
+    /// acknowledged rather than processed. Does nothing without a guard.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::ReplayGuardUnavailable`] if the guard's store fails.
+    ///
+    /// # Examples
+    ///
+    /// See [`Verifier::with_replay_guard`].
+    pub fn complete(&self, verified: &Verified<'_>) -> Result<(), Error> {
+        match (&self.replay, &verified.claim) {
+            (Some(guard), Some(claim)) => guard.complete(claim),
+            _ => Ok(()),
+        }
+    }
+
+    /// Accepts a body on `GET` and `HEAD` requests (Kitopay full scheme). Defaults to off:
+    /// with a body on a request whose URL ends in a query, bytes can move between the end
+    /// of the query and the start of the body without changing the signed message
+    /// (`?amount=1000` + `` verifies as `?amount=10` + `00`), and GET bodies have no
+    /// meaning anyway.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{SecretKey, Verifier};
+    ///
+    /// let verifier = Verifier::kitopay_request("merchant-1", SecretKey::new("s3cret")?)?.with_body_on_get(true);
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_body_on_get(mut self, allow: bool) -> Self {
+        self.body_on_get = allow;
+        self
     }
 
     /// The method a webhook verifier assumes when the request does not carry one. Defaults
@@ -596,7 +750,8 @@ impl Verifier {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidMethod`] unless the method is an RFC 9110 token.
+    /// [`ErrorKind::InvalidMethod`] unless the method is one of the standard upper-case
+    /// methods ([`STANDARD_METHODS`](crate::STANDARD_METHODS)).
     ///
     /// # Examples
     ///
@@ -608,7 +763,7 @@ impl Verifier {
     /// # Ok::<(), countersign::Error>(())
     /// ```
     pub fn with_method(mut self, method: &str) -> Result<Self, Error> {
-        if !is_method_token(method) {
+        if !is_standard_method(method) {
             return err(ErrorKind::InvalidMethod);
         }
         self.default_method = Some(method.to_owned());
@@ -689,6 +844,21 @@ impl Verifier {
     ///
     /// See [`Verifier`].
     pub fn verify<'v>(&'v self, request: &ReceivedRequest<'_>) -> Result<Verified<'v>, Error> {
+        let now = self.clock.now();
+        let mut verified = self.verify_at(request, now)?;
+        if let Some(guard) = &self.replay {
+            verified.claim = Some(guard.claim(verified.replay_key(), verified.expires_at, now)?);
+        }
+        Ok(verified)
+    }
+
+    /// Everything [`Verifier::verify`] checks except the replay claim, against the clock
+    /// reading `now` (the tower layer claims with its own guard, asynchronously).
+    pub(crate) fn verify_at<'v>(
+        &'v self,
+        request: &ReceivedRequest<'_>,
+        now: Timestamp,
+    ) -> Result<Verified<'v>, Error> {
         let scheme = self.scheme;
         let timestamp_raw = required(request, scheme.timestamp_header())?;
         let signature_raw = required(request, scheme.signature_header())?;
@@ -700,8 +870,7 @@ impl Verifier {
 
         let format = scheme.time_format();
         let timestamp = format.parse_bytes(timestamp_raw)?;
-        let now = self.now();
-        self.freshness.check(timestamp, now)?;
+        self.freshness.check(timestamp, format.truncate(now))?;
         let signature = Signature::from_hex_bytes(signature_raw)?;
 
         let message = self.message(request, timestamp_raw, false)?;
@@ -717,37 +886,38 @@ impl Verifier {
                 if let Some(message) = message
                     && message.sign(key) == signature
                 {
-                    let verified = Verified {
+                    return Ok(Verified {
                         scheme,
                         key_id,
                         timestamp,
                         signature,
                         trailing_slash_toggled,
-                        expires_at: self.expiry(timestamp),
-                    };
-                    if let Some(guard) = &self.replay {
-                        guard.claim(verified.replay_key(), verified.expires_at, now)?;
-                    }
-                    return Ok(verified);
+                        expires_at: self.claim_expiry(timestamp),
+                        claim: None,
+                    });
                 }
             }
         }
         err(ErrorKind::SignatureMismatch)
     }
 
-    /// The verifier's clock, at the resolution of the scheme's timestamps.
-    pub(crate) fn now(&self) -> Timestamp {
-        self.scheme.time_format().now(&*self.clock)
+    /// The verifier's clock.
+    #[cfg(feature = "tower")]
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        &*self.clock
     }
 
-    /// When a message with this timestamp stops passing the freshness check.
-    fn expiry(&self, timestamp: Timestamp) -> Timestamp {
-        Timestamp::from_duration(
-            timestamp
-                .since_epoch()
-                .saturating_add(self.freshness.max_age),
-        )
-        .unwrap_or(Timestamp::MAX)
+    /// How long a claim of a message with this timestamp must be held (see
+    /// [`Verified::expires_at`]): the last instant any verifier with a clock at most
+    /// `max_future` off could accept it, plus one resolution step (held while `now <`).
+    fn claim_expiry(&self, timestamp: Timestamp) -> Timestamp {
+        let lifetime = self
+            .freshness
+            .max_age
+            .saturating_add(self.scheme.time_format().resolution())
+            .saturating_add(self.freshness.max_future);
+        Timestamp::from_duration(timestamp.since_epoch().saturating_add(lifetime))
+            .unwrap_or(Timestamp::MAX)
     }
 
     /// The message to check, built from the timestamp header's raw bytes; with `toggled`,
@@ -764,11 +934,10 @@ impl Verifier {
                 .method
                 .or(self.default_method.as_deref())
                 .ok_or(Error::from(ErrorKind::InvalidMethod))?;
-            if is_method_token(method) {
-                Ok(method)
-            } else {
-                err(ErrorKind::InvalidMethod)
+            if !is_standard_method(method) {
+                return err(ErrorKind::InvalidMethod);
             }
+            Ok(method)
         };
         if toggled && !self.scheme.signs_url() {
             return Ok(None);
@@ -808,10 +977,18 @@ impl Verifier {
                 } else {
                     [url.as_str(), "", ""]
                 };
+                let method = method()?;
+                if !self.body_on_get && !request.body.is_empty() {
+                    match method {
+                        "GET" => return err(ErrorKind::BodyNotAllowed("GET")),
+                        "HEAD" => return err(ErrorKind::BodyNotAllowed("HEAD")),
+                        _ => {}
+                    }
+                }
                 let mut message = StringToSign::from_fields(&[
                     (FieldName::MerchantId, merchant),
                     (FieldName::Timestamp, timestamp),
-                    (FieldName::Method, method()?.as_bytes()),
+                    (FieldName::Method, method.as_bytes()),
                     (FieldName::Url, pieces[0].as_bytes()),
                     (FieldName::Body, request.body),
                 ]);
@@ -823,10 +1000,11 @@ impl Verifier {
 }
 
 fn required<'a>(request: &ReceivedRequest<'a>, name: &'static str) -> Result<&'a [u8], Error> {
-    request
-        .headers
-        .header(name)
-        .ok_or(Error::from(ErrorKind::MissingHeader(name)))
+    match request.headers.header(name) {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => err(ErrorKind::MissingHeader(name)),
+        Err(DuplicateHeader) => err(ErrorKind::DuplicateHeader(name)),
+    }
 }
 
 impl fmt::Debug for Verifier {
@@ -839,6 +1017,7 @@ impl fmt::Debug for Verifier {
             .field("url", &self.url)
             .field("default_method", &self.default_method)
             .field("slash_tolerance", &self.slash_tolerance)
+            .field("body_on_get", &self.body_on_get)
             .field("replay_guard", &self.replay.is_some())
             .finish_non_exhaustive()
     }

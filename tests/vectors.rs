@@ -181,6 +181,14 @@ fn every_signature_case_verifies_and_tampering_is_rejected() {
                 "case {}: the simplified scheme does not sign the body",
                 case.name
             );
+        } else if case.method.as_deref() == Some("GET") && case.scheme.starts_with("kitopay") {
+            // A body on a GET is refused before the MAC (it could shift query bytes).
+            assert_eq!(
+                outcome.unwrap_err().kind(),
+                &ErrorKind::BodyNotAllowed("GET"),
+                "case {}",
+                case.name
+            );
         } else {
             assert_eq!(
                 outcome.unwrap_err().kind(),

@@ -347,14 +347,179 @@ fn kitopay_request_verifier_needs_url_and_method_from_the_request() {
         ErrorKind::InvalidMethod
     );
     assert_eq!(
-        v.verify(&full.with_method("GET")).unwrap_err().into_kind(),
+        v.verify(&full.with_method("POST")).unwrap_err().into_kind(),
         ErrorKind::SignatureMismatch
     );
+    // Only the standard upper-case methods: no byte can move between method and URL.
+    for method in ["BAD METHOD", "patch", "PURGE", "PATCHh", "GETt", ""] {
+        assert_eq!(
+            v.verify(&full.with_method(method)).unwrap_err().into_kind(),
+            ErrorKind::InvalidMethod,
+            "{method:?}"
+        );
+    }
+    // A body on GET/HEAD is refused unless allowed.
+    for method in ["GET", "HEAD"] {
+        assert_eq!(
+            v.verify(&full.with_method(method)).unwrap_err().into_kind(),
+            ErrorKind::BodyNotAllowed(method)
+        );
+    }
+    let lenient = Verifier::kitopay_request(MERCHANT, key(SECRET))
+        .unwrap()
+        .with_clock(FixedClock::new(at()))
+        .with_body_on_get(true);
     assert_eq!(
-        v.verify(&full.with_method("BAD METHOD"))
+        lenient
+            .verify(&full.with_method("GET"))
             .unwrap_err()
             .into_kind(),
+        ErrorKind::SignatureMismatch
+    );
+}
+
+#[test]
+fn the_field_boundary_attacks_of_the_review_are_refused() {
+    // A signed `GET …?amount=1000` with an empty body must not verify as `…?amount=10`
+    // with body `00`.
+    let signed_url =
+        CanonicalUrl::parse("https://api.kitopay.test/v1/payouts?amount=1000").unwrap();
+    let moved_url = CanonicalUrl::parse("https://api.kitopay.test/v1/payouts?amount=10").unwrap();
+    let signer = KitopaySigner::new(MERCHANT, key(SECRET)).unwrap();
+    let headers = owned(
+        &signer
+            .sign(
+                &SignableRequest::new("GET", &signed_url, b"").unwrap(),
+                at(),
+            )
+            .unwrap(),
+    );
+    let v = Verifier::kitopay_request(MERCHANT, key(SECRET))
+        .unwrap()
+        .with_clock(FixedClock::new(at()));
+    let moved = ReceivedRequest::new(&headers, b"00")
+        .with_method("GET")
+        .with_url(&moved_url);
+    assert_eq!(
+        v.verify(&moved).unwrap_err().into_kind(),
+        ErrorKind::BodyNotAllowed("GET")
+    );
+    // With the opt-in, the ambiguity is back: the documented residual risk.
+    assert!(v.with_body_on_get(true).verify(&moved).is_ok());
+
+    // Simplified: `GET` + `tx-123` must not verify as `GETt` + `x-123`.
+    let simplified = KitopaySimplifiedSigner::new(MERCHANT, key(SECRET)).unwrap();
+    let headers = owned(
+        &simplified
+            .sign(&SignableRequest::simplified("GET", "tx-123").unwrap(), at())
+            .unwrap(),
+    );
+    let v = Verifier::kitopay_simplified(MERCHANT, key(SECRET))
+        .unwrap()
+        .with_clock(FixedClock::new(at()));
+    let honest = ReceivedRequest::new(&headers, b"")
+        .with_method("GET")
+        .with_transaction_id("tx-123");
+    assert!(v.verify(&honest).is_ok());
+    let shifted = ReceivedRequest::new(&headers, b"")
+        .with_method("GETt")
+        .with_transaction_id("x-123");
+    assert_eq!(
+        v.verify(&shifted).unwrap_err().into_kind(),
         ErrorKind::InvalidMethod
+    );
+}
+
+#[test]
+fn duplicate_headers_are_refused_by_every_lookup() {
+    let url = webhook_url();
+    let headers = kitopay_delivery(SECRET, &url, b"{}");
+    let v = kitopay_verifier();
+    assert!(v.verify(&ReceivedRequest::new(&headers, b"{}")).is_ok());
+    for name in ["x-signature", "x-timestamp", "x-merchant-id"] {
+        // A second value in another spelling (the slice lookup preferred the exact one).
+        let mut twice = headers.clone();
+        twice.push((name.to_ascii_uppercase(), "other".to_owned()));
+        assert_eq!(
+            v.verify(&ReceivedRequest::new(&twice, b"{}"))
+                .unwrap_err()
+                .into_kind(),
+            ErrorKind::DuplicateHeader(match name {
+                "x-signature" => "x-signature",
+                "x-timestamp" => "x-timestamp",
+                _ => "x-merchant-id",
+            }),
+            "{name}"
+        );
+        // The same through http::HeaderMap (which used to take the first).
+        let mut map = http::HeaderMap::new();
+        for (k, v) in &twice {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        assert_eq!(
+            v.verify(&ReceivedRequest::new(&map, b"{}"))
+                .unwrap_err()
+                .into_kind(),
+            ErrorKind::DuplicateHeader(match name {
+                "x-signature" => "x-signature",
+                "x-timestamp" => "x-timestamp",
+                _ => "x-merchant-id",
+            })
+        );
+    }
+    // KamioKash: two X-Kamio-Signature values, and two X-API-Key values.
+    let at = Timestamp::parse_rfc3339("2026-01-27T09:23:07.001Z").unwrap();
+    let webhook = Verifier::kamiokash_webhook(key("whsec")).with_clock(FixedClock::new(at));
+    let webhook_signer = KamioKashWebhookSigner::new(key("whsec"));
+    let signed = webhook_signer
+        .sign(&SignableRequest::body(b"{}"), at)
+        .unwrap();
+    let mut twice = owned(&signed);
+    twice.push(("x-kamio-signature".into(), "0".repeat(64)));
+    assert_eq!(
+        webhook
+            .verify(&ReceivedRequest::new(&twice, b"{}"))
+            .unwrap_err()
+            .into_kind(),
+        ErrorKind::DuplicateHeader("X-Kamio-Signature")
+    );
+    let request = Verifier::kamiokash_request(key("sk"))
+        .with_api_key("pk_1")
+        .unwrap()
+        .with_clock(FixedClock::new(at));
+    let request_signer = countersign::KamioKashSigner::new("pk_1", key("sk")).unwrap();
+    let signed = request_signer
+        .sign(&SignableRequest::body(b"{}"), at)
+        .unwrap();
+    let mut twice = owned(&signed);
+    twice.push(("x-api-key".into(), "pk_1".into()));
+    assert_eq!(
+        request
+            .verify(&ReceivedRequest::new(&twice, b"{}"))
+            .unwrap_err()
+            .into_kind(),
+        ErrorKind::DuplicateHeader("X-API-Key")
+    );
+    // Maps keyed by name: case-insensitive duplicates too.
+    let map: std::collections::HashMap<String, String> = owned(&signed)
+        .into_iter()
+        .chain([("X-Api-Key".to_owned(), "pk_2".to_owned())])
+        .collect();
+    assert_eq!(
+        request
+            .verify(&ReceivedRequest::new(&map, b"{}"))
+            .unwrap_err()
+            .into_kind(),
+        ErrorKind::DuplicateHeader("X-API-Key")
+    );
+    let single: std::collections::BTreeMap<String, String> = owned(&signed).into_iter().collect();
+    assert!(
+        request
+            .verify(&ReceivedRequest::new(&single, b"{}"))
+            .is_ok()
     );
 }
 
@@ -474,6 +639,8 @@ fn every_error_message_is_lowercase_and_actionable() {
         ErrorKind::InvalidUrl(UrlRule::Relative),
         ErrorKind::InvalidUrl(UrlRule::Scheme),
         ErrorKind::InvalidUrl(UrlRule::Credentials),
+        ErrorKind::InvalidUrl(UrlRule::NotCanonical),
+        ErrorKind::InvalidUrl(UrlRule::Host),
         ErrorKind::MissingUrl,
         ErrorKind::InvalidMethod,
         ErrorKind::MissingTransactionId,
@@ -483,7 +650,10 @@ fn every_error_message_is_lowercase_and_actionable() {
             what: "scheme",
             expected: "a, b",
         },
-        ErrorKind::Replayed,
+        ErrorKind::Replayed(countersign::ClaimState::Done),
+        ErrorKind::Replayed(countersign::ClaimState::InFlight),
+        ErrorKind::DuplicateHeader("x-signature"),
+        ErrorKind::BodyNotAllowed("GET"),
         ErrorKind::ReplayGuardUnavailable("timeout".into()),
         ErrorKind::UnbufferedBody,
     ];
@@ -496,8 +666,8 @@ fn every_error_message_is_lowercase_and_actionable() {
     }
     assert_eq!(
         codes.len(),
-        18,
-        "codes are distinct per class (the four url rules share one)"
+        20,
+        "codes are distinct per class (the url rules share one, so do the claim states)"
     );
 }
 

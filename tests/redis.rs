@@ -1,0 +1,484 @@
+//! The Redis replay guard against a real redis-server: claims with tokens and states, a
+//! fleet of two instances, the model-based invariant in real time, and faults (Redis
+//! stalled with `DEBUG SLEEP`, killed mid-load, restarted with and without persistence).
+//!
+//! Each fault test prints what was accepted, refused and retried (`--nocapture`).
+#![cfg(all(feature = "axum", feature = "redis"))]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::print_stdout
+)]
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+#[path = "support/replay_model.rs"]
+mod replay_model;
+#[path = "support/server.rs"]
+mod server;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use countersign::redis_guard::{FailurePolicy, RedisReplayGuard};
+use countersign::{
+    AsyncReplayGuard, ClaimState, Clock, ErrorKind, Freshness, ReplayKey, Scheme, Signature,
+    SystemClock, Timestamp,
+};
+use proptest::test_runner::{Config, TestRunner};
+use redis_server::{Redis, unique_prefix};
+use server::{Log, auth, deliver, deliver_and_lose_the_response, deliver_with, serve, signed};
+
+async fn guard(redis: &Redis, test: &str) -> RedisReplayGuard {
+    RedisReplayGuard::connect(&redis.url)
+        .await
+        .unwrap()
+        .with_prefix(unique_prefix(test))
+}
+
+fn later(now: Timestamp, ms: u64) -> Timestamp {
+    Timestamp::from_duration(now.since_epoch() + Duration::from_millis(ms)).unwrap()
+}
+
+fn int(value: redis::Value) -> i64 {
+    match value {
+        redis::Value::Int(n) => n,
+        other => panic!("not an integer: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn claims_carry_tokens_and_states_and_the_ttl_is_rounded_up() {
+    let Some(redis) = Redis::start() else { return };
+    let prefix = unique_prefix("states");
+    let guard = RedisReplayGuard::connect(&redis.url)
+        .await
+        .unwrap()
+        .with_prefix(prefix.clone());
+    let key = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([9; 32]));
+    let now = SystemClock.now();
+    // 60 s and half a millisecond: PX must be rounded up to 60 001 ms, never down.
+    let until = Timestamp::from_duration(now.since_epoch() + Duration::new(60, 500_000)).unwrap();
+    let first = guard.claim_async(key, until, now).await.unwrap();
+    let redis_key = format!("{prefix}{key}");
+    let pttl = int(redis.command(&["PTTL", &redis_key]));
+    assert!((59_900..=60_001).contains(&pttl), "PTTL {pttl}");
+    assert_eq!(
+        guard.claim_async(key, until, now).await.unwrap_err().kind(),
+        &ErrorKind::Replayed(ClaimState::InFlight)
+    );
+    guard.release_async(first).await.unwrap();
+    let second = guard.claim_async(key, until, now).await.unwrap();
+    assert_ne!(first.token(), second.token());
+    // A late release of the first claim must not free the second (compare-and-delete).
+    guard.release_async(first).await.unwrap();
+    assert_eq!(
+        guard.claim_async(key, until, now).await.unwrap_err().kind(),
+        &ErrorKind::Replayed(ClaimState::InFlight)
+    );
+    guard.complete_async(second).await.unwrap();
+    assert_eq!(
+        guard.claim_async(key, until, now).await.unwrap_err().kind(),
+        &ErrorKind::Replayed(ClaimState::Done)
+    );
+    // Completing keeps the TTL; a done claim is never released.
+    assert!(int(redis.command(&["PTTL", &redis_key])) > 59_000);
+    guard.release_async(second).await.unwrap();
+    assert_eq!(
+        guard.claim_async(key, until, now).await.unwrap_err().kind(),
+        &ErrorKind::Replayed(ClaimState::Done)
+    );
+
+    // The key expires with the claim: a 50 ms claim is gone after 150 ms.
+    let other = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([10; 32]));
+    guard.claim_async(other, later(now, 50), now).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    guard.claim_async(other, later(now, 50), now).await.unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_redis_fails_closed_unless_told_otherwise() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    if !redis.owned() {
+        return;
+    }
+    let guard = guard(&redis, "closed").await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let now = SystemClock.now();
+    let fresh = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([11; 32]));
+    let closed = guard.clone().with_timeout(Duration::from_millis(300));
+    assert_eq!(
+        closed
+            .claim_async(fresh, later(now, 60_000), now)
+            .await
+            .unwrap_err()
+            .code(),
+        "replay_guard_unavailable"
+    );
+    let open = guard
+        .with_timeout(Duration::from_millis(300))
+        .with_failure_policy(FailurePolicy::Open);
+    assert!(
+        open.claim_async(fresh, later(now, 60_000), now)
+            .await
+            .is_ok()
+    );
+    // Connecting to nothing is a clean, distinct error.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = RedisReplayGuard::connect(&format!("redis://127.0.0.1:{port}/"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "replay_guard_unavailable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_sharing_redis_process_a_delivery_exactly_once() {
+    let Some(redis) = Redis::start() else { return };
+    let prefix = unique_prefix("fleet");
+    let log = Log::default();
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let guard = RedisReplayGuard::connect(&redis.url)
+            .await
+            .unwrap()
+            .with_prefix(prefix.clone());
+        servers.push(serve(auth(Arc::new(guard)), log.clone()).await);
+    }
+    // One delivery, signed once, sent 64 times concurrently to both instances.
+    let body = r#"{"type":"wallet.new","data":{"slow":true}}"#;
+    let headers = signed(body, SystemClock.now());
+    let client = reqwest::Client::new();
+    let attempts = (0..64).map(|i| {
+        let (addr, headers, client) = (servers[i % 2], headers.clone(), client.clone());
+        tokio::spawn(async move { deliver_with(&client, addr, &headers, body).await })
+    });
+    let attempts: Vec<_> = attempts.collect();
+    let mut outcomes = Vec::new();
+    for attempt in attempts {
+        outcomes.push(attempt.await.unwrap());
+    }
+    assert_eq!(log.calls(body), 1, "the handler ran once");
+    let processed = outcomes
+        .iter()
+        .filter(|(s, b, _)| *s == 200 && b == "processed")
+        .count();
+    let in_flight = outcomes
+        .iter()
+        .filter(|(s, _, r)| *s == 409 && r.is_some())
+        .count();
+    let duplicate = outcomes
+        .iter()
+        .filter(|(s, b, _)| *s == 200 && b.starts_with("duplicate"))
+        .count();
+    assert_eq!(processed, 1, "{outcomes:?}");
+    assert_eq!(processed + in_flight + duplicate, 64, "{outcomes:?}");
+    println!(
+        "fleet: 64 concurrent copies → 1 processed, {in_flight} × 409 in flight, {duplicate} × 200 duplicate"
+    );
+    // Once done, a late copy is acknowledged by either instance.
+    for addr in &servers {
+        let (status, text, _) = deliver(*addr, &headers, body).await;
+        assert_eq!(
+            (status, text.as_str()),
+            (200, "duplicate delivery: already processed\n")
+        );
+    }
+    assert_eq!(log.calls(body), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_response_is_acknowledged_by_the_other_instance_without_a_second_call() {
+    let Some(redis) = Redis::start() else { return };
+    let prefix = unique_prefix("lost");
+    let (log_a, log_b) = (Log::default(), Log::default());
+    let a = serve(
+        auth(Arc::new(
+            guard(&redis, "unused").await.with_prefix(prefix.clone()),
+        )),
+        log_a.clone(),
+    )
+    .await;
+    let b = serve(
+        auth(Arc::new(guard(&redis, "unused").await.with_prefix(prefix))),
+        log_b.clone(),
+    )
+    .await;
+    let body = r#"{"type":"transaction.successful","data":{"walletId":"w_lost"}}"#;
+    let headers = signed(body, SystemClock.now());
+    deliver_and_lose_the_response(a, &headers, body, &log_a).await;
+    let (status, text, _) = deliver(b, &headers, body).await;
+    println!(
+        "lost response (redis, two instances): handler calls A={} B={}, A answered {:?} (never read), B answered {:?} {status} {text:?}",
+        log_a.calls(body),
+        log_b.calls(body),
+        log_a.statuses(),
+        log_b.statuses()
+    );
+    assert_eq!(
+        (status, text.as_str()),
+        (200, "duplicate delivery: already processed\n")
+    );
+    assert_eq!(log_a.statuses(), [200]);
+    assert_eq!(log_a.calls(body) + log_b.calls(body), 1);
+}
+
+#[test]
+fn model_no_delivery_is_accepted_twice_with_redis_in_real_time() {
+    let Some(redis) = Redis::start() else { return };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // A short window so claims really expire in Redis during the run: 1.5 s back, 0.5 s
+    // ahead; claims last 2 s plus a nanosecond (KamioKash) or a second (Kitopay).
+    let freshness = Freshness {
+        max_age: Duration::from_millis(1_500),
+        max_future: Duration::from_millis(500),
+    };
+    let cases: u32 = std::env::var("REDIS_MODEL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let totals = std::sync::Mutex::new(replay_model::Tally::default());
+    runner
+        .run(&replay_model::plans(1_500, 500, 14), |plan| {
+            let guard = runtime
+                .block_on(RedisReplayGuard::connect(&redis.url))
+                .unwrap();
+            let guard: Arc<dyn AsyncReplayGuard> =
+                Arc::new(guard.with_prefix(unique_prefix("model")));
+            let tally = runtime.block_on(replay_model::run(
+                &plan,
+                guard,
+                None,
+                freshness,
+                replay_model::Time::Real {
+                    max_sleep: Duration::from_millis(1_200),
+                },
+            ))?;
+            let mut totals = totals.lock().unwrap();
+            totals.accepted += tally.accepted;
+            totals.duplicates_done += tally.duplicates_done;
+            totals.duplicates_in_flight += tally.duplicates_in_flight;
+            totals.stale += tally.stale;
+            Ok(())
+        })
+        .unwrap();
+    println!("redis model: {cases} cases, {:?}", totals.lock().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_that_times_out_during_debug_sleep_is_cleaned_up_so_the_retry_gets_in() {
+    let Some(redis) = Redis::start() else { return };
+    if !redis.owned() {
+        return;
+    }
+    let log = Log::default();
+    let guard = guard(&redis, "sleep")
+        .await
+        .with_timeout(Duration::from_millis(200));
+    let addr = serve(
+        auth(Arc::new(guard)).with_retry_after(Duration::from_secs(1)),
+        log.clone(),
+    )
+    .await;
+    let body = r#"{"type":"order.successful","data":{"id":"o_1"}}"#;
+    let headers = signed(body, SystemClock.now());
+    redis.stall(1.0);
+    let (status, _, retry_after) = deliver(addr, &headers, body).await;
+    assert_eq!(
+        status, 503,
+        "an undecided claim is an outage, not an authentication failure"
+    );
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    assert_eq!(log.calls(body), 0);
+    // The provider retries after Retry-After; by then Redis has run the SET and the clean-up.
+    let mut retries = 0;
+    let started = Instant::now();
+    let status = loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        retries += 1;
+        let (status, _, _) = deliver(addr, &headers, body).await;
+        if status != 503 || started.elapsed() > Duration::from_secs(5) {
+            break status;
+        }
+    };
+    println!(
+        "debug sleep 1 s, 200 ms timeout: first attempt 503 (Retry-After 1), retried {retries}× → {status}; handler calls {}",
+        log.calls(body)
+    );
+    assert_eq!(
+        status, 200,
+        "the retry was refused: the timed-out claim was not cleaned up"
+    );
+    assert_eq!(log.calls(body), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_mid_load_then_restarted_every_delivery_is_processed_exactly_once() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    if !redis.owned() {
+        return;
+    }
+    let log = Log::default();
+    let guard = guard(&redis, "kill")
+        .await
+        .with_timeout(Duration::from_millis(300));
+    let addr = serve(auth(Arc::new(guard)), log.clone()).await;
+    let now = SystemClock.now();
+    let deliveries: Vec<(String, Vec<(String, String)>)> = (0..40)
+        .map(|i| {
+            let body = format!(r#"{{"type":"member.new","data":{{"n":{i}}}}}"#);
+            let headers = signed(&body, now);
+            (body, headers)
+        })
+        .collect();
+    let (mut accepted, mut refused, mut retried) = (0, 0, 0);
+    let mut pending = Vec::new();
+    for (i, (body, headers)) in deliveries.iter().enumerate() {
+        if i == 15 {
+            redis.kill();
+        }
+        if i == 30 {
+            redis.restart();
+        }
+        let (status, _, _) = deliver(addr, headers, body).await;
+        match status {
+            200 => accepted += 1,
+            503 => {
+                refused += 1;
+                pending.push(i);
+            }
+            other => panic!("delivery {i}: unexpected {other}"),
+        }
+    }
+    // The provider retries every refused delivery until it is accepted.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while let Some(&i) = pending.first() {
+        assert!(
+            Instant::now() < deadline,
+            "retries never got in: {pending:?}"
+        );
+        let (body, headers) = &deliveries[i];
+        let (status, _, _) = deliver(addr, headers, body).await;
+        retried += 1;
+        match status {
+            200 => {
+                pending.remove(0);
+            }
+            503 => tokio::time::sleep(Duration::from_millis(200)).await,
+            other => panic!("retry of {i}: unexpected {other}"),
+        }
+    }
+    println!(
+        "kill -9 at delivery 15, restart at 30: {accepted} accepted at once, {refused} refused with 503, {retried} retries until all were in; handler calls {}",
+        log.total_calls()
+    );
+    for (body, _) in &deliveries {
+        assert_eq!(log.calls(body), 1, "{body}");
+    }
+    assert!(refused >= 15, "the outage refused only {refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_survive_a_crash_only_with_persistence() {
+    // Measured for the durability note in the docs: a claimed delivery replayed after
+    // `kill -9` + restart.
+    for (persistence, args) in [
+        ("none", &["--save", "", "--appendonly", "no"][..]),
+        (
+            "aof always",
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ][..],
+        ),
+    ] {
+        let Some(mut redis) = Redis::start_with(args) else {
+            return;
+        };
+        if !redis.owned() {
+            return;
+        }
+        let log = Log::default();
+        let guard = guard(&redis, "crash")
+            .await
+            .with_timeout(Duration::from_millis(500));
+        let addr = serve(auth(Arc::new(guard)), log.clone()).await;
+        let body = r#"{"type":"voucher_code.used","data":{"code":"V1"}}"#;
+        let headers = signed(body, SystemClock.now());
+        assert_eq!(deliver(addr, &headers, body).await.0, 200);
+        redis.restart();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (status, text) = loop {
+            let (status, text, _) = deliver(addr, &headers, body).await;
+            if status != 503 || Instant::now() > deadline {
+                break (status, text);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        println!(
+            "crash with persistence {persistence}: replay after kill -9 + restart → {status} {text:?}, handler calls {}",
+            log.calls(body)
+        );
+        match persistence {
+            "none" => assert_eq!(log.calls(body), 2, "without persistence the claim is lost"),
+            _ => {
+                assert_eq!(
+                    (status, text.as_str()),
+                    (200, "duplicate delivery: already processed\n")
+                );
+                assert_eq!(log.calls(body), 1);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_future_dropped_before_redis_answers_is_cleaned_up() {
+    let Some(redis) = Redis::start() else { return };
+    if !redis.owned() {
+        return;
+    }
+    let guard = guard(&redis, "dropped")
+        .await
+        .with_timeout(Duration::from_secs(5));
+    let key = ReplayKey::new(Scheme::KamioKashWebhook, Signature::from_bytes([12; 32]));
+    let now = SystemClock.now();
+    redis.stall(0.5);
+    // The client goes away while the claim is queued behind the stall.
+    let claim = guard.claim_async(key, later(now, 60_000), now);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), claim)
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let retry = guard
+        .claim_async(key, later(now, 60_000), SystemClock.now())
+        .await;
+    assert!(
+        retry.is_ok(),
+        "the dropped claim was left behind: {retry:?}"
+    );
+}

@@ -1,0 +1,423 @@
+//! A model-based test of replay protection over time, shared by `tests/replay.rs` (the
+//! in-memory guard, virtual time, exact edges) and `tests/integration.rs` (a real
+//! redis-server, real time).
+//!
+//! Random sequences of operations run against two verifier instances that share one guard
+//! and whose clocks differ by up to the window's `max_future`:
+//!
+//! - deliver message `m` to instance `i` (instance 0 claims through the verifier's own
+//!   guard, `Verifier::verify`; instance 1 as the tower layer does, `claim_async` with its
+//!   clock reading);
+//! - complete or release `m`'s outstanding claim;
+//! - move time so that an instance's clock lands exactly on one of `m`'s edges:
+//!   `t + max_age`, `t + max_age + resolution - 1 ns`, `t + max_age + resolution`, the
+//!   claim's expiry and one nanosecond before it.
+//!
+//! The model holds each message's state (free, in flight, done). Invariants checked after
+//! every step: a message is accepted only when it is free (never accepted twice unless its
+//! claim was released); a duplicate is reported with the state the model holds; and, with
+//! exact virtual time, a free message that is fresh on the delivering clock is accepted
+//! (the guard refuses nothing it should accept).
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use countersign::{
+    AsyncReplayGuard, Claim, ClaimState, Clock, ErrorKind, Freshness, KamioKashWebhookSigner,
+    KitopaySigner, ReceivedRequest, ReplayGuard, SecretKey, SignableRequest, Signer, SystemClock,
+    Timestamp, Verifier,
+};
+use futures_util::FutureExt;
+use proptest::prelude::*;
+
+const MERCHANT: &str = "m-1";
+const SECRET: &str = "model-secret";
+const URL: &str = "https://shop.example.com/hooks";
+
+/// A clock read by one instance: a shared base (virtual time) or the system clock (real
+/// time), plus this instance's skew.
+#[derive(Clone)]
+pub struct TestClock {
+    base: Option<Arc<Mutex<Timestamp>>>,
+    skew: Duration,
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        let base = match &self.base {
+            Some(base) => *base.lock().unwrap(),
+            None => SystemClock.now(),
+        };
+        Timestamp::from_duration(base.since_epoch() + self.skew).unwrap()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Kitopay,
+    KamioKash,
+}
+
+impl Kind {
+    fn resolution(self) -> Duration {
+        match self {
+            Kind::Kitopay => Duration::from_secs(1),
+            Kind::KamioKash => Duration::from_nanos(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Edge {
+    MaxAge,
+    LastAccepted,
+    FirstRefused,
+    BeforeClaimExpiry,
+    ClaimExpiry,
+}
+
+#[derive(Debug, Clone)]
+pub enum Op {
+    Deliver {
+        message: usize,
+        instance: usize,
+    },
+    Complete {
+        message: usize,
+    },
+    Release {
+        message: usize,
+    },
+    Jump {
+        message: usize,
+        edge: Edge,
+        instance: usize,
+    },
+    Nudge {
+        nanos: u64,
+    },
+}
+
+/// A test plan: the messages (kind and timestamp offset from the start, in ms), the two
+/// instances' skews (ms, within `max_future`), and the operations.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub messages: Vec<(Kind, i64)>,
+    pub skews_ms: [u64; 2],
+    pub ops: Vec<Op>,
+}
+
+/// Plans for a window of `max_age`/`max_future` (ms).
+pub fn plans(max_age_ms: i64, max_future_ms: u64, len: usize) -> impl Strategy<Value = Plan> {
+    let kind = prop_oneof![Just(Kind::Kitopay), Just(Kind::KamioKash)];
+    let message = (kind, -max_age_ms..=(max_future_ms as i64));
+    let edge = prop_oneof![
+        Just(Edge::MaxAge),
+        Just(Edge::LastAccepted),
+        Just(Edge::FirstRefused),
+        Just(Edge::BeforeClaimExpiry),
+        Just(Edge::ClaimExpiry),
+    ];
+    let skew = prop_oneof![Just(0), Just(max_future_ms), 0..=max_future_ms];
+    let op = prop_oneof![
+        6 => (0..3usize, 0..2usize).prop_map(|(message, instance)| Op::Deliver { message, instance }),
+        1 => (0..3usize).prop_map(|message| Op::Complete { message }),
+        1 => (0..3usize).prop_map(|message| Op::Release { message }),
+        2 => (0..3usize, edge, 0..2usize).prop_map(|(message, edge, instance)| Op::Jump { message, edge, instance }),
+        1 => (0..2_000_000_000u64).prop_map(|nanos| Op::Nudge { nanos }),
+    ];
+    (
+        proptest::collection::vec(message, 3),
+        [skew.clone(), skew],
+        proptest::collection::vec(op, 1..len),
+    )
+        .prop_map(|(messages, skews_ms, ops)| Plan {
+            messages,
+            skews_ms,
+            ops,
+        })
+}
+
+struct Message {
+    kind: Kind,
+    at: Timestamp,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Free,
+    Held(ClaimState, Option<Claim>),
+}
+
+/// Where time comes from.
+pub enum Time {
+    /// Exact, shared, moved by the plan.
+    Virtual,
+    /// The system clock; jumps sleep (at most `max_sleep` each).
+    Real { max_sleep: Duration },
+}
+
+/// What one run saw, for reporting.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    pub accepted: usize,
+    pub duplicates_done: usize,
+    pub duplicates_in_flight: usize,
+    pub stale: usize,
+}
+
+/// Runs `plan` against `guard` (shared by both instances) with `freshness`.
+pub async fn run(
+    plan: &Plan,
+    guard: Arc<dyn AsyncReplayGuard>,
+    sync_guard: Option<Arc<dyn ReplayGuard>>,
+    freshness: Freshness,
+    time: Time,
+) -> Result<Tally, TestCaseError> {
+    let start = Timestamp::from_unix_secs(1_700_000_000).unwrap();
+    let (base, start) = match time {
+        Time::Virtual => (Some(Arc::new(Mutex::new(start))), start),
+        Time::Real { .. } => (None, SystemClock.now()),
+    };
+    let clocks: Vec<TestClock> = plan
+        .skews_ms
+        .iter()
+        .map(|&ms| TestClock {
+            base: base.clone(),
+            skew: Duration::from_millis(ms),
+        })
+        .collect();
+    let messages: Vec<Message> = plan
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(i, &(kind, offset_ms))| message(kind, start, offset_ms, i))
+        .collect();
+    let url = countersign::CanonicalUrl::parse(URL).unwrap();
+    // Per instance: (kitopay verifier, kamiokash verifier).
+    let verifiers: Vec<(Verifier, Verifier)> = clocks
+        .iter()
+        .enumerate()
+        .map(|(i, clock)| {
+            let kitopay =
+                Verifier::kitopay_webhook(MERCHANT, SecretKey::new(SECRET).unwrap(), url.clone())
+                    .unwrap()
+                    .with_freshness(freshness)
+                    .with_clock(clock.clone());
+            let kamiokash = Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
+                .with_freshness(freshness)
+                .with_clock(clock.clone());
+            match (i, &sync_guard) {
+                (0, Some(sync)) => (
+                    kitopay.with_replay_guard(sync.clone()),
+                    kamiokash.with_replay_guard(sync.clone()),
+                ),
+                _ => (kitopay, kamiokash),
+            }
+        })
+        .collect();
+    let exact = matches!(time, Time::Virtual);
+    let mut states = vec![State::Free; messages.len()];
+    let mut tally = Tally::default();
+
+    for op in &plan.ops {
+        match *op {
+            Op::Deliver { message, instance } => {
+                let m = &messages[message];
+                let (kitopay, kamiokash) = &verifiers[instance];
+                let verifier = match m.kind {
+                    Kind::Kitopay => kitopay,
+                    Kind::KamioKash => kamiokash,
+                };
+                let now = clocks[instance].now();
+                let request = ReceivedRequest::new(&m.headers, &m.body);
+                let outcome = match (instance, &sync_guard) {
+                    (0, Some(_)) => verifier
+                        .verify(&request)
+                        .map(|v| v.claim().unwrap())
+                        .map_err(|e| e.into_kind()),
+                    _ => match verifier.verify(&request) {
+                        Ok(v) => guard
+                            .claim_async(v.replay_key(), v.expires_at(), now)
+                            .await
+                            .map_err(|e| e.into_kind()),
+                        Err(e) => Err(e.into_kind()),
+                    },
+                };
+                let fresh = is_fresh(m, now, freshness);
+                match (&outcome, states[message]) {
+                    (Ok(claim), State::Free) => {
+                        tally.accepted += 1;
+                        states[message] = State::Held(ClaimState::InFlight, Some(*claim));
+                    }
+                    (Ok(_), held) => {
+                        return Err(TestCaseError::fail(format!(
+                            "message {message} accepted twice: state {held:?}, instance {instance}, clock {now:?}, plan {plan:?}"
+                        )));
+                    }
+                    (Err(ErrorKind::Replayed(reported)), State::Held(model, _)) => {
+                        prop_assert_eq!(
+                            *reported,
+                            model,
+                            "wrong duplicate state for message {}",
+                            message
+                        );
+                        match reported {
+                            ClaimState::Done => tally.duplicates_done += 1,
+                            _ => tally.duplicates_in_flight += 1,
+                        }
+                    }
+                    (Err(ErrorKind::Expired { .. } | ErrorKind::Future { .. }), _) => {
+                        tally.stale += 1;
+                        if exact {
+                            prop_assert!(
+                                !fresh,
+                                "fresh message {} refused as stale at {:?}",
+                                message,
+                                now
+                            );
+                        }
+                    }
+                    (Err(other), state) => {
+                        return Err(TestCaseError::fail(format!(
+                            "message {message}: unexpected {other:?} in state {state:?} at {now:?}"
+                        )));
+                    }
+                }
+                if exact && fresh {
+                    prop_assert!(outcome.is_ok() || matches!(outcome, Err(ErrorKind::Replayed(_))));
+                }
+            }
+            Op::Complete { message } => {
+                if let State::Held(ClaimState::InFlight, Some(claim)) = states[message] {
+                    guard.complete_async(claim).await.unwrap();
+                    states[message] = State::Held(ClaimState::Done, None);
+                }
+            }
+            Op::Release { message } => {
+                if let State::Held(ClaimState::InFlight, Some(claim)) = states[message] {
+                    guard.release_async(claim).await.unwrap();
+                    states[message] = State::Free;
+                }
+            }
+            Op::Jump {
+                message,
+                edge,
+                instance,
+            } => {
+                let m = &messages[message];
+                let target = edge_time(m, edge, freshness) - clocks[instance].skew;
+                advance_to(&base, &time, target).await;
+            }
+            Op::Nudge { nanos } => {
+                let now = match &base {
+                    Some(base) => *base.lock().unwrap(),
+                    None => SystemClock.now(),
+                };
+                let target = now.since_epoch() + Duration::from_nanos(nanos);
+                advance_to(&base, &time, target).await;
+            }
+        }
+    }
+    Ok(tally)
+}
+
+/// Moves (virtual) or waits for (real) the base time to reach `target`; never backwards.
+async fn advance_to(base: &Option<Arc<Mutex<Timestamp>>>, time: &Time, target: Duration) {
+    match (base, time) {
+        (Some(base), _) => {
+            let mut now = base.lock().unwrap();
+            if target > now.since_epoch() {
+                *now = Timestamp::from_duration(target).unwrap();
+            }
+        }
+        (None, Time::Real { max_sleep }) => {
+            let now = SystemClock.now().since_epoch();
+            if target > now {
+                tokio::time::sleep((target - now).min(*max_sleep)).await;
+            }
+        }
+        (None, Time::Virtual) => unreachable!(),
+    }
+}
+
+fn edge_time(m: &Message, edge: Edge, f: Freshness) -> Duration {
+    let t = m.at.since_epoch();
+    let res = m.kind.resolution();
+    let claim_expiry = t + f.max_age + res + f.max_future;
+    let ns = Duration::from_nanos(1);
+    match edge {
+        Edge::MaxAge => t + f.max_age,
+        Edge::LastAccepted => t + f.max_age + res - ns,
+        Edge::FirstRefused => t + f.max_age + res,
+        Edge::BeforeClaimExpiry => claim_expiry - ns,
+        Edge::ClaimExpiry => claim_expiry,
+    }
+}
+
+/// The freshness rule, written independently of the library: Kitopay compares whole
+/// seconds of the clock, KamioKash the clock as read.
+fn is_fresh(m: &Message, now: Timestamp, f: Freshness) -> bool {
+    let t = m.at.since_epoch();
+    let now = match m.kind {
+        Kind::Kitopay => Duration::from_secs(now.since_epoch().as_secs()),
+        Kind::KamioKash => now.since_epoch(),
+    };
+    if now >= t {
+        now - t <= f.max_age
+    } else {
+        t - now <= f.max_future
+    }
+}
+
+fn message(kind: Kind, start: Timestamp, offset_ms: i64, index: usize) -> Message {
+    let base = start.since_epoch();
+    let offset = Duration::from_millis(offset_ms.unsigned_abs());
+    let at = if offset_ms >= 0 {
+        base + offset
+    } else {
+        base - offset
+    };
+    let body = format!("{{\"n\":{index}}}").into_bytes();
+    let (at, signed) = match kind {
+        Kind::Kitopay => {
+            let at = Timestamp::from_unix_secs(at.as_secs()).unwrap();
+            let signer =
+                KitopaySigner::for_webhooks(MERCHANT, SecretKey::new(SECRET).unwrap()).unwrap();
+            let url = countersign::CanonicalUrl::parse(URL).unwrap();
+            let signed = signer
+                .sign(&SignableRequest::new("POST", &url, &body).unwrap(), at)
+                .unwrap();
+            (at, owned(&signed))
+        }
+        Kind::KamioKash => {
+            let at = Timestamp::from_unix_millis(at.as_millis() as u64).unwrap();
+            let signer = KamioKashWebhookSigner::new(SecretKey::new(SECRET).unwrap());
+            let signed = signer.sign(&SignableRequest::body(&body), at).unwrap();
+            (at, owned(&signed))
+        }
+    };
+    Message {
+        kind,
+        at,
+        headers: signed,
+        body,
+    }
+}
+
+fn owned(signed: &countersign::SignedRequest<'_>) -> Vec<(String, String)> {
+    signed
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Runs a future that is ready at once (a synchronous guard's).
+pub fn now_or_never<T>(future: impl core::future::Future<Output = T>) -> T {
+    future
+        .now_or_never()
+        .expect("a synchronous guard's future is ready at once")
+}

@@ -1,0 +1,157 @@
+//! A webhook receiver on a loopback port for the end-to-end tests: one KamioKash route
+//! behind `VerifyLayer`, a handler that counts its calls per delivery and can be told to
+//! fail or stall, and a record of every status the server answered.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::post;
+use countersign::layer::{VerifyLayer, WebhookAuth};
+use countersign::{
+    AsyncReplayGuard, KamioKashWebhookSigner, SecretKey, SignableRequest, Signer, Timestamp,
+    Verifier,
+};
+
+pub const SECRET: &str = "whsec_kk_5e2a91c07d3b4f68";
+
+/// What the server saw. The handler answers by body: `fail` → 500, `panic` → panics,
+/// `slow` → sleeps 1 s first; anything else → 200.
+#[derive(Clone, Default)]
+pub struct Log {
+    /// Handler calls per body.
+    pub calls: Arc<Mutex<HashMap<String, usize>>>,
+    /// Every status the server answered, in order.
+    pub statuses: Arc<Mutex<Vec<u16>>>,
+}
+
+impl Log {
+    pub fn calls(&self, body: &str) -> usize {
+        self.calls.lock().unwrap().get(body).copied().unwrap_or(0)
+    }
+    pub fn total_calls(&self) -> usize {
+        self.calls.lock().unwrap().values().sum()
+    }
+    pub fn statuses(&self) -> Vec<u16> {
+        self.statuses.lock().unwrap().clone()
+    }
+}
+
+pub async fn serve(auth: WebhookAuth, log: Log) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let calls = log.calls.clone();
+    let handler = move |body: String| {
+        let calls = calls.clone();
+        async move {
+            *calls.lock().unwrap().entry(body.clone()).or_default() += 1;
+            if body.contains("slow") {
+                tokio::time::sleep(Duration::from_millis(1_000)).await;
+            }
+            if body.contains("panic") {
+                panic!("handler panics on purpose");
+            }
+            if body.contains("fail") {
+                return (StatusCode::INTERNAL_SERVER_ERROR, "failed");
+            }
+            (StatusCode::OK, "processed")
+        }
+    };
+    let statuses = log.statuses.clone();
+    let app = Router::new()
+        .route("/hook", post(handler).layer(VerifyLayer::new(auth)))
+        .layer(axum::middleware::map_response(
+            move |response: axum::response::Response| {
+                let statuses = statuses.clone();
+                async move {
+                    statuses.lock().unwrap().push(response.status().as_u16());
+                    response
+                }
+            },
+        ));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+pub fn auth(guard: Arc<dyn AsyncReplayGuard>) -> WebhookAuth {
+    WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap()))
+        .with_replay_guard(guard)
+}
+
+/// A KamioKash webhook delivery of `body` signed at `at`: its headers.
+pub fn signed(body: &str, at: Timestamp) -> Vec<(String, String)> {
+    KamioKashWebhookSigner::new(SecretKey::new(SECRET).unwrap())
+        .sign(&SignableRequest::body(body.as_bytes()), at)
+        .unwrap()
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Posts a signed delivery; returns the status, the body and any `Retry-After`.
+pub async fn deliver(
+    addr: SocketAddr,
+    headers: &[(String, String)],
+    body: &str,
+) -> (u16, String, Option<String>) {
+    deliver_with(&reqwest::Client::new(), addr, headers, body).await
+}
+
+/// [`deliver`] with a given client (building a client per request is slow).
+pub async fn deliver_with(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    headers: &[(String, String)],
+    body: &str,
+) -> (u16, String, Option<String>) {
+    let mut request = client
+        .post(format!("http://{addr}/hook"))
+        .body(body.to_owned());
+    for (k, v) in headers {
+        request = request.header(k, v);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, response.text().await.unwrap(), retry_after)
+}
+
+/// Sends a signed delivery over a raw socket, waits until the handler has run and the layer
+/// has settled the claim, then closes the connection without reading the answer: the
+/// provider never sees it ("lost response").
+pub async fn deliver_and_lose_the_response(
+    addr: SocketAddr,
+    headers: &[(String, String)],
+    body: &str,
+    log: &Log,
+) {
+    use tokio::io::AsyncWriteExt;
+    let answered = log.statuses().len();
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "POST /hook HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while log.calls(body) == 0 || log.statuses().len() == answered {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the handler never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(socket);
+}

@@ -122,3 +122,34 @@ fn non_http_uri_is_rejected_before_signing() {
     assert!(matches!(err.kind(), ErrorKind::InvalidUrl(_)));
     assert!(request.headers().is_empty());
 }
+
+#[test]
+fn verify_request_refuses_a_uri_that_is_not_exactly_canonical() {
+    // A signature for /v1/refunds must not verify on a URI a router dispatches elsewhere.
+    let signer = KitopaySigner::new("m", SecretKey::new("s").unwrap()).unwrap();
+    let mut signed = http::Request::post("https://api.example.com/v1/refunds")
+        .body(b"{}".to_vec())
+        .unwrap();
+    sign_request(&signer, &mut signed, at()).unwrap();
+    let verifier = Verifier::kitopay_request("m", SecretKey::new("s").unwrap())
+        .unwrap()
+        .with_clock(FixedClock::new(at()));
+    assert!(verify_request(&verifier, &signed).is_ok());
+    for uri in [
+        "https://api.example.com/v1/payouts/../refunds",
+        "https://api.example.com/v1/payouts/%2e%2e/refunds",
+        "https://api.example.com/v1/payouts/%2E%2E/refunds",
+        "https://api.example.com/v1/./refunds",
+        "https://api.example.com:443/v1/refunds",
+        "https://API.example.com/v1/refunds",
+        "https://api.example.com/v1/refunds?",
+    ] {
+        let mut request = http::Request::post(uri).body(b"{}".to_vec()).unwrap();
+        *request.headers_mut() = signed.headers().clone();
+        assert_eq!(
+            verify_request(&verifier, &request).unwrap_err().kind(),
+            &ErrorKind::InvalidUrl(countersign::UrlRule::NotCanonical),
+            "{uri}"
+        );
+    }
+}

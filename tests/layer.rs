@@ -1,0 +1,609 @@
+//! The tower layer at its edges, as an attacker and an unlucky provider would find them:
+//! every path that does not end in a 2xx releases the claim (non-2xx, inner error, panic,
+//! dropped future); duplicates are acknowledged (done), deferred (in flight) or processed
+//! (released); an undecided guard is 503, never 401; a stalled body is 408; the URL verified
+//! is exactly the URL received (Host header, dot segments, `Router::nest`); the extractors
+//! share the layer's semantics.
+#![cfg(all(feature = "axum", feature = "reqwest"))]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::print_stdout
+)]
+
+#[path = "support/server.rs"]
+mod server;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
+use bytes::Bytes;
+use countersign::extract::{VerifiedBody, VerifiedJson};
+use countersign::layer::{VerifiedDelivery, VerifyLayer, WebhookAuth};
+use countersign::middleware::SigningMiddleware;
+use countersign::{
+    CanonicalUrl, Claim, Clock, Error, ErrorKind, InMemoryReplayGuard, KitopaySigner, ReplayGuard,
+    ReplayKey, SecretKey, SignableRequest, Signer, SystemClock, Timestamp, Verifier,
+};
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full, StreamBody};
+use server::{Log, SECRET, auth, deliver, deliver_and_lose_the_response, serve, signed};
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+const MERCHANT: &str = "m-1";
+const KITOPAY_SECRET: &str = "kitopay-secret";
+
+type Response = http::Response<Full<Bytes>>;
+
+/// A signed KamioKash webhook as an `http::Request`.
+fn request(body: &str) -> http::Request<Full<Bytes>> {
+    request_with(body, &signed(body, SystemClock.now()))
+}
+
+fn request_with(body: &str, headers: &[(String, String)]) -> http::Request<Full<Bytes>> {
+    let mut builder = http::Request::post("/hook");
+    for (k, v) in headers {
+        builder = builder.header(k, v);
+    }
+    builder.body(Full::from(body.to_owned())).unwrap()
+}
+
+/// A layered service whose inner service answers with `status` and counts its calls.
+fn answering(
+    guard: Arc<InMemoryReplayGuard>,
+    status: u16,
+    calls: Arc<AtomicUsize>,
+) -> impl Service<http::Request<Full<Bytes>>, Response = Response, Error = Infallible, Future: Send>
++ Clone {
+    VerifyLayer::new(auth(guard)).layer(service_fn(move |_: http::Request<Full<Bytes>>| {
+        let calls = calls.clone();
+        async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let mut response = Response::new(Full::from("handler"));
+            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            Ok::<_, Infallible>(response)
+        }
+    }))
+}
+
+async fn status(
+    service: impl Service<http::Request<Full<Bytes>>, Response = Response, Error = Infallible>,
+    request: http::Request<Full<Bytes>>,
+) -> (u16, String) {
+    let response = service.oneshot(request).await.unwrap();
+    let code = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (code, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn only_a_2xx_answer_completes_the_claim_every_other_releases_it() {
+    for (answer, retried_is_processed) in [
+        (200, false),
+        (204, false),
+        (302, true),
+        (400, true),
+        (404, true),
+        (500, true),
+        (503, true),
+    ] {
+        let guard = Arc::new(InMemoryReplayGuard::new(10));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let service = answering(guard.clone(), answer, calls.clone());
+        let headers = signed("{}", SystemClock.now());
+        assert_eq!(
+            status(service.clone(), request_with("{}", &headers))
+                .await
+                .0,
+            answer
+        );
+        let (again, body) = status(service, request_with("{}", &headers)).await;
+        if retried_is_processed {
+            assert_eq!(
+                (again, calls.load(Ordering::SeqCst)),
+                (answer, 2),
+                "{answer}: released"
+            );
+        } else {
+            assert_eq!(
+                (again, body.as_str(), calls.load(Ordering::SeqCst)),
+                (200, "duplicate delivery: already processed\n", 1),
+                "{answer}: done"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_inner_service_error_releases_the_claim() {
+    let guard = Arc::new(InMemoryReplayGuard::new(10));
+    let service = VerifyLayer::new(auth(guard.clone())).layer(service_fn(
+        |_: http::Request<Full<Bytes>>| async { Err::<Response, _>("inner failure") },
+    ));
+    let headers = signed("{}", SystemClock.now());
+    assert!(
+        service
+            .clone()
+            .oneshot(request_with("{}", &headers))
+            .await
+            .is_err()
+    );
+    assert_eq!(guard.len(), 0, "the claim is released");
+}
+
+#[tokio::test]
+async fn a_handler_panic_releases_the_claim() {
+    let guard = Arc::new(InMemoryReplayGuard::new(10));
+    let service = VerifyLayer::new(auth(guard.clone())).layer(service_fn(
+        |_: http::Request<Full<Bytes>>| async {
+            if std::hint::black_box(true) {
+                panic!("handler bug");
+            }
+            Ok::<Response, Infallible>(Response::new(Full::from("")))
+        },
+    ));
+    let headers = signed("{}", SystemClock.now());
+    let task = tokio::spawn(service.clone().oneshot(request_with("{}", &headers)));
+    assert!(task.await.unwrap_err().is_panic());
+    assert_eq!(guard.len(), 0, "the claim is released");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let retry = answering(guard, 200, calls.clone());
+    assert_eq!(status(retry, request_with("{}", &headers)).await.0, 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the retry was processed");
+}
+
+#[tokio::test]
+async fn a_dropped_request_future_releases_the_claim() {
+    // The client goes away while the handler runs: hyper drops the future.
+    let guard = Arc::new(InMemoryReplayGuard::new(10));
+    let service = VerifyLayer::new(auth(guard.clone())).layer(service_fn(
+        |_: http::Request<Full<Bytes>>| async {
+            std::future::pending::<()>().await;
+            Ok::<Response, Infallible>(Response::new(Full::from("")))
+        },
+    ));
+    let headers = signed("{}", SystemClock.now());
+    let call = service.oneshot(request_with("{}", &headers));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), call)
+            .await
+            .is_err()
+    );
+    assert_eq!(guard.len(), 0, "the claim is released");
+}
+
+#[tokio::test]
+async fn a_duplicate_in_flight_gets_409_with_retry_after_and_never_reaches_the_handler() {
+    let guard = Arc::new(InMemoryReplayGuard::new(10));
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = {
+        let (gate, calls) = (gate.clone(), calls.clone());
+        VerifyLayer::new(auth(guard).with_retry_after(Duration::from_millis(2_500))).layer(
+            service_fn(move |_: http::Request<Full<Bytes>>| {
+                let (gate, calls) = (gate.clone(), calls.clone());
+                async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    gate.notified().await;
+                    Ok::<_, Infallible>(Response::new(Full::from("processed")))
+                }
+            }),
+        )
+    };
+    let headers = signed("{}", SystemClock.now());
+    let first = tokio::spawn(service.clone().oneshot(request_with("{}", &headers)));
+    while calls.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let response = service
+        .clone()
+        .oneshot(request_with("{}", &headers))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    assert_eq!(
+        response.headers()["retry-after"],
+        "3",
+        "rounded up to whole seconds"
+    );
+    gate.notify_one();
+    assert_eq!(first.await.unwrap().unwrap().status(), 200);
+    let (code, body) = status(service, request_with("{}", &headers)).await;
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "duplicate delivery: already processed\n")
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+struct Unreachable;
+
+impl ReplayGuard for Unreachable {
+    fn claim(&self, _: ReplayKey, _: Timestamp, _: Timestamp) -> Result<Claim, Error> {
+        Err(ErrorKind::ReplayGuardUnavailable("connection refused".into()).into())
+    }
+    fn complete(&self, _: &Claim) -> Result<(), Error> {
+        Ok(())
+    }
+    fn release(&self, _: &Claim) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_guard_that_cannot_decide_is_an_outage_503_not_an_authentication_failure() {
+    let service = VerifyLayer::new(
+        WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap()))
+            .with_replay_guard(Arc::new(Unreachable)),
+    )
+    .layer(service_fn(|_: http::Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::from("processed")))
+    }));
+    let response = service.clone().oneshot(request("{}")).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    // A forged request is still 401: the guard is only asked about verified deliveries.
+    let forged = http::Request::post("/hook")
+        .header("X-Timestamp", SystemClock.now().to_iso_text().as_str())
+        .header("X-Kamio-Signature", "0".repeat(64))
+        .body(Full::<Bytes>::from("{}"))
+        .unwrap();
+    assert_eq!(service.oneshot(forged).await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn the_same_guard_on_the_verifier_and_the_auth_claims_once() {
+    // Used to make every first delivery 401: the verifier claimed, then the layer found
+    // the delivery claimed.
+    let guard = Arc::new(InMemoryReplayGuard::new(10));
+    let verifier = Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
+        .with_replay_guard(guard.clone());
+    for auth in [
+        WebhookAuth::new(verifier),
+        WebhookAuth::new(
+            Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
+                .with_replay_guard(guard.clone()),
+        )
+        .with_replay_guard(guard.clone()),
+    ] {
+        let service =
+            VerifyLayer::new(auth).layer(service_fn(|_: http::Request<Full<Bytes>>| async {
+                Ok::<_, Infallible>(Response::new(Full::from("processed")))
+            }));
+        let body = format!("{{\"n\":{}}}", guard.len());
+        let headers = signed(&body, SystemClock.now());
+        assert_eq!(
+            status(service.clone(), request_with(&body, &headers))
+                .await
+                .0,
+            200
+        );
+        let (code, text) = status(service, request_with(&body, &headers)).await;
+        assert_eq!(
+            (code, text.as_str()),
+            (200, "duplicate delivery: already processed\n")
+        );
+    }
+}
+
+#[tokio::test]
+async fn duplicate_signature_headers_are_refused_by_the_layer() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = answering(Arc::new(InMemoryReplayGuard::new(10)), 200, calls.clone());
+    let mut headers = signed("{}", SystemClock.now());
+    headers.push(("x-kamio-signature".into(), "f".repeat(64)));
+    assert_eq!(status(service, request_with("{}", &headers)).await.0, 401);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_answered_408_at_the_deadline() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let auth =
+        auth(Arc::new(InMemoryReplayGuard::new(10))).with_body_timeout(Duration::from_millis(200));
+    let service = VerifyLayer::new(auth).layer(service_fn(move |_: http::Request<Full<Bytes>>| {
+        let calls = calls.clone();
+        async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Infallible>(Response::new(Full::from("processed")))
+        }
+    }));
+    // One chunk, then nothing: a stalled chunked body.
+    let chunks = futures_util::stream::iter([Ok::<_, Infallible>(http_body::Frame::data(
+        Bytes::from("{"),
+    ))])
+    .chain(futures_util::stream::pending());
+    let stalled = http::Request::post("/hook")
+        .body(StreamBody::new(chunks))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let response = service.oneshot(stalled).await.unwrap();
+    assert_eq!(response.status(), 408);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_short_content_length_over_a_socket_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let log = Log::default();
+    let addr = serve(
+        auth(Arc::new(InMemoryReplayGuard::new(10))).with_body_timeout(Duration::from_millis(300)),
+        log.clone(),
+    )
+    .await;
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Declares 100 bytes, sends 10, then waits.
+    socket
+        .write_all(b"POST /hook HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let mut answer = vec![0; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut answer))
+        .await
+        .expect("the server held the connection past its deadline")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert_eq!(log.total_calls(), 0);
+}
+
+// The default deadline is 10 s; the constant is what the docs promise.
+#[test]
+fn the_default_body_deadline_is_ten_seconds() {
+    assert_eq!(
+        countersign::layer::DEFAULT_BODY_TIMEOUT,
+        Duration::from_secs(10)
+    );
+    assert_eq!(
+        countersign::layer::DEFAULT_RETRY_AFTER,
+        Duration::from_secs(5)
+    );
+}
+
+/// A Kitopay *request* verifier behind the layer with the URL rebuilt from Host.
+fn kitopay_service(
+    calls: Arc<AtomicUsize>,
+) -> impl Service<http::Request<Full<Bytes>>, Response = Response, Error = Infallible> + Clone {
+    let verifier =
+        Verifier::kitopay_request(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap();
+    VerifyLayer::new(WebhookAuth::new(verifier).with_url_from_host("http")).layer(service_fn(
+        move |_: http::Request<Full<Bytes>>| {
+            let calls = calls.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, Infallible>(Response::new(Full::from("processed")))
+            }
+        },
+    ))
+}
+
+fn kitopay_signed(url: &str, body: &str) -> Vec<(String, String)> {
+    let signer = KitopaySigner::new(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap();
+    let url = CanonicalUrl::parse(url).unwrap();
+    signer
+        .sign(
+            &SignableRequest::new("POST", &url, body.as_bytes()).unwrap(),
+            SystemClock.now(),
+        )
+        .unwrap()
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn kitopay_request(
+    path: &str,
+    host: &str,
+    headers: &[(String, String)],
+    body: &str,
+) -> http::Request<Full<Bytes>> {
+    let mut builder = http::Request::post(path).header("host", host);
+    for (k, v) in headers {
+        builder = builder.header(k, v);
+    }
+    builder.body(Full::from(body.to_owned())).unwrap()
+}
+
+#[tokio::test]
+async fn the_url_verified_is_exactly_the_url_received() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = kitopay_service(calls.clone());
+    let refunds = kitopay_signed("http://api.example.com/v1/refunds?x=1", "{}");
+    // The honest request verifies.
+    let honest = kitopay_request("/v1/refunds?x=1", "api.example.com", &refunds, "{}");
+    assert_eq!(status(service.clone(), honest).await.0, 200);
+    // The review's Host attack: the path and query pasted in through Host.
+    let attack = kitopay_request(
+        "/v1/payouts",
+        "api.example.com/v1/refunds?x=1#",
+        &refunds,
+        "{}",
+    );
+    assert_eq!(status(service.clone(), attack).await.0, 401);
+    for host in [
+        "user@api.example.com",
+        "api.example.com?x",
+        "api.example.com#",
+        "api.example.com\\x",
+        "",
+    ] {
+        let signed = kitopay_signed("http://api.example.com/v1/a", "{}");
+        let request = kitopay_request("/v1/a", host, &signed, "{}");
+        assert_eq!(status(service.clone(), request).await.0, 401, "{host:?}");
+    }
+    // Dot segments: a refunds signature on a payouts path that resolves to refunds.
+    let refunds = kitopay_signed("http://api.example.com/v1/refunds", "{\"a\":1}");
+    for path in [
+        "/v1/payouts/../refunds",
+        "/v1/payouts/%2e%2e/refunds",
+        "/v1/./refunds",
+        "/v1/refunds?",
+    ] {
+        let request = kitopay_request(path, "api.example.com", &refunds, "{\"a\":1}");
+        assert_eq!(status(service.clone(), request).await.0, 401, "{path}");
+    }
+    // Not canonical either: a default port or an upper-case host.
+    for host in ["api.example.com:80", "API.example.com"] {
+        let request = kitopay_request("/v1/refunds", host, &refunds, "{\"a\":1}");
+        assert_eq!(status(service.clone(), request).await.0, 401, "{host}");
+    }
+    // Two Host headers.
+    let mut request = kitopay_request("/v1/refunds", "api.example.com", &refunds, "{\"a\":1}");
+    request
+        .headers_mut()
+        .append("host", http::HeaderValue::from_static("api.example.com"));
+    assert_eq!(status(service, request).await.0, 401);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "only the honest request reached the handler"
+    );
+}
+
+#[tokio::test]
+async fn under_router_nest_the_original_uri_is_verified() {
+    // Every correctly signed request under a nest prefix used to be refused: the layer saw
+    // the path without the prefix.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let verifier =
+        Verifier::kitopay_request(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap();
+    let auth = WebhookAuth::new(verifier).with_url_from_host("http");
+    let api = Router::new().route(
+        "/v1/payins",
+        post(|axum::Extension(d): axum::Extension<VerifiedDelivery>| async move { d.key_id })
+            .layer(VerifyLayer::new(auth)),
+    );
+    let app = Router::new().nest("/api", api);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(SigningMiddleware::new(
+            KitopaySigner::new(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap(),
+        ))
+        .build();
+    let response = client
+        .post(format!("http://{addr}/api/v1/payins?page=2"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "primary");
+}
+
+#[tokio::test]
+async fn a_lost_response_is_acknowledged_without_a_second_handler_call() {
+    let log = Log::default();
+    let addr = serve(auth(Arc::new(InMemoryReplayGuard::new(100))), log.clone()).await;
+    let body = r#"{"type":"transaction.successful","data":{"walletId":"w_1","amount":500}}"#;
+    let headers = signed(body, SystemClock.now());
+    deliver_and_lose_the_response(addr, &headers, body, &log).await;
+    let (status, text, _) = deliver(addr, &headers, body).await;
+    println!(
+        "lost response (in-memory): handler calls {}, server answered {:?}, the provider's retry got {status} {text:?}",
+        log.calls(body),
+        log.statuses()
+    );
+    assert_eq!(
+        (status, text.as_str()),
+        (200, "duplicate delivery: already processed\n")
+    );
+    assert_eq!(log.statuses(), [200, 200]);
+    assert_eq!(log.calls(body), 1);
+}
+
+#[derive(serde::Deserialize)]
+struct Event {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[tokio::test]
+async fn the_extractors_share_the_layers_claim_semantics() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let failing = Arc::new(AtomicUsize::new(1));
+    let json = {
+        let (calls, failing) = (calls.clone(), failing.clone());
+        move |VerifiedJson(event, delivery): VerifiedJson<Event>| {
+            let (calls, failing) = (calls.clone(), failing.clone());
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                if failing.fetch_sub(1, Ordering::SeqCst) > 0 {
+                    return (http::StatusCode::INTERNAL_SERVER_ERROR, String::new());
+                }
+                (
+                    http::StatusCode::OK,
+                    format!("{} {}", event.kind, delivery.key_id),
+                )
+            }
+        }
+    };
+    let guard = Arc::new(InMemoryReplayGuard::new(100));
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(json).layer(VerifyLayer::new(auth(guard.clone()))),
+        )
+        .route(
+            "/bytes",
+            post(|VerifiedBody(bytes, _): VerifiedBody| async move { bytes.len().to_string() })
+                .layer(VerifyLayer::new(auth(guard))),
+        )
+        .route(
+            "/unlayered",
+            post(|VerifiedBody(bytes, _): VerifiedBody| async move { bytes.len().to_string() }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    // The handler fails once: the provider's retry is processed, then acknowledged.
+    let body = r#"{"type":"wallet.new"}"#;
+    let headers = signed(body, SystemClock.now());
+    assert_eq!(deliver(addr, &headers, body).await.0, 500);
+    let (code, text, _) = deliver(addr, &headers, body).await;
+    assert_eq!((code, text.as_str()), (200, "wallet.new primary"));
+    assert_eq!(
+        deliver(addr, &headers, body).await.1,
+        "duplicate delivery: already processed\n"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+    // A verified body that is not the expected JSON: 400, and its claim is not burnt.
+    let odd = "[1,2]";
+    let headers = signed(odd, SystemClock.now());
+    assert_eq!(deliver(addr, &headers, odd).await.0, 400);
+    assert_eq!(
+        deliver(addr, &headers, odd).await.0,
+        400,
+        "released, so not a duplicate"
+    );
+
+    // VerifiedBody through the layer; without the layer it refuses to hand out anything.
+    let client = reqwest::Client::new();
+    let mut request = client.post(format!("http://{addr}/bytes")).body(body);
+    for (k, v) in signed(body, SystemClock.now()) {
+        request = request.header(k, v);
+    }
+    assert_eq!(
+        request.send().await.unwrap().text().await.unwrap(),
+        body.len().to_string()
+    );
+    let unlayered = client
+        .post(format!("http://{addr}/unlayered"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unlayered.status(), 500);
+}

@@ -108,19 +108,19 @@ pub(crate) struct RequestArgs {
     #[arg(value_enum)]
     pub(crate) scheme: SchemeArg,
     /// Kitopay merchant id.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub(crate) merchant_id: Option<String>,
-    /// HTTP method, signed exactly as given (Kitopay schemes).
+    /// HTTP method, signed exactly as given (Kitopay schemes; kitopay-webhook defaults to POST).
     #[arg(long)]
     pub(crate) method: Option<String>,
     /// Request URL (Kitopay full schemes sign its canonical form; others only print it).
     #[arg(long)]
     pub(crate) url: Option<String>,
     /// Transaction id (kitopay-simplified).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub(crate) transaction_id: Option<String>,
     /// Body text, used verbatim (no newline added).
-    #[arg(long, conflicts_with = "body_file")]
+    #[arg(long, conflicts_with = "body_file", allow_hyphen_values = true)]
     pub(crate) body: Option<String>,
     /// Body file, bytes verbatim (binary allowed); `-` reads standard input.
     #[arg(long)]
@@ -128,7 +128,9 @@ pub(crate) struct RequestArgs {
     /// Trailing-slash policy for the URL.
     #[arg(long, value_enum, default_value = "preserve")]
     pub(crate) trailing_slash: SlashArg,
-    /// Read the secret from this file (one trailing newline stripped).
+    /// Read the secret from this file (UTF-8). Exactly one trailing newline (`\n` or `\r\n`)
+    /// is stripped, if present; nothing else: other whitespace, and a second newline, are kept
+    /// as part of the secret.
     #[arg(long, conflicts_with = "secret_env")]
     pub(crate) secret_file: Vec<PathBuf>,
 }
@@ -138,10 +140,10 @@ pub(crate) struct SignArgs {
     #[command(flatten)]
     pub(crate) request: RequestArgs,
     /// KamioKash public API key (X-API-Key).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub(crate) api_key: Option<String>,
     /// Timestamp to sign, in the provider's format (UNIX seconds or RFC 3339). Defaults to now.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub(crate) timestamp: Option<String>,
     /// Read the secret from this environment variable (defaults per scheme).
     #[arg(long)]
@@ -156,11 +158,18 @@ pub(crate) struct VerifyArgs {
     #[command(flatten)]
     pub(crate) request: RequestArgs,
     /// The timestamp header's value, exactly as received.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub(crate) timestamp: String,
     /// The signature header's value (64 hex characters).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub(crate) signature: String,
+    /// KamioKash: the API key this account expects; the request's X-API-Key (given with
+    /// --received-api-key) must equal it.
+    #[arg(long, allow_hyphen_values = true, requires = "received_api_key")]
+    pub(crate) api_key: Option<String>,
+    /// KamioKash: the X-API-Key header's value, exactly as received.
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) received_api_key: Option<String>,
     /// The current time, in the provider's format. Defaults to the system clock.
     #[arg(long)]
     pub(crate) now: Option<String>,

@@ -28,6 +28,8 @@ pub(crate) enum BodySource {
     None,
     Text(String),
     File(PathBuf),
+    /// `--body-file -`: the bytes are in [`Loaded::body`] only.
+    Stdin,
 }
 
 /// The request inputs, checked against what the scheme needs.
@@ -53,9 +55,14 @@ fn need<'a>(value: &'a Option<String>, flag: &str, scheme: Scheme) -> Result<&'a
 impl Loaded {
     pub(crate) fn from_args(a: &RequestArgs) -> Result<Self, Usage> {
         let scheme = a.scheme.scheme();
+        // Webhooks are POSTed; the library's webhook verifier assumes POST too.
+        let method = match (&a.method, scheme) {
+            (None, Scheme::KitopayWebhook) => Some("POST".to_owned()),
+            (method, _) => method.clone(),
+        };
         if scheme.is_kitopay() {
             need(&a.merchant_id, "--merchant-id", scheme)?;
-            need(&a.method, "--method", scheme)?;
+            need(&method, "--method", scheme)?;
         }
         if scheme == Scheme::KitopaySimplified {
             need(&a.transaction_id, "--transaction-id", scheme)?;
@@ -71,13 +78,14 @@ impl Loaded {
         };
         let (body, body_source) = match (&a.body, &a.body_file) {
             (Some(text), _) => (text.clone().into_bytes(), BodySource::Text(text.clone())),
+            (None, Some(path)) if path == Path::new("-") => (read_body(path)?, BodySource::Stdin),
             (None, Some(path)) => (read_body(path)?, BodySource::File(path.clone())),
             (None, None) => (Vec::new(), BodySource::None),
         };
         let loaded = Loaded {
             scheme,
             merchant_id: a.merchant_id.clone(),
-            method: a.method.clone(),
+            method,
             url,
             raw_url: a.url.clone(),
             transaction_id: a.transaction_id.clone(),
@@ -169,10 +177,9 @@ impl Secret {
             Ok(text) => Ok(Secret {
                 id: name.to_owned(),
                 text: Zeroizing::new(text),
-            }),
-            Err(std::env::VarError::NotPresent) => Err(Usage(format!(
-                "missing secret: environment variable {name} is not set; export it, or pass --secret-env NAME or --secret-file PATH"
-            ))),
+            }
+            .warn_whitespace()),
+            Err(std::env::VarError::NotPresent) => Err(Usage(missing_env(name))),
             Err(std::env::VarError::NotUnicode(_)) => {
                 Err(Usage(format!("the secret in {name} is not valid UTF-8")))
             }
@@ -180,20 +187,32 @@ impl Secret {
     }
 
     fn from_file(path: &Path) -> Result<Self, Usage> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| Usage(format!("--secret-file {}: {e}", path.display())))?;
-        let mut text = String::from_utf8(bytes)
+        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+            // The "path" may be the secret itself, pasted where a path belongs: not echoed.
+            std::io::ErrorKind::NotFound => Usage(
+                "--secret-file: no file at the path given (not shown, in case it is the secret itself); pass the PATH of a file that holds the secret".into(),
+            ),
+            _ => Usage(format!("--secret-file {}: {e}", path.display())),
+        })?;
+        let text = String::from_utf8(bytes)
             .map_err(|_| Usage(format!("--secret-file {}: not valid UTF-8", path.display())))?;
-        if text.ends_with('\n') {
-            text.pop();
-            if text.ends_with('\r') {
-                text.pop();
-            }
-        }
         Ok(Secret {
             id: format!("file:{}", path.display()),
-            text: Zeroizing::new(text),
-        })
+            text: Zeroizing::new(strip_one_newline(text)),
+        }
+        .warn_whitespace())
+    }
+
+    /// Warns (never showing the value) when the secret has whitespace at either end: it is
+    /// used as is, but that is usually a copy-paste or file-editing mistake.
+    fn warn_whitespace(self) -> Self {
+        if self.text.trim() != self.text.as_str() {
+            eprintln!(
+                "warning: the secret in {} has leading or trailing whitespace; it is used as is (countersign diagnose detects this mistake)",
+                self.id
+            );
+        }
+        self
     }
 
     /// Exactly one secret (sign, explain).
@@ -221,5 +240,60 @@ impl Secret {
             out.push(Self::from_env(a.scheme.default_secret_env())?);
         }
         Ok(out)
+    }
+}
+
+/// The `--secret-file` rule: exactly one trailing `\n` or `\r\n` is removed; nothing else.
+fn strip_one_newline(mut text: String) -> String {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    text
+}
+
+/// Whether `name` can be an environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The error for an unset variable. The name is shown only when it looks like a
+/// conventional variable name (no lowercase letters): what is passed to `--secret-env` is
+/// sometimes the secret itself, and secrets such as `kk_test_sk_3b9d...` are valid names.
+fn missing_env(name: &str) -> String {
+    if !is_env_name(name) {
+        "the value given to --secret-env is not an environment variable name (it looks like a secret: pass the NAME of a variable that holds it)".to_owned()
+    } else if name.bytes().any(|b| b.is_ascii_lowercase()) {
+        "missing secret: the environment variable named by --secret-env is not set (its name is not shown: it has lowercase letters and may be the secret itself); export it, or pass the NAME of a variable that holds the secret".to_owned()
+    } else {
+        format!(
+            "missing secret: environment variable {name} is not set; export it, or pass --secret-env NAME or --secret-file PATH"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names() {
+        assert!(is_env_name("KITOPAY_SECRET"));
+        assert!(is_env_name("_x1"));
+        assert!(!is_env_name("1X"));
+        assert!(!is_env_name(""));
+        assert!(!is_env_name("sk_live/abc+="));
+    }
+
+    #[test]
+    fn one_newline_only() {
+        assert_eq!(strip_one_newline("s\n\n".into()), "s\n");
+        assert_eq!(strip_one_newline("s\r\n".into()), "s");
+        assert_eq!(strip_one_newline(" s \r".into()), " s \r");
+        assert_eq!(strip_one_newline(" s ".into()), " s ");
     }
 }

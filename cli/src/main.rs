@@ -10,7 +10,7 @@ mod demo;
 mod inputs;
 mod render;
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 use clap::Parser as _;
@@ -25,6 +25,14 @@ use crate::args::{Cli, Command, SignArgs, SignFormat, VerifyArgs, VerifyFormat};
 use crate::inputs::{BodySource, Loaded, Secret, Usage};
 
 fn main() -> ExitCode {
+    // Before clap parses anything: its errors and suggestions would echo the value.
+    if let Some(flag) = secret_flag(std::env::args_os().skip(1)) {
+        eprintln!(
+            "error: {flag} is not accepted: a secret on the command line ends up in shell history and the process list; put it in an environment variable and pass --secret-env NAME, or in a file and pass --secret-file PATH"
+        );
+        return ExitCode::from(2);
+    }
+    init_tracing();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Sign(a) => sign(&a),
@@ -40,6 +48,33 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Flags that would carry a secret as an argument; none exists.
+const SECRET_FLAGS: [&str; 3] = ["--secret", "--key", "--password"];
+
+/// The first argument that is one of [`SECRET_FLAGS`], alone or as `--flag=value`.
+fn secret_flag(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<&'static str> {
+    args.into_iter().find_map(|arg| {
+        let arg = arg.to_string_lossy();
+        SECRET_FLAGS.into_iter().find(|flag| {
+            arg.strip_prefix(flag)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('='))
+        })
+    })
+}
+
+/// Events (the library's and ours) on stderr, filtered by `RUST_LOG`; warnings by default.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .with_default_directive(tracing_subscriber::filter::LevelFilter::WARN.into())
+        .from_env_lossy();
+    // Fails only if a subscriber is already set: then that one is used.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 /// Signs with the loaded inputs; the timestamp defaults to now.
@@ -102,11 +137,25 @@ fn curl_command(loaded: &Loaded, signed: &SignedRequest<'_>) -> Result<String, U
         }
         .to_owned()
     });
-    let mut line = format!(
+    // Bodies that exist only in memory (stdin) or that curl would take for a file name
+    // (`@...`) are piped in by printf, byte for byte.
+    let piped = match &loaded.body_source {
+        BodySource::Stdin => true,
+        BodySource::Text(text) => text.starts_with('@'),
+        BodySource::None | BodySource::File(_) => false,
+    };
+    let mut line = String::new();
+    if piped {
+        line.push_str(&format!(
+            "printf {} | ",
+            render::printf_format(&loaded.body)
+        ));
+    }
+    line.push_str(&format!(
         "curl -X {} {}",
         render::shell_quote(&method),
         render::shell_quote(&url)
-    );
+    ));
     for (k, v) in signed.headers() {
         line.push_str(&format!(
             " \\\n  -H {}",
@@ -114,7 +163,8 @@ fn curl_command(loaded: &Loaded, signed: &SignedRequest<'_>) -> Result<String, U
         ));
     }
     match &loaded.body_source {
-        BodySource::None => {}
+        _ if piped => line.push_str(" \\\n  --data-binary @-"),
+        BodySource::None | BodySource::Stdin => {}
         BodySource::Text(text) => {
             line.push_str(&format!(
                 " \\\n  --data-binary {}",
@@ -190,6 +240,19 @@ impl VerifySetup {
             _ => Ok(Verifier::kamiokash_webhook(ring)),
         }
         .map_err(Usage::from)?;
+        let api_key_given = a.api_key.is_some() || a.received_api_key.is_some();
+        if api_key_given && loaded.scheme != Scheme::KamioKash {
+            return Err(Usage(
+                "--api-key and --received-api-key apply to the kamiokash scheme only: remove them"
+                    .into(),
+            ));
+        }
+        let verifier = match &a.api_key {
+            Some(key) => verifier
+                .with_api_key(key)
+                .map_err(|e| Usage(format!("--api-key: {e}")))?,
+            None => verifier,
+        };
         let now = match &a.now {
             Some(text) => loaded
                 .scheme
@@ -208,7 +271,12 @@ impl VerifySetup {
             (scheme.timestamp_header(), a.timestamp.clone()),
             (scheme.signature_header(), a.signature.clone()),
         ];
-        if let (Some(name), Some(id)) = (scheme.identity_header(), &loaded.merchant_id) {
+        let identity = match scheme {
+            Scheme::KamioKash => a.received_api_key.as_ref(),
+            Scheme::KamioKashWebhook => None,
+            _ => loaded.merchant_id.as_ref(),
+        };
+        if let (Some(name), Some(id)) = (scheme.identity_header(), identity) {
             headers.push((name, id.clone()));
         }
         Ok(VerifySetup {
@@ -230,9 +298,19 @@ impl VerifySetup {
         if let Some(t) = &self.loaded.transaction_id {
             received = received.with_transaction_id(t);
         }
-        self.verifier
+        let verdict = self
+            .verifier
             .verify(&received)
-            .map(|v| v.key_id().to_owned())
+            .map(|v| v.key_id().to_owned());
+        match &verdict {
+            Ok(key) => {
+                tracing::debug!(scheme = %self.loaded.scheme, key_id = %key, "cli: signature verified")
+            }
+            Err(e) => {
+                tracing::debug!(scheme = %self.loaded.scheme, reason = e.code(), "cli: verification refused")
+            }
+        }
+        verdict
     }
 }
 
@@ -293,33 +371,36 @@ fn snake(hypothesis: countersign::diagnose::Hypothesis) -> String {
     out
 }
 
+/// What the hypothesis search found, over all the secrets.
+enum Search {
+    /// The signature is the MAC of the message as received (with this key): the refusal
+    /// is about something else (timestamp, freshness, identity).
+    Matches(String),
+    /// A known mistake explains the signature (with this key).
+    Explained(String, countersign::diagnose::Finding),
+    /// No known mistake explains it.
+    Unexplained,
+    /// Nothing to search (a malformed signature).
+    Impossible(countersign::Error),
+}
+
 fn diagnose(a: &VerifyArgs) -> Result<ExitCode, Usage> {
     let setup = VerifySetup::new(a)?;
-    let verdict = setup.run();
-    if let Ok(key) = &verdict {
-        match a.format {
-            VerifyFormat::Json => println!("{}", json!({"valid": true, "key": key})),
-            VerifyFormat::Text => {
-                println!("valid: the signature verifies with key {key}; nothing to diagnose")
+    let refusal = match setup.run() {
+        Ok(key) => {
+            match a.format {
+                VerifyFormat::Json => println!("{}", json!({"valid": true, "key": key})),
+                VerifyFormat::Text => {
+                    println!("valid: the signature verifies with key {key}; nothing to diagnose")
+                }
             }
+            return Ok(ExitCode::SUCCESS);
         }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let freshness = match &verdict {
-        Err(e)
-            if matches!(
-                e.kind(),
-                ErrorKind::Expired { .. } | ErrorKind::Future { .. }
-            ) =>
-        {
-            Some(e.to_string())
-        }
-        Err(e) if is_usage(e.kind()) => return Err(Usage::from(e.clone())),
-        _ => None,
+        Err(e) if is_usage(e.kind()) => return Err(Usage::from(e)),
+        Err(e) => e,
     };
     let loaded = &setup.loaded;
-    let mut found = None;
-    let mut valid_ignoring_time = false;
+    let mut search = Search::Unexplained;
     for secret in &setup.secrets {
         let inputs = Inputs {
             scheme: loaded.scheme,
@@ -333,57 +414,112 @@ fn diagnose(a: &VerifyArgs) -> Result<ExitCode, Usage> {
             signature: &a.signature,
         };
         match countersign::diagnose::diagnose(&inputs) {
-            Ok(Diagnosis::Valid) => valid_ignoring_time = true,
-            Ok(Diagnosis::Explained(f)) => {
-                found = Some((secret.id.clone(), f));
+            // The message as received verifies: no other key's finding matters.
+            Ok(Diagnosis::Valid) => {
+                search = Search::Matches(secret.id.clone());
                 break;
+            }
+            Ok(Diagnosis::Explained(f)) => {
+                if matches!(search, Search::Unexplained) {
+                    search = Search::Explained(secret.id.clone(), f);
+                }
             }
             Ok(Diagnosis::Unexplained) => {}
             Err(e) if e.kind() == &ErrorKind::MissingUrl => return Err(Usage::from(e)),
             Err(e) => {
-                // A malformed signature: nothing to search.
-                report_diagnosis(a.format, &e.to_string(), freshness.as_deref(), None);
-                return Ok(ExitCode::from(1));
+                search = Search::Impossible(e);
+                break;
             }
         }
     }
-    let summary = match (&found, valid_ignoring_time) {
-        (Some((_, f)), _) => f.hypothesis.to_string(),
-        (None, true) => "the signature itself is correct; only the freshness check fails".to_owned(),
-        (None, false) => "no single known mistake explains the mismatch: check the secret and compare every input byte for byte (`countersign explain`)".to_owned(),
-    };
-    report_diagnosis(a.format, &summary, freshness.as_deref(), found.as_ref());
+    report_diagnosis(a.format, loaded.scheme, &refusal, &search);
     Ok(ExitCode::from(1))
 }
 
+/// When the signature matches the message as received: what alone is refused, and the fix.
+fn only_refused(refusal: &countersign::Error, scheme: Scheme) -> String {
+    match refusal.kind() {
+        ErrorKind::MalformedTimestamp { .. } if scheme.is_kitopay() => {
+            "only the timestamp is refused: send UNIX seconds and sign them".to_owned()
+        }
+        ErrorKind::MalformedTimestamp { .. } => "only the timestamp is refused: send an RFC 3339 timestamp (e.g. 2026-01-27T09:23:06.658Z) and sign exactly that text".to_owned(),
+        ErrorKind::Expired { .. } | ErrorKind::Future { .. } => "only the freshness check fails: check the sender's clock (NTP) and sign at send time (to check an old request, pass --now)".to_owned(),
+        ErrorKind::IdentityMismatch(header) => {
+            format!("only the {header} header is refused: it does not match the configured value")
+        }
+        ErrorKind::BodyNotAllowed(method) => {
+            format!("only the body is refused: a {method} request must carry none")
+        }
+        _ => format!("only this check fails: {refusal}"),
+    }
+}
+
+const UNEXPLAINED: &str =
+    "check the secret and compare every input byte for byte (`countersign explain`)";
+
 fn report_diagnosis(
     format: VerifyFormat,
-    summary: &str,
-    freshness: Option<&str>,
-    found: Option<&(String, countersign::diagnose::Finding)>,
+    scheme: Scheme,
+    refusal: &countersign::Error,
+    search: &Search,
 ) {
+    let mismatch = refusal.kind() == &ErrorKind::SignatureMismatch;
+    let summary = match search {
+        Search::Matches(_) => format!(
+            "the signature matches the message as received; {}",
+            only_refused(refusal, scheme)
+        ),
+        Search::Explained(_, f) if mismatch => f.hypothesis.to_string(),
+        Search::Explained(_, f) => format!(
+            "the signature does not match the message as received either: {}",
+            f.hypothesis
+        ),
+        Search::Unexplained if mismatch => {
+            format!("no single known mistake explains the mismatch: {UNEXPLAINED}")
+        }
+        Search::Unexplained => format!(
+            "the signature does not match the message as received either, and no single known mistake explains it: {UNEXPLAINED}"
+        ),
+        Search::Impossible(e) if e.kind() == refusal.kind() => {
+            "nothing to search: fix the signature header first".to_owned()
+        }
+        Search::Impossible(e) => format!("nothing to search: {e}"),
+    };
+    let key = match search {
+        Search::Matches(key) | Search::Explained(key, _) => Some(key),
+        Search::Unexplained | Search::Impossible(_) => None,
+    };
     match format {
         VerifyFormat::Json => {
-            let mut obj = json!({"valid": false, "diagnosis": summary});
-            if let Some(f) = freshness {
-                obj["freshness"] = json!(f);
+            let mut obj = json!({
+                "valid": false,
+                "reason": refusal.code(),
+                "detail": refusal.to_string(),
+                "diagnosis": summary,
+            });
+            match search {
+                Search::Matches(_) => obj["signature_matches"] = json!(true),
+                Search::Explained(..) | Search::Unexplained => {
+                    obj["signature_matches"] = json!(false)
+                }
+                Search::Impossible(_) => {}
             }
-            if let Some((key, f)) = found {
-                obj["hypothesis"] = json!(snake(f.hypothesis));
+            if let Some(key) = key {
                 obj["key"] = json!(key);
+            }
+            if let Search::Explained(_, f) = search {
+                obj["hypothesis"] = json!(snake(f.hypothesis));
                 obj["expected"] = json!(render::escape(&f.expected));
                 obj["signed"] = json!(render::escape(&f.signed));
             }
             println!("{obj}");
         }
         VerifyFormat::Text => {
-            let mut out = String::from("signature: does not verify\n");
-            if let Some(f) = freshness {
-                out.push_str(&format!("freshness: {f}\n"));
-            }
-            out.push_str(&format!("diagnosis: {summary}\n"));
-            if let Some((key, f)) = found {
+            let mut out = format!("refused: {refusal}\ndiagnosis: {summary}\n");
+            if let Some(key) = key {
                 out.push_str(&format!("key: {key}\n"));
+            }
+            if let Search::Explained(_, f) = search {
                 out.push_str(&render::side_by_side(
                     "we expect",
                     &f.expected,

@@ -83,6 +83,33 @@ pub(crate) fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// A single-quoted `printf` format that writes exactly `bytes` in a POSIX shell (bash, dash):
+/// printable ASCII as is, `%` as `%%`, `\` as `\\`, the quote, a leading `-` and every
+/// other byte (NUL, control, non-ASCII) as a three-digit octal escape, newline, tab and
+/// carriage return as `\n` `\t` `\r`. The result is ASCII, one line.
+pub(crate) fn printf_format(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('\'');
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'%' => out.push_str("%%"),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\t' => out.push_str("\\t"),
+            b'\r' => out.push_str("\\r"),
+            // A leading `-` would be read as an option of printf.
+            b'-' if i == 0 => out.push_str("\\055"),
+            b'\'' => out.push_str("\\047"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => {
+                let _ = write!(out, "\\{b:03o}");
+            }
+        }
+    }
+    out.push('\'');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +125,14 @@ mod tests {
     #[test]
     fn shell_quote_survives_quotes() {
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn printf_format_escapes_every_special_byte() {
+        assert_eq!(
+            printf_format(b"-a%\\'\n\x00\xff7-"),
+            r"'\055a%%\\\047\n\000\3777-'"
+        );
     }
 
     #[test]

@@ -29,7 +29,11 @@ fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
     .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     if let Some(bytes) = stdin {
-        child.stdin.take().unwrap().write_all(bytes).unwrap();
+        // A child that does not read its stdin (no --body-file -) may exit first.
+        match child.stdin.take().unwrap().write_all(bytes) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            result => result.unwrap(),
+        }
     }
     child.wait_with_output().unwrap()
 }
@@ -153,12 +157,15 @@ fn sign_every_vector_in_every_format() {
             Some(&body),
         );
         let curl = String::from_utf8(o.stdout).unwrap();
-        assert!(curl.starts_with("curl "), "{name}: {curl}");
         assert!(curl.contains(case["signature"].as_str().unwrap()), "{name}");
-        assert!(
-            curl.contains("--data-binary '@-'") || case["scheme"] == "kitopay-simplified",
-            "{name}: {curl}"
-        );
+        if case["scheme"] == "kitopay-simplified" {
+            assert!(curl.starts_with("curl "), "{name}: {curl}");
+        } else {
+            // A stdin body is piped in by printf: the command runs as printed.
+            assert!(curl.starts_with("printf '"), "{name}: {curl}");
+            assert!(curl.contains("| curl "), "{name}: {curl}");
+            assert!(curl.ends_with("--data-binary @-\n"), "{name}: {curl}");
+        }
 
         // secrets never printed
         for out in [&curl, &expected] {
@@ -805,4 +812,627 @@ fn demo_runs_and_shows_the_trailing_slash_diagnosis() {
     assert!(out.contains("trailing slash"));
     assert!(!out.contains("dev_sec_"), "the demo never prints a secret");
     assert!(!out.contains("kk_test_sk_"));
+}
+
+/// A value that looks like a real secret (and is a valid-looking shell word).
+const PASTED: &str = "sk_live_51Hx9Q2eZvKYlo2C/q8+Wz==";
+/// A KamioKash-style secret: also a valid environment variable name.
+const PASTED_NAME_LIKE: &str = "kk_test_sk_3b9d7f51a2c64e0e9f7d";
+
+fn kitopay_sign_args() -> Vec<&'static str> {
+    vec![
+        "sign",
+        "kitopay",
+        "--merchant-id",
+        M,
+        "--method",
+        "POST",
+        "--url",
+        URL,
+        "--body",
+        BODY,
+        "--timestamp",
+        "1601234567",
+    ]
+}
+
+#[test]
+fn secret_flags_are_refused_before_parsing_and_never_echoed() {
+    for flag in ["--secret", "--key", "--password"] {
+        for args in [
+            vec![flag.to_owned(), PASTED.to_owned()],
+            vec![format!("{flag}={PASTED}")],
+        ] {
+            let o = run(
+                bin()
+                    .args(kitopay_sign_args())
+                    .args(&args)
+                    .env("KITOPAY_SECRET", S),
+                None,
+            );
+            let out = text(&o);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {out}");
+            assert!(!out.contains(PASTED), "{args:?}: {out}");
+            assert!(out.contains(&format!("{flag} is not accepted")), "{out}");
+            assert!(out.contains("--secret-env NAME"), "{out}");
+            assert!(out.contains("--secret-file PATH"), "{out}");
+            assert!(!out.contains("tip:"), "no clap suggestion: {out}");
+            assert_eq!(o.stdout.len(), 0);
+        }
+    }
+    // Flags that merely start with the same letters are not refused.
+    let o = run(
+        bin()
+            .args(kitopay_sign_args())
+            .args(["--secret-env", "MY_KITOPAY_KEY"])
+            .env("MY_KITOPAY_KEY", S),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn a_secret_given_to_secret_env_or_secret_file_is_never_echoed() {
+    for sub in ["sign", "verify", "diagnose"] {
+        for pasted in [PASTED, PASTED_NAME_LIKE] {
+            let mut cmd = bin();
+            cmd.args([
+                sub,
+                "kitopay",
+                "--merchant-id",
+                M,
+                "--method",
+                "POST",
+                "--url",
+                URL,
+                "--timestamp",
+                "1601234567",
+                "--secret-env",
+                pasted,
+            ]);
+            if sub != "sign" {
+                cmd.args(["--signature", SIG]);
+            }
+            let o = run(&mut cmd, None);
+            let out = text(&o);
+            assert_eq!(o.status.code(), Some(2), "{sub}: {out}");
+            assert!(!out.contains(pasted), "{sub}: {out}");
+            if pasted == PASTED {
+                assert!(
+                    out.contains(
+                        "the value given to --secret-env is not an environment variable name (it looks like a secret: pass the NAME of a variable that holds it)"
+                    ),
+                    "{out}"
+                );
+            } else {
+                assert!(out.contains("named by --secret-env is not set"), "{out}");
+            }
+        }
+    }
+    // A conventional variable name is shown: it says what to export.
+    let o = run(
+        bin()
+            .args(kitopay_sign_args())
+            .args(["--secret-env", "NO_SUCH_KITOPAY_VAR"]),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("environment variable NO_SUCH_KITOPAY_VAR is not set"),
+        "{}",
+        text(&o)
+    );
+    // The secret pasted where a file path belongs.
+    let o = run(
+        bin()
+            .args(kitopay_sign_args())
+            .args(["--secret-file", PASTED]),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!text(&o).contains(PASTED), "{}", text(&o));
+    assert!(text(&o).contains("--secret-file"), "{}", text(&o));
+}
+
+/// The Kitopay signature of the documented request under `secret`, through the library.
+fn library_signature(secret: &str) -> String {
+    let url = countersign::CanonicalUrl::parse(URL).unwrap();
+    countersign::StringToSign::kitopay(M, "1601234567", "POST", &url, BODY.as_bytes())
+        .sign(&countersign::SecretKey::new(secret).unwrap())
+        .to_string()
+}
+
+#[test]
+fn secret_file_strips_exactly_one_trailing_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    // (file contents, the secret used, whether it warns)
+    let cases = [
+        (format!("{S}\n"), S.to_owned(), false),
+        (format!("{S}\r\n"), S.to_owned(), false),
+        (S.to_owned(), S.to_owned(), false),
+        (format!("{S}\n\n"), format!("{S}\n"), true),
+        (format!("{S}\r\n\r\n"), format!("{S}\r\n"), true),
+        (format!("{S}\r"), format!("{S}\r"), true),
+        (format!("  {S} \n"), format!("  {S} "), true),
+        (format!("\t{S}"), format!("\t{S}"), true),
+    ];
+    for (i, (contents, used, warns)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("secret{i}"));
+        std::fs::write(&path, contents).unwrap();
+        let o = run(
+            bin()
+                .args(kitopay_sign_args())
+                .args(["--format", "json", "--secret-file"])
+                .arg(&path),
+            None,
+        );
+        assert_eq!(o.status.code(), Some(0), "{contents:?}: {}", text(&o));
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(j["signature"], library_signature(used), "{contents:?}");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            stderr.contains("has leading or trailing whitespace"),
+            *warns,
+            "{contents:?}: {stderr}"
+        );
+        assert!(!text(&o).contains(S));
+    }
+    // The rule is stated in --help.
+    let o = run(bin().args(["sign", "--help"]), None);
+    let help = String::from_utf8_lossy(&o.stdout).replace('\n', " ");
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("Exactly one trailing newline (`\\n` or `\\r\\n`) is stripped"),
+        "{help}"
+    );
+}
+
+#[test]
+fn whitespace_around_an_env_secret_warns_without_showing_it() {
+    let o = run(
+        bin()
+            .args(kitopay_sign_args())
+            .env("KITOPAY_SECRET", format!("{S}\n")),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains(
+            "warning: the secret in KITOPAY_SECRET has leading or trailing whitespace; it is used as is (countersign diagnose detects this mistake)"
+        ),
+        "{stderr}"
+    );
+    assert!(!text(&o).contains(S));
+    // Used as is: the signature is the one of the secret with its newline.
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&library_signature(&format!("{S}\n"))));
+    // Verify names the variable that holds it, too.
+    let o = run(
+        kitopay_verify(&[
+            "--signature",
+            SIG,
+            "--now",
+            "1601234567",
+            "--secret-env",
+            "ROTATED",
+        ])
+        .env("ROTATED", format!(" {S}")),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("warning: the secret in ROTATED has"));
+    // No whitespace, no warning.
+    let o = run(
+        bin().args(kitopay_sign_args()).env("KITOPAY_SECRET", S),
+        None,
+    );
+    assert_eq!(o.stderr.len(), 0, "{}", text(&o));
+}
+
+#[test]
+fn kitopay_webhook_method_defaults_to_post() {
+    let hook = "https://merchant.example.com/webhooks/kitopay";
+    let base = |sub: &str| {
+        let mut cmd = bin();
+        cmd.args([
+            sub,
+            "kitopay-webhook",
+            "--merchant-id",
+            M,
+            "--url",
+            hook,
+            "--body",
+            BODY,
+            "--timestamp",
+            "1601234567",
+        ])
+        .env("KITOPAY_SECRET", S);
+        cmd
+    };
+    let sign = |extra: &[&str]| {
+        let o = run(base("sign").args(["--format", "json"]).args(extra), None);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    let default = sign(&[]);
+    let explicit = sign(&["--method", "POST"]);
+    assert_eq!(default["signature"], explicit["signature"]);
+    assert!(
+        default["string_to_sign"]
+            .as_str()
+            .unwrap()
+            .contains("1601234567POSThttps://")
+    );
+    let sig = default["signature"].as_str().unwrap();
+    let o = run(
+        base("verify").args(["--signature", sig, "--now", "1601234567"]),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(
+        base("diagnose").args(["--signature", sig, "--now", "1601234567"]),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(&mut base("explain"), None);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(sig));
+    // Another method still can be given, and is signed.
+    assert_ne!(
+        sign(&["--method", "PUT"])["signature"],
+        default["signature"]
+    );
+}
+
+#[test]
+fn verify_kamiokash_checks_the_api_key() {
+    let secret = "kk_test_sk_3b9d7f51a2c64e0e9f7d";
+    let ts = "2026-01-27T09:23:06.658Z";
+    let body = r#"{"wallet_id":"w_123"}"#;
+    let o = run(
+        bin()
+            .args([
+                "sign",
+                "kamiokash",
+                "--api-key",
+                "kk_test_pk_8c1f0b2e",
+                "--body",
+                body,
+                "--timestamp",
+                ts,
+                "--format",
+                "json",
+            ])
+            .env("KAMIOKASH_SECRET", secret),
+        None,
+    );
+    let sig = serde_json::from_slice::<Value>(&o.stdout).unwrap()["signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let check = |sub: &str, extra: &[&str]| {
+        let o = run(
+            bin()
+                .args([
+                    sub,
+                    "kamiokash",
+                    "--body",
+                    body,
+                    "--timestamp",
+                    ts,
+                    "--now",
+                    ts,
+                    "--signature",
+                    &sig,
+                    "--format",
+                    "json",
+                ])
+                .args(extra)
+                .env("KAMIOKASH_SECRET", secret),
+            None,
+        );
+        assert!(!text(&o).contains(secret));
+        (
+            o.status.code(),
+            serde_json::from_slice::<Value>(&o.stdout).unwrap_or(Value::Null),
+            text(&o),
+        )
+    };
+    let expect = ["--api-key", "kk_test_pk_8c1f0b2e"];
+    let (code, j, out) = check(
+        "verify",
+        &[&expect[..], &["--received-api-key", "kk_test_pk_8c1f0b2e"]].concat(),
+    );
+    assert_eq!((code, &j["valid"]), (Some(0), &Value::Bool(true)), "{out}");
+    let (code, j, out) = check(
+        "verify",
+        &[&expect[..], &["--received-api-key", "kk_test_pk_other"]].concat(),
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(j["reason"], "identity_mismatch", "{out}");
+    // diagnose: the signature is right, only the key is refused.
+    let (code, j, out) = check(
+        "diagnose",
+        &[&expect[..], &["--received-api-key", "kk_test_pk_other"]].concat(),
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(j["reason"], "identity_mismatch", "{out}");
+    assert_eq!(j["signature_matches"], true, "{out}");
+    assert!(
+        j["diagnosis"]
+            .as_str()
+            .unwrap()
+            .contains("only the X-API-Key header is refused"),
+        "{out}"
+    );
+    let (code, _, _) = check(
+        "diagnose",
+        &[&expect[..], &["--received-api-key", "kk_test_pk_8c1f0b2e"]].concat(),
+    );
+    assert_eq!(code, Some(0));
+    // --api-key needs the value received; neither applies to other schemes.
+    let (code, _, out) = check("verify", &expect);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("--received-api-key"), "{out}");
+    let o = run(
+        &mut kitopay_verify(&[
+            "--signature",
+            SIG,
+            "--now",
+            "1601234567",
+            "--api-key",
+            "pk",
+            "--received-api-key",
+            "pk",
+        ]),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn curl_command_reproduces_every_body_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("sent");
+    // Runs the printed command with `curl` replaced by a function that saves what it reads.
+    let sent = |command: &str| -> (Vec<String>, Vec<u8>) {
+        let _ = std::fs::remove_file(&out_path);
+        let _ = std::fs::remove_file(dir.path().join("sent.args"));
+        let script = format!(
+            "set -eu -o pipefail\ncurl() {{ printf '%s\\n' \"$@\" > \"$OUT.args\"; cat > \"$OUT\"; }}\n{command}"
+        );
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .env("OUT", &out_path)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{command}: {}", text(&o));
+        let args = std::fs::read_to_string(dir.path().join("sent.args")).unwrap();
+        (
+            args.lines().map(str::to_owned).collect(),
+            std::fs::read(&out_path).unwrap_or_default(),
+        )
+    };
+    let mut bodies: Vec<Vec<u8>> = vec![
+        b"-n".to_vec(),
+        b"\x00\x01\x007\xff\xfe\x80 '\"%s%%\\n\\0 $(false) `false` $HOME \\".to_vec(),
+        "ü\n\r\n\t trailing \n\n".as_bytes().to_vec(),
+        (0..=255u8).collect(),
+        BODY.as_bytes().to_vec(),
+    ];
+    bodies.extend(cases().iter().map(body_of));
+    for body in &bodies {
+        let o = run(
+            bin()
+                .args([
+                    "sign",
+                    "kamiokash",
+                    "--api-key",
+                    "pk",
+                    "--url",
+                    "https://api.example.test/v1/wallets",
+                    "--body-file",
+                    "-",
+                    "--timestamp",
+                    "2026-01-27T09:23:06.658Z",
+                    "--format",
+                    "curl",
+                ])
+                .env("KAMIOKASH_SECRET", "kk_test_sk_3b9d7f51a2c64e0e9f7d"),
+            Some(body),
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let command = String::from_utf8(o.stdout).unwrap();
+        let (args, got) = sent(&command);
+        assert_eq!(&got, body, "{command}");
+        assert_eq!(args.last().map(String::as_str), Some("@-"), "{command}");
+        assert!(args.contains(&"X-API-Key: pk".to_owned()), "{args:?}");
+    }
+    // A --body starting with `@` would make curl read a file: it is piped in too.
+    let o = run(
+        kitopay_command("sign", URL, "@/etc/passwd", "POST", "1601234567")
+            .args(["--format", "curl"])
+            .env("KITOPAY_SECRET", S),
+        None,
+    );
+    let command = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(sent(&command).1, b"@/etc/passwd", "{command}");
+    // Other --body text stays inline.
+    let o = run(
+        bin()
+            .args(kitopay_sign_args())
+            .args(["--format", "curl"])
+            .env("KITOPAY_SECRET", S),
+        None,
+    );
+    let command = String::from_utf8(o.stdout).unwrap();
+    assert!(command.starts_with("curl "), "{command}");
+    let (args, _) = sent(&command);
+    assert_eq!(args[args.len() - 2..], ["--data-binary", BODY], "{command}");
+}
+
+#[test]
+fn option_values_may_start_with_a_hyphen() {
+    let o = run(
+        bin()
+            .args([
+                "sign",
+                "kitopay-simplified",
+                "--merchant-id",
+                "-abc",
+                "--method",
+                "POST",
+                "--transaction-id",
+                "-x1",
+                "--timestamp",
+                "1601234567",
+                "--format",
+                "json",
+            ])
+            .env("KITOPAY_SECRET", S),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["string_to_sign"], "-abc1601234567POST-x1");
+    let o = run(
+        bin()
+            .args([
+                "sign",
+                "kamiokash",
+                "--api-key",
+                "-pk",
+                "--body",
+                "-1",
+                "--timestamp",
+                "2026-01-27T09:23:06.658Z",
+                "--format",
+                "json",
+            ])
+            .env("KAMIOKASH_SECRET", "s"),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["string_to_sign"], "-1:2026-01-27T09:23:06.658Z");
+    assert_eq!(j["headers"]["X-API-Key"], "-pk");
+    // A received timestamp starting with `-` reaches the verifier, which refuses it.
+    let o = run(
+        kitopay_command("verify", URL, BODY, "POST", "-1")
+            .args([
+                "--signature",
+                SIG,
+                "--now",
+                "1601234567",
+                "--format",
+                "json",
+            ])
+            .env("KITOPAY_SECRET", S),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["reason"], "malformed_timestamp");
+}
+
+#[test]
+fn diagnose_millisecond_timestamp_says_only_the_timestamp_is_refused() {
+    let url = countersign::CanonicalUrl::parse(URL).unwrap();
+    let ts = "1601234567123";
+    let sig = countersign::StringToSign::kitopay(M, ts, "POST", &url, BODY.as_bytes())
+        .sign(&countersign::SecretKey::new(S).unwrap())
+        .to_string();
+    let cmd = |sub: &str, format: &str| {
+        let mut cmd = kitopay_command(sub, URL, BODY, "POST", ts);
+        cmd.args([
+            "--signature",
+            &sig,
+            "--now",
+            "1601234567",
+            "--format",
+            format,
+        ])
+        .env("KITOPAY_SECRET", S);
+        cmd
+    };
+    let o = run(&mut cmd("diagnose", "text"), None);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.starts_with("refused: malformed timestamp: this looks like milliseconds"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "diagnosis: the signature matches the message as received; only the timestamp is refused: send UNIX seconds and sign them"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("does not verify"), "{out}");
+    assert!(!out.contains("freshness"), "{out}");
+    assert_eq!(out.matches("refused").count(), 2, "said once: {out}");
+
+    let o = run(&mut cmd("diagnose", "json"), None);
+    assert_eq!(o.status.code(), Some(1));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["valid"], false);
+    assert_eq!(j["reason"], "malformed_timestamp");
+    assert_eq!(j["signature_matches"], true);
+    assert_eq!(j["key"], "KITOPAY_SECRET");
+    assert!(
+        j["detail"]
+            .as_str()
+            .unwrap()
+            .contains("this looks like milliseconds")
+    );
+    assert!(
+        j["diagnosis"]
+            .as_str()
+            .unwrap()
+            .contains("only the timestamp is refused: send UNIX seconds and sign them")
+    );
+    assert!(j.get("hypothesis").is_none());
+
+    // verify: a verification failure (exit 1), not a usage error.
+    let o = run(&mut cmd("verify", "json"), None);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["reason"], "malformed_timestamp");
+
+    // Expired with a correct signature: only the freshness check fails.
+    let o = run(
+        kitopay_command("diagnose", URL, BODY, "POST", "1601234567")
+            .args(["--signature", SIG, "--now", "1601239999"])
+            .env("KITOPAY_SECRET", S),
+        None,
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(out.starts_with("refused: timestamp expired"), "{out}");
+    assert!(
+        out.contains(
+            "the signature matches the message as received; only the freshness check fails"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn rust_log_shows_tracing_events_on_stderr() {
+    let args = ["--signature", SIG, "--now", "1601234567"];
+    let quiet = run(&mut kitopay_verify(&args), None);
+    assert_eq!(quiet.status.code(), Some(0));
+    assert_eq!(quiet.stderr.len(), 0, "{}", text(&quiet));
+    let o = run(
+        kitopay_verify(&args).env("RUST_LOG", "countersign=debug"),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("cli: signature verified"), "{stderr}");
+    assert!(stderr.contains("key_id=KITOPAY_SECRET"), "{stderr}");
+    assert!(!stderr.contains(S));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("cli: signature verified"));
 }

@@ -8,13 +8,17 @@
 //!
 //! The Kitopay schemes and KamioKash webhooks concatenate fields with **no delimiter**, so two
 //! different requests can have the same message: merchant id `m1` with timestamp
-//! `23456…` signs the same bytes as merchant id `m12` with timestamp `3456…`; a KamioKash
-//! webhook timestamp ending in `Z` followed by body `{...}` is indistinguishable from other
-//! splits. countersign removes the practical risk on the verifying side: the merchant id is
+//! `23456…` signs the same bytes as merchant id `m12` with timestamp `3456…`; a signed
+//! `GET …?amount=1000` with an empty body signs the same bytes as `GET …?amount=10` with
+//! body `00`. countersign's verifiers close every boundary they can: the merchant id is
 //! configured (not read from the request), timestamps are parsed strictly (digits only, a
-//! fixed RFC 3339 grammar), and the method must be an HTTP token, so an attacker cannot move
-//! bytes across a boundary and still pass every check. The ambiguity is inherent to the
-//! providers' formats and is shown in `tests/properties.rs`.
+//! fixed RFC 3339 grammar), only the nine standard upper-case methods are accepted (none is
+//! a prefix of another), a body on `GET`/`HEAD` is refused unless allowed, and a received
+//! URL must already be canonical. What remains is the boundary between a query string and
+//! a body on requests that have both: leading body bytes that are legal in a query can move
+//! to its end and back (a JSON body can lose at most its `{`, which then does not parse).
+//! The ambiguity is inherent to the providers' formats and is shown in `tests/properties.rs`
+//! and `tests/verifier.rs`.
 
 use core::fmt;
 

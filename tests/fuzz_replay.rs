@@ -1,10 +1,11 @@
 //! Replays, on stable, every checked-in fuzz seed (`fuzz/corpus/<target>/seed-*`) and every
 //! regression input (`fuzz/regressions/<target>/*`, named after the bug it caught) through
-//! the same property checks the fuzz targets run.
+//! the same property checks the fuzz targets run. The published crate does not ship `fuzz/`;
+//! there the test has nothing to replay and says so.
 #![cfg(all(feature = "http", feature = "diagnose"))]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
-#[path = "../fuzz/properties.rs"]
+#[path = "common/fuzz_properties.rs"]
 mod properties;
 
 use std::path::Path;
@@ -32,6 +33,10 @@ fn replay(folder: &Path, only_seeds: bool, run: fn(&[u8])) -> usize {
 #[test]
 fn every_seed_and_regression_input_holds_its_property() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    if !root.exists() {
+        eprintln!("NOTICE: no fuzz/ folder (the published crate): no corpus to replay");
+        return;
+    }
     for (target, run) in properties::TARGETS {
         let seeds = replay(&root.join("corpus").join(target), true, run);
         assert!(seeds > 0, "no seed corpus for {target}");

@@ -13,7 +13,7 @@
     clippy::print_stdout
 )]
 
-#[path = "support/server.rs"]
+#[path = "common/server.rs"]
 mod server;
 
 use std::convert::Infallible;

@@ -12,11 +12,11 @@
     clippy::print_stdout
 )]
 
-#[path = "support/redis_server.rs"]
+#[path = "common/redis_server.rs"]
 mod redis_server;
-#[path = "support/replay_model.rs"]
+#[path = "common/replay_model.rs"]
 mod replay_model;
-#[path = "support/server.rs"]
+#[path = "common/server.rs"]
 mod server;
 
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! states, and failing closed when the guard fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/replay_model.rs"]
+#[path = "common/replay_model.rs"]
 mod replay_model;
 
 use std::sync::{Arc, Barrier};

@@ -1,7 +1,7 @@
-//! Fuzz target `verify_webhook`: see `properties.rs` for the property it asserts.
+//! Fuzz target `verify_webhook`: see `tests/common/fuzz_properties.rs` for the property it asserts.
 #![no_main]
 
-#[path = "../properties.rs"]
+#[path = "../../tests/common/fuzz_properties.rs"]
 mod properties;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| properties::verify_webhook(data));

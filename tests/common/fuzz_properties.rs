@@ -12,7 +12,7 @@ use countersign::{
     Signer, StringToSign, Timestamp, TrailingSlash, Verifier,
 };
 
-#[path = "../tests/common/reference.rs"]
+#[path = "reference.rs"]
 mod reference;
 
 use reference::hmac_hex as reference_hex;

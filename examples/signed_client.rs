@@ -14,6 +14,11 @@ use countersign::middleware::SigningMiddleware;
 use countersign::{KitopaySigner, SecretKey};
 
 async fn run() -> Result<(), String> {
+    // RUST_LOG=debug shows the HTTP client's own events on stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let mut args = std::env::args().skip(1);
     let url = args.next().ok_or("usage: signed_client URL [BODY]")?;
     let body = args.next().unwrap_or_else(|| {

@@ -6,26 +6,52 @@
 //!   [--public-url https://shop.example.com] [--redis redis://127.0.0.1:6379/]   # --redis needs --features redis
 //! ```
 //!
-//! `POST /webhooks/kamiokash` and `POST /webhooks/kitopay` answer `200 {"received":true}` for
-//! a valid delivery, `401` for any rejected one (bad signature, stale, replayed), `413` for a
-//! body over 1 MiB. Kitopay deliveries are verified against `<public-url>/webhooks/kitopay`
-//! (default `http://127.0.0.1:<port>`), the URL you registered with Kitopay. Replays are
-//! refused by an in-memory guard, or by Redis with `--redis` (for several instances).
+//! `POST /webhooks/kamiokash` and `POST /webhooks/kitopay` answer `200 {"received":...}` for a
+//! valid delivery (the typed event, read with `VerifiedJson`), `200 duplicate delivery` for a
+//! delivery already processed, `401` for a forged or stale one, `413` for a body over 1 MiB.
+//! Kitopay deliveries are verified against `<public-url>/webhooks/kitopay` (default
+//! `http://127.0.0.1:<port>`), the URL you registered with Kitopay. Duplicates are detected
+//! by an in-memory guard, or by Redis with `--redis` (for several instances).
+//!
+//! Why was a delivery refused? Every decision is logged on stderr: `RUST_LOG` defaults to
+//! `countersign=info` here (`RUST_LOG=countersign=debug` shows claim releases too).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::sync::Arc;
 
 use axum::routing::post;
 use axum::{Extension, Json, Router};
+use countersign::extract::VerifiedJson;
 use countersign::layer::{VerifiedDelivery, VerifyLayer, WebhookAuth};
-use countersign::{AsyncReplayGuard, CanonicalUrl, InMemoryReplayGuard, SecretKey, Verifier};
+use countersign::{
+    AsyncReplayGuard, CanonicalUrl, InMemoryReplayGuard, SecretKey, Verifier, kamiokash, kitopay,
+};
 
-async fn received(Extension(delivery): Extension<VerifiedDelivery>) -> Json<serde_json::Value> {
+/// KamioKash: the typed event, and which key verified it.
+async fn on_kamiokash(
+    VerifiedJson(event, delivery): VerifiedJson<kamiokash::WebhookEvent>,
+) -> Json<serde_json::Value> {
     println!(
-        "accepted {} delivery (key {})",
-        delivery.scheme, delivery.key_id
+        "processing {} (key {})",
+        event.event_type(),
+        delivery.key_id
     );
-    Json(serde_json::json!({ "received": true }))
+    Json(serde_json::json!({ "received": event.event_type() }))
+}
+
+/// Kitopay: the status change; the handler also reads the delivery from the extensions.
+async fn on_kitopay(
+    Extension(delivery): Extension<VerifiedDelivery>,
+    VerifiedJson(event, _): VerifiedJson<kitopay::WebhookEvent>,
+) -> Json<serde_json::Value> {
+    println!(
+        "processing {} → {} (key {}, signed at {})",
+        event.reference_id,
+        event.status,
+        delivery.key_id,
+        delivery.timestamp.unix_secs()
+    );
+    Json(serde_json::json!({ "received": event.status }))
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -80,13 +106,13 @@ async fn run() -> Result<(), String> {
     let app = Router::new()
         .route(
             "/webhooks/kamiokash",
-            post(received).layer(VerifyLayer::new(
+            post(on_kamiokash).layer(VerifyLayer::new(
                 WebhookAuth::new(kamiokash).with_replay_guard(guard.clone()),
             )),
         )
         .route(
             "/webhooks/kitopay",
-            post(received).layer(VerifyLayer::new(
+            post(on_kitopay).layer(VerifyLayer::new(
                 WebhookAuth::new(kitopay).with_replay_guard(guard),
             )),
         );
@@ -99,6 +125,13 @@ async fn run() -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("countersign=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

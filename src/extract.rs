@@ -27,7 +27,7 @@
 //!     format!("{} is {} (key {})", event.reference_id, event.status, delivery.key_id)
 //! }
 //!
-//! # fn build() -> Result<Router, countersign::Error> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let guard = Arc::new(InMemoryReplayGuard::new(100_000));
 //! let kamiokash = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("whsec")?))
 //!     .with_replay_guard(guard.clone());
@@ -40,9 +40,33 @@
 //! let app: Router = Router::new()
 //!     .route("/webhooks/kamiokash", post(on_kamiokash).layer(VerifyLayer::new(kamiokash)))
 //!     .route("/webhooks/kitopay", post(on_kitopay).layer(VerifyLayer::new(kitopay)));
-//! # Ok(app)
+//!
+//! // One of each provider's deliveries through the one router.
+//! use countersign::{KamioKashWebhookSigner, KitopaySigner, SignableRequest, Signer, SystemClock, Timestamp};
+//! use http_body_util::BodyExt;
+//! use tower::ServiceExt;
+//! let now = Timestamp::now(&SystemClock);
+//! let kamio_body = br#"{"type":"transaction.successful","data":{"walletId":"w_1","amount":500}}"#;
+//! let kamio_signer = KamioKashWebhookSigner::new(SecretKey::new("whsec")?);
+//! let kamio = kamio_signer.sign(&SignableRequest::body(kamio_body), now)?;
+//! let kito_body = br#"{"id":"6956d4fc","reference_id":"order-485","status":"success"}"#;
+//! let kito_url = CanonicalUrl::parse("https://shop.example.com/webhooks/kitopay")?;
+//! let kito_signer = KitopaySigner::for_webhooks("merchant-1", SecretKey::new("s3cret")?)?;
+//! let kito = kito_signer.sign(&SignableRequest::new("POST", &kito_url, kito_body)?, now)?;
+//! for (path, signed, body, expected) in [
+//!     ("/webhooks/kamiokash", kamio, &kamio_body[..], "transaction.successful"),
+//!     ("/webhooks/kitopay", kito, &kito_body[..], "order-485 is success (key primary)"),
+//! ] {
+//!     let mut request = http::Request::post(path);
+//!     for (name, value) in signed.headers() {
+//!         request = request.header(name, value);
+//!     }
+//!     let response = app.clone().oneshot(request.body(axum::body::Body::from(body.to_vec()))?).await?;
+//!     assert_eq!(response.into_body().collect().await?.to_bytes(), expected);
+//! }
+//! # Ok(())
 //! # }
-//! # build().unwrap();
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
 //! ```
 //!
 //! [`VerifyLayer`]: crate::layer::VerifyLayer

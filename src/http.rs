@@ -175,10 +175,10 @@ where
 /// assert!(countersign::http::verify_request(&verifier, &request).is_ok());
 /// # Ok::<(), countersign::Error>(())
 /// ```
-pub fn verify_request<'v, B: AsRef<[u8]>>(
-    verifier: &'v Verifier,
+pub fn verify_request<B: AsRef<[u8]>>(
+    verifier: &Verifier,
     request: &http::Request<B>,
-) -> Result<Verified<'v>, Error> {
+) -> Result<Verified, Error> {
     let mut received = ReceivedRequest::new(request.headers(), request.body().as_ref())
         .with_method(request.method().as_str());
     let url;

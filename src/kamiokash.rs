@@ -260,6 +260,7 @@ impl fmt::Debug for KamioKashWebhookSigner {
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum WebhookEvent {
@@ -283,6 +284,7 @@ pub enum WebhookEvent {
 }
 
 #[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 #[derive(serde::Deserialize, serde::Serialize)]
 struct RawEvent {
     #[serde(rename = "type")]
@@ -317,10 +319,7 @@ impl WebhookEvent {
     /// assert_eq!(event.data()["amount"], 500);
     /// # Ok::<(), countersign::Error>(())
     /// ```
-    pub fn from_verified(
-        _proof: &crate::Verified<'_>,
-        body: &[u8],
-    ) -> Result<Self, serde_json::Error> {
+    pub fn from_verified(_proof: &crate::Verified, body: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(body)
     }
 

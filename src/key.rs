@@ -1,6 +1,7 @@
 //! Secrets: [`SecretKey`] (one secret, pre-keyed) and [`KeyRing`] (several, for rotation).
 
 use core::fmt;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use zeroize::Zeroizing;
 
@@ -139,7 +140,7 @@ impl fmt::Debug for SecretKey {
 /// ```
 #[derive(Debug)]
 pub struct KeyRing {
-    keys: Vec<(String, SecretKey)>,
+    keys: Vec<(Arc<str>, SecretKey)>,
 }
 
 impl KeyRing {
@@ -156,7 +157,7 @@ impl KeyRing {
     #[must_use]
     pub fn new(id: impl Into<String>, key: SecretKey) -> Self {
         KeyRing {
-            keys: vec![(id.into(), key)],
+            keys: vec![(Arc::from(id.into()), key)],
         }
     }
 
@@ -173,8 +174,24 @@ impl KeyRing {
     /// ```
     #[must_use]
     pub fn with(mut self, id: impl Into<String>, key: SecretKey) -> Self {
-        self.keys.push((id.into(), key));
+        self.add(id, key);
         self
+    }
+
+    /// Adds a key in place, tried after the ones already present.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{KeyRing, SecretKey};
+    ///
+    /// let mut keys = KeyRing::new("old", SecretKey::new("a")?);
+    /// keys.add("new", SecretKey::new("b")?);
+    /// assert_eq!(keys.ids().collect::<Vec<_>>(), ["old", "new"]);
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn add(&mut self, id: impl Into<String>, key: SecretKey) {
+        self.keys.push((Arc::from(id.into()), key));
     }
 
     /// Removes every key with this id (the end of a rotation). Returns how many were removed.
@@ -191,7 +208,7 @@ impl KeyRing {
     /// ```
     pub fn remove(&mut self, id: &str) -> usize {
         let before = self.keys.len();
-        self.keys.retain(|(k, _)| k != id);
+        self.keys.retain(|(k, _)| &**k != id);
         before - self.keys.len()
     }
 
@@ -207,7 +224,7 @@ impl KeyRing {
     /// # Ok::<(), countersign::Error>(())
     /// ```
     pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.keys.iter().map(|(id, _)| id.as_str())
+        self.keys.iter().map(|(id, _)| &**id)
     }
 
     /// How many keys the ring holds.
@@ -242,8 +259,126 @@ impl KeyRing {
         self.keys.is_empty()
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &SecretKey)> {
-        self.keys.iter().map(|(id, k)| (id.as_str(), k))
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &SecretKey)> {
+        self.keys.iter().map(|(id, k)| (id, k))
+    }
+}
+
+/// A verifier's keys, shared: rotate them while the verifier serves requests, without
+/// rebuilding it (or the router around it).
+///
+/// Every clone is a handle to the same ring. [`SharedKeys::replace`] and
+/// [`SharedKeys::update`] swap the ring atomically: a verification sees either the old
+/// ring or the new one, never a mix, and none is refused because a swap happened
+/// meanwhile. Get a verifier's handle with [`Verifier::keys`](crate::Verifier::keys).
+///
+/// # Examples
+///
+/// ```
+/// use countersign::{KeyRing, SecretKey, Verifier};
+///
+/// let verifier = Verifier::kamiokash_webhook(KeyRing::new("2026-10", SecretKey::new("old")?));
+/// let keys = verifier.keys(); // keep this handle, e.g. in your admin endpoint's state
+/// // Rotation, step 1: accept both secrets.
+/// keys.update(|ring| ring.add("2026-11", SecretKey::new("new").expect("non-empty")));
+/// // Step 2, once the sender uses the new one: drop the old one (its state is wiped).
+/// keys.update(|ring| { ring.remove("2026-10"); });
+/// assert_eq!(keys.ids(), ["2026-11"]);
+/// # Ok::<(), countersign::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct SharedKeys {
+    ring: Arc<RwLock<KeyRing>>,
+}
+
+impl SharedKeys {
+    /// A handle holding `ring`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{KeyRing, SecretKey, SharedKeys, Verifier};
+    ///
+    /// let keys = SharedKeys::new(KeyRing::new("primary", SecretKey::new("s")?));
+    /// let a = Verifier::kamiokash_webhook(keys.clone());
+    /// let b = Verifier::kamiokash_request(keys.clone()); // one rotation serves both
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn new(ring: KeyRing) -> Self {
+        SharedKeys {
+            ring: Arc::new(RwLock::new(ring)),
+        }
+    }
+
+    /// Swaps in a new ring; returns the old one (dropping it wipes its keys).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{KeyRing, SecretKey, SharedKeys};
+    ///
+    /// let keys = SharedKeys::new(KeyRing::new("a", SecretKey::new("x")?));
+    /// let old = keys.replace(KeyRing::new("b", SecretKey::new("y")?));
+    /// assert_eq!(old.ids().collect::<Vec<_>>(), ["a"]);
+    /// assert_eq!(keys.ids(), ["b"]);
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn replace(&self, ring: KeyRing) -> KeyRing {
+        core::mem::replace(&mut *self.write(), ring)
+    }
+
+    /// Changes the ring in place (add, remove), atomically with respect to verifications.
+    ///
+    /// # Examples
+    ///
+    /// See [`SharedKeys`].
+    pub fn update(&self, change: impl FnOnce(&mut KeyRing)) {
+        change(&mut self.write());
+    }
+
+    /// The key ids, in the order they are tried.
+    ///
+    /// # Examples
+    ///
+    /// See [`SharedKeys`].
+    #[must_use]
+    pub fn ids(&self) -> Vec<String> {
+        self.read().ids().map(str::to_owned).collect()
+    }
+
+    /// The ring, for one verification.
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, KeyRing> {
+        // No code that can panic runs while the lock is held for writing but the caller's
+        // `update` closure; the ring is consistent after any of its steps.
+        self.ring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, KeyRing> {
+        self.ring
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl From<KeyRing> for SharedKeys {
+    fn from(ring: KeyRing) -> Self {
+        SharedKeys::new(ring)
+    }
+}
+
+impl From<SecretKey> for SharedKeys {
+    /// A one-key ring with the id `primary`.
+    fn from(key: SecretKey) -> Self {
+        SharedKeys::new(KeyRing::from(key))
+    }
+}
+
+impl fmt::Debug for SharedKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.read(), f)
     }
 }
 

@@ -293,6 +293,7 @@ impl fmt::Debug for KitopaySimplifiedSigner {
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
 #[non_exhaustive]
 pub struct WebhookEvent {
@@ -318,10 +319,7 @@ impl WebhookEvent {
     /// # Examples
     ///
     /// See [`crate::kamiokash::WebhookEvent::from_verified`].
-    pub fn from_verified(
-        _proof: &crate::Verified<'_>,
-        body: &[u8],
-    ) -> Result<Self, serde_json::Error> {
+    pub fn from_verified(_proof: &crate::Verified, body: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(body)
     }
 }

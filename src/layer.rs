@@ -41,6 +41,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -107,7 +108,7 @@ impl VerifiedDelivery {
         ReplayKey::new(self.scheme, self.signature)
     }
 
-    fn from_verified(verified: &Verified<'_>) -> Self {
+    fn from_verified(verified: &Verified) -> Self {
         VerifiedDelivery {
             scheme: verified.scheme(),
             key_id: verified.key_id().to_owned(),
@@ -187,7 +188,39 @@ impl Answer {
 ///
 /// # Examples
 ///
-/// See the [module documentation](self).
+/// ```
+/// use bytes::Bytes;
+/// use countersign::layer::{VerifyLayer, WebhookAuth};
+/// use countersign::{InMemoryReplayGuard, KamioKashWebhookSigner, SecretKey, SignableRequest, Signer, SystemClock, Timestamp, Verifier};
+/// use http_body_util::{BodyExt, Full};
+/// use std::{sync::Arc, time::Duration};
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("whsec")?))
+///     .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100_000)))
+///     .with_body_limit(256 * 1024)
+///     .with_body_timeout(Duration::from_secs(5));
+/// let service = VerifyLayer::new(auth).layer(service_fn(|_: http::Request<Full<Bytes>>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(Full::<Bytes>::from("processed")))
+/// }));
+///
+/// // A delivery as KamioKash sends it, twice: processed, then acknowledged as a duplicate.
+/// let signer = KamioKashWebhookSigner::new(SecretKey::new("whsec")?);
+/// let signed = signer.sign(&SignableRequest::body(b"{}"), Timestamp::now(&SystemClock))?;
+/// for expected in ["processed", "duplicate delivery: already processed\n"] {
+///     let mut request = http::Request::post("/webhooks/kamiokash");
+///     for (name, value) in signed.headers() {
+///         request = request.header(name, value);
+///     }
+///     let response = service.clone().oneshot(request.body(Full::<Bytes>::from("{}"))?).await?;
+///     assert_eq!(response.status(), 200);
+///     assert_eq!(response.into_body().collect().await?.to_bytes(), expected);
+/// }
+/// # Ok(())
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct WebhookAuth {
     verifier: Arc<Verifier>,
@@ -354,7 +387,12 @@ impl WebhookAuth {
     }
 
     /// Reads the body within the limit and the deadline.
-    async fn read_body<B>(&self, headers: &http::HeaderMap, body: B) -> Result<Bytes, Answer>
+    async fn read_body<B>(
+        &self,
+        headers: &http::HeaderMap,
+        body: B,
+        started: Instant,
+    ) -> Result<Bytes, Answer>
     where
         B: http_body::Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -365,6 +403,7 @@ impl WebhookAuth {
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.limit as u64) {
             tracing::warn!(target: "countersign", scheme = %self.verifier.scheme(), outcome = "too_large", declared, limit = self.limit, "webhook refused: body larger than the limit");
+            self.count(Answer::TooLarge.outcome(), started);
             return Err(Answer::TooLarge);
         }
         let collect = Limited::new(body, self.limit).collect();
@@ -373,6 +412,7 @@ impl WebhookAuth {
                 Ok(collected) => collected,
                 Err(_) => {
                     tracing::warn!(target: "countersign", scheme = %self.verifier.scheme(), outcome = "timeout", timeout_ms = self.body_timeout.as_millis() as u64, "webhook refused: body not received within the deadline");
+                    self.count(Answer::Timeout.outcome(), started);
                     return Err(Answer::Timeout);
                 }
             }
@@ -387,9 +427,11 @@ impl WebhookAuth {
                     .is_some()
                 {
                     tracing::warn!(target: "countersign", scheme = %self.verifier.scheme(), outcome = "too_large", limit = self.limit, "webhook refused: body larger than the limit");
+                    self.count(Answer::TooLarge.outcome(), started);
                     Err(Answer::TooLarge)
                 } else {
                     tracing::warn!(target: "countersign", scheme = %self.verifier.scheme(), outcome = "bad_body", error = %e, "webhook refused: body could not be read");
+                    self.count(Answer::BadBody.outcome(), started);
                     Err(Answer::BadBody)
                 }
             }
@@ -401,13 +443,16 @@ impl WebhookAuth {
         &self,
         parts: &http::request::Parts,
         body: &[u8],
+        started: Instant,
     ) -> Result<(VerifiedDelivery, Option<Pending>), Answer> {
         let now = self.verifier.clock().now();
         let scheme = self.verifier.scheme();
         let verified = match self.verify(parts, body, now) {
             Ok(verified) => verified,
             Err(e) => {
-                tracing::warn!(target: "countersign", %scheme, outcome = "refused", reason = e.code(), age_ms = age_of(&e), error = %e, "webhook refused");
+                let age_ms = age_of(&e).or_else(|| header_age(parts, scheme, now));
+                tracing::warn!(target: "countersign", %scheme, outcome = "refused", reason = e.code(), age_ms, error = %e, "webhook refused");
+                self.count(Answer::Unauthorized.outcome(), started);
                 return Err(Answer::Unauthorized);
             }
         };
@@ -431,21 +476,39 @@ impl WebhookAuth {
                             _ => Answer::Unavailable,
                         };
                         tracing::warn!(target: "countersign", %scheme, outcome = answer.outcome(), reason = e.code(), key_id = %delivery.key_id, age_ms, error = %e, "webhook not passed on");
+                        self.count(answer.outcome(), started);
                         return Err(answer);
                     }
                 }
             }
         };
         tracing::info!(target: "countersign", %scheme, outcome = "accepted", key_id = %delivery.key_id, age_ms, trailing_slash_toggled = delivery.trailing_slash_toggled, "webhook verified");
+        self.count("accepted", started);
         Ok((delivery, pending))
     }
 
-    fn verify<'v>(
-        &'v self,
+    /// Counts one decision and how long it took since the request arrived (feature
+    /// `metrics`): `countersign_verifications_total{scheme, outcome}` and
+    /// `countersign_verification_duration_seconds{scheme, outcome}`.
+    fn count(&self, outcome: &'static str, started: Instant) {
+        #[cfg(feature = "metrics")]
+        {
+            let scheme = self.verifier.scheme().as_str();
+            metrics::counter!("countersign_verifications_total", "scheme" => scheme, "outcome" => outcome)
+                .increment(1);
+            metrics::histogram!("countersign_verification_duration_seconds", "scheme" => scheme, "outcome" => outcome)
+                .record(started.elapsed().as_secs_f64());
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (outcome, started);
+    }
+
+    fn verify(
+        &self,
         parts: &http::request::Parts,
         body: &[u8],
         now: Timestamp,
-    ) -> Result<Verified<'v>, Error> {
+    ) -> Result<Verified, Error> {
         let received =
             ReceivedRequest::new(&parts.headers, body).with_method(parts.method.as_str());
         match self.url_from_host {
@@ -511,12 +574,26 @@ fn age_ms(now: Timestamp, timestamp: Timestamp) -> i64 {
     }
 }
 
-/// The age a freshness refusal reports, in milliseconds; 0 when the refusal has none.
-fn age_of(e: &Error) -> i64 {
+/// The age a freshness refusal reports, in milliseconds.
+fn age_of(e: &Error) -> Option<i64> {
     match e.kind() {
-        ErrorKind::Expired { age, .. } => i64::try_from(age.as_millis()).unwrap_or(i64::MAX),
-        ErrorKind::Future { ahead, .. } => -i64::try_from(ahead.as_millis()).unwrap_or(i64::MAX),
-        _ => 0,
+        ErrorKind::Expired { age, .. } => Some(i64::try_from(age.as_millis()).unwrap_or(i64::MAX)),
+        ErrorKind::Future { ahead, .. } => {
+            Some(-i64::try_from(ahead.as_millis()).unwrap_or(i64::MAX))
+        }
+        _ => None,
+    }
+}
+
+/// The age of the request's timestamp header, if there is exactly one and it parses.
+fn header_age(parts: &http::request::Parts, scheme: Scheme, now: Timestamp) -> Option<i64> {
+    let mut values = parts.headers.get_all(scheme.timestamp_header()).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => {
+            let at = scheme.parse_timestamp(value.to_str().ok()?).ok()?;
+            Some(age_ms(now, at))
+        }
+        _ => None,
     }
 }
 
@@ -578,7 +655,7 @@ impl core::fmt::Debug for WebhookAuth {
 
 /// The tower layer; see the [module documentation](self).
 ///
-/// # Tracing
+/// # Tracing and metrics
 ///
 /// Every request gets one event with target `countersign`: `outcome` (`accepted`,
 /// `duplicate`, `in_flight`, `unavailable`, `refused`, `too_large`, `timeout`,
@@ -586,6 +663,12 @@ impl core::fmt::Debug for WebhookAuth {
 /// matched) and `age_ms` (how old the timestamp was; negative if ahead). Secrets and
 /// signatures are never logged. Refusals are `WARN`, acceptances `INFO`:
 /// `RUST_LOG=countersign=info` shows why each delivery was refused.
+///
+/// With the `metrics` feature, each decision also increments
+/// `countersign_verifications_total{scheme, outcome}` and records the time from the
+/// request's arrival to the decision (body read, verification, replay claim) in the
+/// histogram `countersign_verification_duration_seconds{scheme, outcome}`, through the
+/// [`metrics`](https://docs.rs/metrics) facade: install any recorder (Prometheus, StatsD).
 ///
 /// # Examples
 ///
@@ -595,15 +678,33 @@ impl core::fmt::Debug for WebhookAuth {
 /// use countersign::{InMemoryReplayGuard, SecretKey, Verifier};
 /// use std::sync::Arc;
 ///
-/// async fn handler(Extension(delivery): Extension<VerifiedDelivery>) -> &'static str {
-///     let _ = delivery.key_id;
-///     "ok"
+/// async fn handler(Extension(delivery): Extension<VerifiedDelivery>) -> String {
+///     format!("{} delivery verified with key {}", delivery.scheme, delivery.key_id)
 /// }
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use countersign::{KamioKashWebhookSigner, SignableRequest, Signer, SystemClock, Timestamp};
+/// use http_body_util::BodyExt;
+/// use tower::ServiceExt;
 ///
 /// let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("whsec")?))
 ///     .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100_000)));
 /// let app: Router = Router::new().route("/webhooks/kamiokash", post(handler).layer(VerifyLayer::new(auth)));
-/// # Ok::<(), countersign::Error>(())
+///
+/// let signer = KamioKashWebhookSigner::new(SecretKey::new("whsec")?);
+/// let body = br#"{"type":"wallet.new","data":{}}"#;
+/// let signed = signer.sign(&SignableRequest::body(body), Timestamp::now(&SystemClock))?;
+/// let mut request = http::Request::post("/webhooks/kamiokash");
+/// for (name, value) in signed.headers() {
+///     request = request.header(name, value);
+/// }
+/// let response = app.oneshot(request.body(axum::body::Body::from(&body[..]))?).await?;
+/// assert_eq!(response.status(), 200);
+/// let text = response.into_body().collect().await?.to_bytes();
+/// assert_eq!(text, "kamiokash-webhook delivery verified with key primary");
+/// # Ok(())
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
 /// ```
 #[derive(Debug, Clone)]
 pub struct VerifyLayer {
@@ -690,13 +791,14 @@ where
         let mut inner = core::mem::replace(&mut self.inner, clone);
         let auth = self.auth.clone();
         Box::pin(async move {
+            let started = Instant::now();
             let retry_after = auth.retry_after;
             let (mut parts, body) = request.into_parts();
-            let bytes = match auth.read_body(&parts.headers, body).await {
+            let bytes = match auth.read_body(&parts.headers, body, started).await {
                 Ok(bytes) => bytes,
                 Err(answer) => return Ok(answer.response(retry_after)),
             };
-            let (delivery, pending) = match auth.admit(&parts, &bytes).await {
+            let (delivery, pending) = match auth.admit(&parts, &bytes, started).await {
                 Ok(admitted) => admitted,
                 Err(answer) => return Ok(answer.response(retry_after)),
             };

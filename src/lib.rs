@@ -19,21 +19,27 @@ pub mod kamiokash;
 pub mod kitopay;
 
 #[cfg(feature = "diagnose")]
+#[cfg_attr(docsrs, doc(cfg(feature = "diagnose")))]
 pub mod diagnose;
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod extract;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod layer;
 #[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod middleware;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis_guard;
 
 pub use crate::error::{Error, ErrorKind, UrlRule};
 pub use crate::kamiokash::{KamioKashSigner, KamioKashWebhookSigner};
-pub use crate::key::{KeyRing, SecretKey};
+pub use crate::key::{KeyRing, SecretKey, SharedKeys};
 pub use crate::kitopay::{KitopaySigner, KitopaySimplifiedSigner};
 pub use crate::message::{FieldName, StringToSign};
 pub use crate::replay::{

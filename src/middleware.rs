@@ -6,23 +6,39 @@
 //! before sending: it is rejected with [`ErrorKind::UnbufferedBody`], never sent unsigned.
 //! The timestamp comes from an injected [`Clock`].
 //!
-//! ```no_run
+//! ```
 //! use countersign::middleware::SigningMiddleware;
-//! use countersign::{KitopaySigner, SecretKey};
+//! use countersign::{CanonicalUrl, KitopaySigner, ReceivedRequest, SecretKey, Verifier};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let signer = KitopaySigner::new("merchant-1", SecretKey::from_string(std::env::var("KITOPAY_SECRET")?)?)?;
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+//! // A stand-in for Kitopay on a loopback port, checking what the middleware sent.
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let url = CanonicalUrl::parse(&format!("http://{}/api/v1/merchants/payins/", listener.local_addr()?))?;
+//! let verifier = std::sync::Arc::new(Verifier::kitopay_request("merchant-1", SecretKey::new("s3cret")?)?);
+//! let expected = url.clone();
+//! let check = move |headers: http::HeaderMap, body: axum::body::Bytes| {
+//!     let (verifier, expected) = (verifier.clone(), expected.clone());
+//!     async move {
+//!         let received = ReceivedRequest::new(&headers, &body).with_method("POST").with_url(&expected);
+//!         match verifier.verify(&received) {
+//!             Ok(verified) => format!("verified with key {}", verified.key_id()),
+//!             Err(e) => e.code().to_owned(),
+//!         }
+//!     }
+//! };
+//! let app = axum::Router::new().route("/api/v1/merchants/payins/", axum::routing::post(check));
+//! tokio::spawn(async move { axum::serve(listener, app).await });
+//!
+//! // The client: every request it sends is signed, over the exact URL and bytes sent.
+//! let signer = KitopaySigner::new("merchant-1", SecretKey::new("s3cret")?)?; // e.g. from_string(env::var(..)?)
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
 //!     .with(SigningMiddleware::new(signer))
 //!     .build();
-//! let response = client
-//!     .post("https://api.dev.kitopay.com/api/v1/merchants/payins/")
-//!     .body(r#"{"reference_id":"tx-123"}"#)
-//!     .send()
-//!     .await?;
-//! # drop(response);
-//! # Ok(())
-//! # }
+//! let response = client.post(url.as_str()).body(r#"{"reference_id":"tx-123"}"#).send().await?;
+//! assert_eq!(response.text().await?, "verified with key primary");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use core::future::Future;

@@ -678,6 +678,26 @@ mod tests {
     }
 
     #[test]
+    fn names_and_formats() {
+        let key = ReplayKey::new(Scheme::KitopayWebhook, Signature::from_bytes([0xab; 32]));
+        assert_eq!(
+            key.to_string(),
+            format!("kitopay-webhook:{}", "ab".repeat(32))
+        );
+        assert_eq!(ClaimState::InFlight.as_str(), "in_flight");
+        assert_eq!(ClaimState::Done.as_str(), "done");
+        assert_eq!(format!("[{:>6}]", ClaimState::Done), "[  done]");
+        let guard = InMemoryReplayGuard::new(7);
+        assert!(guard.is_empty());
+        guard.claim(key, t(10), t(0)).unwrap();
+        assert!(!guard.is_empty());
+        assert_eq!(
+            format!("{guard:?}"),
+            "InMemoryReplayGuard { capacity: 7, len: 1, .. }"
+        );
+    }
+
+    #[test]
     fn memory_stays_bounded_under_claim_release_churn() {
         let guard = InMemoryReplayGuard::new(4);
         for i in 0..10_000u32 {

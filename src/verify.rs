@@ -10,7 +10,7 @@ use core::fmt;
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, err};
-use crate::key::KeyRing;
+use crate::key::SharedKeys;
 use crate::message::{FieldName, StringToSign};
 use crate::replay::{Claim, ReplayGuard, ReplayKey};
 use crate::scheme::{Scheme, is_header_value, is_standard_method};
@@ -276,10 +276,10 @@ impl fmt::Debug for ReceivedRequest<'_> {
 /// # Examples
 ///
 /// See [`Verifier`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verified<'v> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
     scheme: Scheme,
-    key_id: &'v str,
+    key_id: Arc<str>,
     timestamp: Timestamp,
     signature: Signature,
     trailing_slash_toggled: bool,
@@ -287,7 +287,7 @@ pub struct Verified<'v> {
     claim: Option<Claim>,
 }
 
-impl Verified<'_> {
+impl Verified {
     /// The message's identity for replay protection.
     ///
     /// # Examples
@@ -345,14 +345,14 @@ impl Verified<'_> {
         self.scheme
     }
 
-    /// The id of the key that matched (see [`KeyRing`]).
+    /// The id of the key that matched (see [`KeyRing`](crate::KeyRing)).
     ///
     /// # Examples
     ///
     /// See [`Verifier`].
     #[must_use]
     pub fn key_id(&self) -> &str {
-        self.key_id
+        &self.key_id
     }
 
     /// The sender's timestamp.
@@ -415,7 +415,7 @@ impl Verified<'_> {
 /// ```
 pub struct Verifier {
     scheme: Scheme,
-    keys: KeyRing,
+    keys: SharedKeys,
     freshness: Freshness,
     clock: Arc<dyn Clock>,
     /// Kitopay: the merchant id (signed). KamioKash requests: the expected API key, if set.
@@ -430,7 +430,7 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    fn new(scheme: Scheme, keys: KeyRing) -> Self {
+    fn new(scheme: Scheme, keys: SharedKeys) -> Self {
         Verifier {
             scheme,
             keys,
@@ -445,7 +445,7 @@ impl Verifier {
         }
     }
 
-    fn with_merchant(scheme: Scheme, merchant_id: &str, keys: KeyRing) -> Result<Self, Error> {
+    fn with_merchant(scheme: Scheme, merchant_id: &str, keys: SharedKeys) -> Result<Self, Error> {
         if !is_header_value(merchant_id) {
             return err(ErrorKind::InvalidHeaderValue(
                 crate::scheme::headers::KITOPAY_MERCHANT_ID,
@@ -462,7 +462,7 @@ impl Verifier {
     ///
     /// See [`Verifier`].
     #[must_use]
-    pub fn kamiokash_webhook(keys: impl Into<KeyRing>) -> Self {
+    pub fn kamiokash_webhook(keys: impl Into<SharedKeys>) -> Self {
         Self::new(Scheme::KamioKashWebhook, keys.into())
     }
 
@@ -479,7 +479,7 @@ impl Verifier {
     /// # Ok::<(), countersign::Error>(())
     /// ```
     #[must_use]
-    pub fn kamiokash_request(keys: impl Into<KeyRing>) -> Self {
+    pub fn kamiokash_request(keys: impl Into<SharedKeys>) -> Self {
         Self::new(Scheme::KamioKash, keys.into())
     }
 
@@ -513,7 +513,7 @@ impl Verifier {
     /// ```
     pub fn kitopay_webhook(
         merchant_id: &str,
-        keys: impl Into<KeyRing>,
+        keys: impl Into<SharedKeys>,
         public_url: CanonicalUrl,
     ) -> Result<Self, Error> {
         let mut v = Self::with_merchant(Scheme::KitopayWebhook, merchant_id, keys.into())?;
@@ -537,7 +537,7 @@ impl Verifier {
     /// let verifier = Verifier::kitopay_request("merchant-1", SecretKey::new("s3cret")?)?;
     /// # Ok::<(), countersign::Error>(())
     /// ```
-    pub fn kitopay_request(merchant_id: &str, keys: impl Into<KeyRing>) -> Result<Self, Error> {
+    pub fn kitopay_request(merchant_id: &str, keys: impl Into<SharedKeys>) -> Result<Self, Error> {
         Self::with_merchant(Scheme::Kitopay, merchant_id, keys.into())
     }
 
@@ -556,7 +556,10 @@ impl Verifier {
     /// let verifier = Verifier::kitopay_simplified("merchant-1", SecretKey::new("s3cret")?)?;
     /// # Ok::<(), countersign::Error>(())
     /// ```
-    pub fn kitopay_simplified(merchant_id: &str, keys: impl Into<KeyRing>) -> Result<Self, Error> {
+    pub fn kitopay_simplified(
+        merchant_id: &str,
+        keys: impl Into<SharedKeys>,
+    ) -> Result<Self, Error> {
         Self::with_merchant(Scheme::KitopaySimplified, merchant_id, keys.into())
     }
 
@@ -700,7 +703,7 @@ impl Verifier {
     /// # Examples
     ///
     /// See [`Verifier::with_replay_guard`].
-    pub fn release(&self, verified: &Verified<'_>) -> Result<(), Error> {
+    pub fn release(&self, verified: &Verified) -> Result<(), Error> {
         match (&self.replay, &verified.claim) {
             (Some(guard), Some(claim)) => guard.release(claim),
             _ => Ok(()),
@@ -718,7 +721,7 @@ impl Verifier {
     /// # Examples
     ///
     /// See [`Verifier::with_replay_guard`].
-    pub fn complete(&self, verified: &Verified<'_>) -> Result<(), Error> {
+    pub fn complete(&self, verified: &Verified) -> Result<(), Error> {
         match (&self.replay, &verified.claim) {
             (Some(guard), Some(claim)) => guard.complete(claim),
             _ => Ok(()),
@@ -814,20 +817,22 @@ impl Verifier {
         self.freshness
     }
 
-    /// The key ring, to rotate keys in place.
+    /// A handle to the verifier's keys, to rotate them while it runs (see [`SharedKeys`]).
+    /// Build the verifier from a [`SharedKeys`] to share one ring between verifiers.
     ///
     /// # Examples
     ///
     /// ```
     /// use countersign::{KeyRing, SecretKey, Verifier};
     ///
-    /// let mut verifier = Verifier::kamiokash_webhook(KeyRing::new("old", SecretKey::new("a")?));
-    /// verifier.keys_mut().remove("old");
-    /// assert!(verifier.keys_mut().is_empty());
+    /// let verifier = Verifier::kamiokash_webhook(KeyRing::new("old", SecretKey::new("a")?));
+    /// verifier.keys().update(|ring| { ring.remove("old"); });
+    /// assert!(verifier.keys().ids().is_empty());
     /// # Ok::<(), countersign::Error>(())
     /// ```
-    pub fn keys_mut(&mut self) -> &mut KeyRing {
-        &mut self.keys
+    #[must_use]
+    pub fn keys(&self) -> SharedKeys {
+        self.keys.clone()
     }
 
     /// Verifies a received request.
@@ -843,7 +848,7 @@ impl Verifier {
     /// # Examples
     ///
     /// See [`Verifier`].
-    pub fn verify<'v>(&'v self, request: &ReceivedRequest<'_>) -> Result<Verified<'v>, Error> {
+    pub fn verify(&self, request: &ReceivedRequest<'_>) -> Result<Verified, Error> {
         let now = self.clock.now();
         let mut verified = self.verify_at(request, now)?;
         if let Some(guard) = &self.replay {
@@ -854,11 +859,11 @@ impl Verifier {
 
     /// Everything [`Verifier::verify`] checks except the replay claim, against the clock
     /// reading `now` (the tower layer claims with its own guard, asynchronously).
-    pub(crate) fn verify_at<'v>(
-        &'v self,
+    pub(crate) fn verify_at(
+        &self,
         request: &ReceivedRequest<'_>,
         now: Timestamp,
-    ) -> Result<Verified<'v>, Error> {
+    ) -> Result<Verified, Error> {
         let scheme = self.scheme;
         let timestamp_raw = required(request, scheme.timestamp_header())?;
         let signature_raw = required(request, scheme.signature_header())?;
@@ -878,17 +883,18 @@ impl Verifier {
             true => self.message(request, timestamp_raw, true)?,
             false => None,
         };
-        if self.keys.is_empty() {
+        let keys = self.keys.read();
+        if keys.is_empty() {
             return err(ErrorKind::NoKeys);
         }
-        for (key_id, key) in self.keys.iter() {
+        for (key_id, key) in keys.iter() {
             for (message, trailing_slash_toggled) in [(&message, false), (&toggled, true)] {
                 if let Some(message) = message
                     && message.sign(key) == signature
                 {
                     return Ok(Verified {
                         scheme,
-                        key_id,
+                        key_id: Arc::clone(key_id),
                         timestamp,
                         signature,
                         trailing_slash_toggled,

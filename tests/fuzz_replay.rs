@@ -3,7 +3,12 @@
 //! the same property checks the fuzz targets run. The published crate does not ship `fuzz/`;
 //! there the test has nothing to replay and says so.
 #![cfg(all(feature = "http", feature = "diagnose"))]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 #[path = "common/fuzz_properties.rs"]
 mod properties;

@@ -269,7 +269,7 @@ fn signature_mismatch_message_leaks_nothing() {
 #[test]
 fn key_rotation_reports_the_matching_key_and_a_removed_key_is_rejected() {
     let ring = || KeyRing::new("2026-10", key("old secret")).with("2026-11", key("new secret"));
-    let mut v = Verifier::kitopay_webhook(MERCHANT, ring(), webhook_url())
+    let v = Verifier::kitopay_webhook(MERCHANT, ring(), webhook_url())
         .unwrap()
         .with_clock(FixedClock::new(at()));
     for (secret, id) in [("old secret", "2026-10"), ("new secret", "2026-11")] {
@@ -281,10 +281,14 @@ fn key_rotation_reports_the_matching_key_and_a_removed_key_is_rejected() {
             id
         );
     }
-    assert_eq!(v.keys_mut().remove("2026-10"), 1);
+    let mut removed = 0;
+    v.keys().update(|ring| removed = ring.remove("2026-10"));
+    assert_eq!(removed, 1);
     let headers = kitopay_delivery("old secret", &webhook_url(), b"{}");
     assert_eq!(kind_of(&v, &headers, b"{}"), ErrorKind::SignatureMismatch);
-    v.keys_mut().remove("2026-11");
+    v.keys().update(|ring| {
+        ring.remove("2026-11");
+    });
     assert_eq!(kind_of(&v, &headers, b"{}"), ErrorKind::NoKeys);
 }
 
@@ -704,4 +708,75 @@ fn public_types_are_send_and_sync() {
     check::<CanonicalUrl>();
     check::<countersign::Error>();
     check::<Box<dyn Signer>>();
+}
+
+#[test]
+fn keys_rotate_while_deliveries_are_verified_concurrently_and_none_is_refused() {
+    // Rotation of a running verifier: four threads verify deliveries signed with the old
+    // or the new secret while the keys go [old] → [old, new] → [new]. A delivery signed
+    // with a secret the ring holds at that moment is never refused; the swap is atomic.
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU8, Ordering};
+    let v = Arc::new(
+        Verifier::kitopay_webhook(
+            MERCHANT,
+            KeyRing::new("old", key("old secret")),
+            webhook_url(),
+        )
+        .unwrap()
+        .with_clock(FixedClock::new(at())),
+    );
+    let old = Arc::new(kitopay_delivery("old secret", &webhook_url(), b"{}"));
+    let new = Arc::new(kitopay_delivery("new secret", &webhook_url(), b"{}"));
+    // 0: [old]; 1: [old, new]; 2: old's removal announced (then done); 3: stop. A key is
+    // added before its phase is published and removed after, so a reader that saw the same
+    // phase range before and after a verification knows what the ring held throughout.
+    let phase = Arc::new(AtomicU8::new(0));
+    let keys = v.keys();
+    let readers: Vec<_> = (0..4)
+        .map(|i| {
+            let (v, old, new, phase) = (v.clone(), old.clone(), new.clone(), phase.clone());
+            std::thread::spawn(move || {
+                let mut checked = 0u32;
+                while phase.load(Ordering::SeqCst) < 3 {
+                    let (delivery, id) = if i % 2 == 0 {
+                        (&old, "old")
+                    } else {
+                        (&new, "new")
+                    };
+                    let before = phase.load(Ordering::SeqCst);
+                    let outcome = v.verify(&ReceivedRequest::new(&**delivery, b"{}"));
+                    let after = phase.load(Ordering::SeqCst);
+                    // The ring holds this secret throughout [before, after]: must verify.
+                    let held = |p: u8| match id {
+                        "old" => p <= 1,
+                        _ => p >= 1,
+                    };
+                    if (before..=after).all(held) {
+                        assert_eq!(outcome.unwrap().key_id(), id, "phase {before}..{after}");
+                        checked += 1;
+                    }
+                }
+                checked
+            })
+        })
+        .collect();
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(100));
+    pause();
+    keys.update(|ring| ring.add("new", key("new secret")));
+    phase.store(1, Ordering::SeqCst);
+    pause();
+    phase.store(2, Ordering::SeqCst);
+    let mut removed = 0;
+    keys.update(|ring| removed = ring.remove("old"));
+    assert_eq!(removed, 1);
+    pause();
+    phase.store(3, Ordering::SeqCst);
+    let checked: u32 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(
+        checked > 100,
+        "only {checked} verifications overlapped the rotation"
+    );
+    assert_eq!(keys.ids(), ["new"]);
+    assert_eq!(kind_of(&v, &old, b"{}"), ErrorKind::SignatureMismatch);
 }

@@ -24,6 +24,7 @@
 //! let url = CanonicalUrl::parse("https://api.dev.kitopay.com/api/v1/merchants/payins/")?;
 //! let inputs = Inputs {
 //!     scheme: Scheme::Kitopay,
+//!     // Kitopay's sample secret; its `У` is Cyrillic (a key is UTF-8 bytes).
 //!     secret: "dev_sec_7HdEmJy9NXTc3S7LMYEf92FAUeThRSTyHFgHBMH78YKz2uQho596jEУvEiERKDm9",
 //!     merchant_id: "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148",
 //!     timestamp: "1601234567",

@@ -498,6 +498,7 @@ impl Verifier {
     ///
     /// let verifier = Verifier::kitopay_webhook(
     ///     "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148",
+    ///     // Kitopay's sample secret; its `У` is Cyrillic (UTF-8 keys: a Latin `Y` signs differently).
     ///     SecretKey::new("dev_sec_7HdEmJy9NXTc3S7LMYEf92FAUeThRSTyHFgHBMH78YKz2uQho596jEУvEiERKDm9")?,
     ///     CanonicalUrl::parse("https://merchant.example.com/webhooks/kitopay?source=kitopay")?,
     /// )?
@@ -711,7 +712,7 @@ impl Verifier {
     }
 
     /// Marks the replay claim of an accepted message done (processing succeeded): a
-    /// duplicate is then refused as [`ErrorKind::Replayed`]`(`[`ClaimState::Done`]`)`, to be
+    /// duplicate is then refused as [`ErrorKind::Replayed`]`(`[`ClaimState::Done`](crate::ClaimState::Done)`)`, to be
     /// acknowledged rather than processed. Does nothing without a guard.
     ///
     /// # Errors

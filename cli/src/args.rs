@@ -1,4 +1,4 @@
-//! The command line: `countersign sign|verify|explain|diagnose|demo`.
+//! The command line: `countersign sign|verify|explain|diagnose|demo|serve|send`.
 
 use std::path::PathBuf;
 
@@ -27,6 +27,11 @@ pub(crate) enum Command {
     Diagnose(VerifyArgs),
     /// Sign and verify the documented examples, and diagnose a trailing-slash mistake.
     Demo,
+    /// Run a local stand-in for the provider's signature check: every request gets a
+    /// verdict and, when refused, a diagnosis (Ctrl-C stops it).
+    Serve(ServeArgs),
+    /// Post a signed sample webhook delivery to your endpoint; exit 0 on 2xx, 1 otherwise.
+    Send(SendArgs),
 }
 
 /// The scheme names of the contract.
@@ -185,4 +190,118 @@ pub(crate) struct VerifyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub(crate) format: VerifyFormat,
+}
+
+/// `countersign serve <provider>`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(subcommand)]
+    pub(crate) provider: ServeProvider,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServeProvider {
+    /// Check Kitopay-signed requests: the full scheme, or the simplified one when the request
+    /// carries x-simplified-signature (transaction id: the last path segment).
+    Kitopay {
+        /// The merchant id requests must carry and sign.
+        #[arg(long, allow_hyphen_values = true)]
+        merchant_id: String,
+        /// The base URL your client signs for (e.g. https://api.dev.kitopay.com): it replaces
+        /// the local scheme and host; the path and query are verified exactly as received.
+        /// Defaults to http://<Host header>.
+        #[arg(long)]
+        public_url: Option<String>,
+        #[command(flatten)]
+        common: ServeCommon,
+    },
+    /// Check KamioKash-signed requests (body ‖ `:` ‖ timestamp).
+    Kamiokash {
+        /// Also require this X-API-Key.
+        #[arg(long, allow_hyphen_values = true)]
+        api_key: Option<String>,
+        #[command(flatten)]
+        common: ServeCommon,
+    },
+}
+
+/// What every `serve` provider takes.
+#[derive(Debug, Args)]
+pub(crate) struct ServeCommon {
+    /// Port to listen on, on 127.0.0.1 only; 0 picks a free one (the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    pub(crate) port: u16,
+    /// Environment variable holding a secret (default KITOPAY_SECRET or KAMIOKASH_SECRET);
+    /// repeat for rotation (the key that matched is reported).
+    #[arg(long)]
+    pub(crate) secret_env: Vec<String>,
+    /// File holding a secret (exactly one trailing newline is stripped); repeatable.
+    #[arg(long, conflicts_with = "secret_env")]
+    pub(crate) secret_file: Vec<PathBuf>,
+}
+
+/// `countersign send <delivery>`.
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    #[command(subcommand)]
+    pub(crate) target: SendTarget,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SendTarget {
+    /// A KamioKash webhook delivery (X-Timestamp, X-Kamio-Signature over timestamp ‖ body).
+    KamiokashWebhook {
+        /// The event type of the sample body (required unless --body-file is given).
+        #[arg(
+            long,
+            value_parser = clap::builder::PossibleValuesParser::new(countersign::kamiokash::WEBHOOK_EVENT_TYPES),
+            required_unless_present = "body_file",
+            conflicts_with = "body_file"
+        )]
+        event: Option<String>,
+        #[command(flatten)]
+        common: SendCommon,
+    },
+    /// A Kitopay webhook delivery (x-merchant-id, x-timestamp, x-signature over the URL).
+    KitopayWebhook {
+        /// The merchant id the delivery is for (signed, and sent as x-merchant-id).
+        #[arg(long, allow_hyphen_values = true)]
+        merchant_id: String,
+        /// The status of the sample transaction.
+        #[arg(
+            long,
+            default_value = "success",
+            allow_hyphen_values = true,
+            conflicts_with = "body_file"
+        )]
+        status: String,
+        #[command(flatten)]
+        common: SendCommon,
+    },
+}
+
+/// What every `send` delivery takes.
+#[derive(Debug, Args)]
+pub(crate) struct SendCommon {
+    /// Your endpoint (plain http), e.g. http://127.0.0.1:3000/webhooks/kamiokash. Sent,
+    /// and for Kitopay signed, exactly in its canonical form.
+    #[arg(long)]
+    pub(crate) url: String,
+    /// Send this file's bytes as the body instead of the sample (`-` reads standard input).
+    #[arg(long)]
+    pub(crate) body_file: Option<PathBuf>,
+    /// Resend the same delivery (same bytes, same headers) this many more times, to test
+    /// replay handling.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) repeat: u32,
+    /// Wait this many seconds between signing and sending, so the delivery arrives stale.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) delay: u64,
+    /// Environment variable holding the secret (default KAMIOKASH_WEBHOOK_SECRET or
+    /// KITOPAY_SECRET).
+    #[arg(long)]
+    pub(crate) secret_env: Option<String>,
+    /// File holding the secret (exactly one trailing newline is stripped).
+    #[arg(long, conflicts_with = "secret_env")]
+    pub(crate) secret_file: Option<PathBuf>,
 }

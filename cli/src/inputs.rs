@@ -5,8 +5,8 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use countersign::{
-    CanonicalUrl, KamioKashSigner, KamioKashWebhookSigner, KitopaySigner, KitopaySimplifiedSigner,
-    Scheme, SecretKey, SignableRequest, Signer,
+    CanonicalUrl, KamioKashSigner, KamioKashWebhookSigner, KeyRing, KitopaySigner,
+    KitopaySimplifiedSigner, Scheme, SecretKey, SignableRequest, Signer,
 };
 use zeroize::Zeroizing;
 
@@ -145,7 +145,7 @@ impl Loaded {
     }
 }
 
-fn read_body(path: &Path) -> Result<Vec<u8>, Usage> {
+pub(crate) fn read_body(path: &Path) -> Result<Vec<u8>, Usage> {
     let mut bytes = Vec::new();
     let result = if path == Path::new("-") {
         std::io::stdin().read_to_end(&mut bytes).map(|_| ())
@@ -217,8 +217,17 @@ impl Secret {
 
     /// Exactly one secret (sign, explain).
     pub(crate) fn one(a: &RequestArgs, env: Option<&str>) -> Result<Self, Usage> {
-        match (a.secret_file.as_slice(), env) {
-            ([], None) => Self::from_env(a.scheme.default_secret_env()),
+        Self::one_of(&a.secret_file, env, a.scheme.default_secret_env())
+    }
+
+    /// Exactly one secret, from `--secret-env`, `--secret-file` or the default variable.
+    pub(crate) fn one_of(
+        files: &[PathBuf],
+        env: Option<&str>,
+        default_env: &str,
+    ) -> Result<Self, Usage> {
+        match (files, env) {
+            ([], None) => Self::from_env(default_env),
             ([], Some(name)) => Self::from_env(name),
             ([path], None) => Self::from_file(path),
             _ => Err(Usage(
@@ -229,18 +238,40 @@ impl Secret {
 
     /// One or more secrets (verify, diagnose): rotation.
     pub(crate) fn many(a: &RequestArgs, envs: &[String]) -> Result<Vec<Self>, Usage> {
+        Self::many_of(envs, &a.secret_file, a.scheme.default_secret_env())
+    }
+
+    /// One or more secrets, in the order given (variables first), or the default variable.
+    pub(crate) fn many_of(
+        envs: &[String],
+        files: &[PathBuf],
+        default_env: &str,
+    ) -> Result<Vec<Self>, Usage> {
         let mut out = Vec::new();
         for name in envs {
             out.push(Self::from_env(name)?);
         }
-        for path in &a.secret_file {
+        for path in files {
             out.push(Self::from_file(path)?);
         }
         if out.is_empty() {
-            out.push(Self::from_env(a.scheme.default_secret_env())?);
+            out.push(Self::from_env(default_env)?);
         }
         Ok(out)
     }
+}
+
+/// The secrets as a key ring, each under the name it was loaded by (rotation).
+pub(crate) fn key_ring(secrets: &[Secret]) -> Result<KeyRing, Usage> {
+    let mut ring: Option<KeyRing> = None;
+    for s in secrets {
+        let key = s.key()?;
+        ring = Some(match ring {
+            None => KeyRing::new(s.id.clone(), key),
+            Some(r) => r.with(s.id.clone(), key),
+        });
+    }
+    ring.ok_or_else(|| Usage("missing secret: pass --secret-env NAME or --secret-file PATH".into()))
 }
 
 /// The `--secret-file` rule: exactly one trailing `\n` or `\r\n` is removed; nothing else.

@@ -1,4 +1,5 @@
-//! `countersign`: sign, verify, explain and diagnose KamioKash and Kitopay request signatures.
+//! `countersign`: sign, verify, explain and diagnose KamioKash and Kitopay request signatures,
+//! and a local provider sandbox (`serve` checks your client, `send` fires webhooks at you).
 //!
 //! A thin front end: parse arguments, call the library, print, choose the exit code
 //! (0 valid / done, 1 rejected, 2 bad usage or input).
@@ -7,21 +8,26 @@
 
 mod args;
 mod demo;
+mod events;
+mod findings;
 mod inputs;
 mod render;
+mod send;
+mod serve;
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use countersign::diagnose::{Diagnosis, Inputs};
+use countersign::diagnose::Inputs;
 use countersign::{
-    ErrorKind, FixedClock, Freshness, KeyRing, ReceivedRequest, Scheme, SignedRequest,
-    StringToSign, SystemClock, Verifier,
+    ErrorKind, FixedClock, Freshness, ReceivedRequest, Scheme, SignedRequest, StringToSign,
+    SystemClock, Verifier,
 };
 use serde_json::json;
 
 use crate::args::{Cli, Command, SignArgs, SignFormat, VerifyArgs, VerifyFormat};
+use crate::findings::Search;
 use crate::inputs::{BodySource, Loaded, Secret, Usage};
 
 fn main() -> ExitCode {
@@ -40,6 +46,8 @@ fn main() -> ExitCode {
         Command::Verify(a) => verify(&a),
         Command::Diagnose(a) => diagnose(&a),
         Command::Demo => demo::run(),
+        Command::Serve(a) => serve::run(&a),
+        Command::Send(a) => send::run(&a),
     };
     match outcome {
         Ok(code) => code,
@@ -216,15 +224,7 @@ impl VerifySetup {
     fn new(a: &VerifyArgs) -> Result<Self, Usage> {
         let loaded = Loaded::from_args(&a.request)?;
         let secrets = Secret::many(&a.request, &a.secret_env)?;
-        let mut ring: Option<KeyRing> = None;
-        for s in &secrets {
-            let key = s.key()?;
-            ring = Some(match ring {
-                None => KeyRing::new(s.id.clone(), key),
-                Some(r) => r.with(s.id.clone(), key),
-            });
-        }
-        let ring = ring.ok_or_else(|| Usage("missing secret".into()))?;
+        let ring = inputs::key_ring(&secrets)?;
         let merchant = loaded.merchant_id.as_deref().unwrap_or_default();
         let verifier = match loaded.scheme {
             Scheme::Kitopay => Verifier::kitopay_request(merchant, ring),
@@ -360,30 +360,6 @@ fn verify(a: &VerifyArgs) -> Result<ExitCode, Usage> {
     }
 }
 
-fn snake(hypothesis: countersign::diagnose::Hypothesis) -> String {
-    let mut out = String::new();
-    for (i, c) in format!("{hypothesis:?}").chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
-}
-
-/// What the hypothesis search found, over all the secrets.
-enum Search {
-    /// The signature is the MAC of the message as received (with this key): the refusal
-    /// is about something else (timestamp, freshness, identity).
-    Matches(String),
-    /// A known mistake explains the signature (with this key).
-    Explained(String, countersign::diagnose::Finding),
-    /// No known mistake explains it.
-    Unexplained,
-    /// Nothing to search (a malformed signature).
-    Impossible(countersign::Error),
-}
-
 fn diagnose(a: &VerifyArgs) -> Result<ExitCode, Usage> {
     let setup = VerifySetup::new(a)?;
     let refusal = match setup.run() {
@@ -400,62 +376,21 @@ fn diagnose(a: &VerifyArgs) -> Result<ExitCode, Usage> {
         Err(e) => e,
     };
     let loaded = &setup.loaded;
-    let mut search = Search::Unexplained;
-    for secret in &setup.secrets {
-        let inputs = Inputs {
-            scheme: loaded.scheme,
-            secret: secret.text(),
-            merchant_id: loaded.merchant_id.as_deref().unwrap_or_default(),
-            timestamp: &a.timestamp,
-            method: loaded.method.as_deref().unwrap_or_default(),
-            url: loaded.url.as_ref(),
-            body: &loaded.body,
-            transaction_id: loaded.transaction_id.as_deref().unwrap_or_default(),
-            signature: &a.signature,
-        };
-        match countersign::diagnose::diagnose(&inputs) {
-            // The message as received verifies: no other key's finding matters.
-            Ok(Diagnosis::Valid) => {
-                search = Search::Matches(secret.id.clone());
-                break;
-            }
-            Ok(Diagnosis::Explained(f)) => {
-                if matches!(search, Search::Unexplained) {
-                    search = Search::Explained(secret.id.clone(), f);
-                }
-            }
-            Ok(Diagnosis::Unexplained) => {}
-            Err(e) if e.kind() == &ErrorKind::MissingUrl => return Err(Usage::from(e)),
-            Err(e) => {
-                search = Search::Impossible(e);
-                break;
-            }
-        }
-    }
+    let template = Inputs {
+        scheme: loaded.scheme,
+        secret: "",
+        merchant_id: loaded.merchant_id.as_deref().unwrap_or_default(),
+        timestamp: &a.timestamp,
+        method: loaded.method.as_deref().unwrap_or_default(),
+        url: loaded.url.as_ref(),
+        body: &loaded.body,
+        transaction_id: loaded.transaction_id.as_deref().unwrap_or_default(),
+        signature: &a.signature,
+    };
+    let search = findings::search(&setup.secrets, &template).map_err(Usage::from)?;
     report_diagnosis(a.format, loaded.scheme, &refusal, &search);
     Ok(ExitCode::from(1))
 }
-
-/// When the signature matches the message as received: what alone is refused, and the fix.
-fn only_refused(refusal: &countersign::Error, scheme: Scheme) -> String {
-    match refusal.kind() {
-        ErrorKind::MalformedTimestamp { .. } if scheme.is_kitopay() => {
-            "only the timestamp is refused: send UNIX seconds and sign them".to_owned()
-        }
-        ErrorKind::MalformedTimestamp { .. } => "only the timestamp is refused: send an RFC 3339 timestamp (e.g. 2026-01-27T09:23:06.658Z) and sign exactly that text".to_owned(),
-        ErrorKind::Expired { .. } | ErrorKind::Future { .. } => "only the freshness check fails: check the sender's clock (NTP) and sign at send time (to check an old request, pass --now)".to_owned(),
-        ErrorKind::IdentityMismatch(header) => {
-            format!("only the {header} header is refused: it does not match the configured value")
-        }
-        ErrorKind::BodyNotAllowed(method) => {
-            format!("only the body is refused: a {method} request must carry none")
-        }
-        _ => format!("only this check fails: {refusal}"),
-    }
-}
-
-const UNEXPLAINED: &str =
-    "check the secret and compare every input byte for byte (`countersign explain`)";
 
 fn report_diagnosis(
     format: VerifyFormat,
@@ -463,32 +398,8 @@ fn report_diagnosis(
     refusal: &countersign::Error,
     search: &Search,
 ) {
-    let mismatch = refusal.kind() == &ErrorKind::SignatureMismatch;
-    let summary = match search {
-        Search::Matches(_) => format!(
-            "the signature matches the message as received; {}",
-            only_refused(refusal, scheme)
-        ),
-        Search::Explained(_, f) if mismatch => f.hypothesis.to_string(),
-        Search::Explained(_, f) => format!(
-            "the signature does not match the message as received either: {}",
-            f.hypothesis
-        ),
-        Search::Unexplained if mismatch => {
-            format!("no single known mistake explains the mismatch: {UNEXPLAINED}")
-        }
-        Search::Unexplained => format!(
-            "the signature does not match the message as received either, and no single known mistake explains it: {UNEXPLAINED}"
-        ),
-        Search::Impossible(e) if e.kind() == refusal.kind() => {
-            "nothing to search: fix the signature header first".to_owned()
-        }
-        Search::Impossible(e) => format!("nothing to search: {e}"),
-    };
-    let key = match search {
-        Search::Matches(key) | Search::Explained(key, _) => Some(key),
-        Search::Unexplained | Search::Impossible(_) => None,
-    };
+    let summary = findings::summary(refusal, search, &findings::only_refused(refusal, scheme));
+    let key = search.key();
     match format {
         VerifyFormat::Json => {
             let mut obj = json!({
@@ -497,18 +408,14 @@ fn report_diagnosis(
                 "detail": refusal.to_string(),
                 "diagnosis": summary,
             });
-            match search {
-                Search::Matches(_) => obj["signature_matches"] = json!(true),
-                Search::Explained(..) | Search::Unexplained => {
-                    obj["signature_matches"] = json!(false)
-                }
-                Search::Impossible(_) => {}
+            if let Some(matches) = search.signature_matches() {
+                obj["signature_matches"] = json!(matches);
             }
             if let Some(key) = key {
                 obj["key"] = json!(key);
             }
             if let Search::Explained(_, f) = search {
-                obj["hypothesis"] = json!(snake(f.hypothesis));
+                obj["hypothesis"] = json!(findings::snake(f.hypothesis));
                 obj["expected"] = json!(render::escape(&f.expected));
                 obj["signed"] = json!(render::escape(&f.signed));
             }

@@ -55,6 +55,15 @@ pub(crate) fn explain_message(message: &StringToSign<'_>) -> String {
     out
 }
 
+/// The offset of the first byte at which `a` and `b` differ (the shorter length when one
+/// is a prefix of the other).
+pub(crate) fn first_difference(a: &[u8], b: &[u8]) -> usize {
+    a.iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()))
+}
+
 /// Two messages, one per line, aligned, with a caret under the first differing byte.
 pub(crate) fn side_by_side(
     left_label: &str,
@@ -62,11 +71,7 @@ pub(crate) fn side_by_side(
     right_label: &str,
     right: &[u8],
 ) -> String {
-    let first_diff = left
-        .iter()
-        .zip(right)
-        .position(|(a, b)| a != b)
-        .unwrap_or(left.len().min(right.len()));
+    let first_diff = first_difference(left, right);
     let width = left_label.len().max(right_label.len());
     let prefix_escaped = escape(&left[..first_diff]).chars().count();
     format!(

@@ -1,0 +1,130 @@
+//! What explains a refusal: the library's hypothesis search over every configured secret,
+//! and its one-line summary. Shared by `diagnose` and `serve`.
+
+use countersign::diagnose::{Diagnosis, Finding, Hypothesis, Inputs, diagnose};
+use countersign::{Error, ErrorKind, Scheme};
+
+use crate::inputs::Secret;
+
+/// What the hypothesis search found, over all the secrets.
+pub(crate) enum Search {
+    /// The signature is the MAC of the message as received (with this key): the refusal
+    /// is about something else (timestamp, freshness, identity).
+    Matches(String),
+    /// A known mistake explains the signature (with this key).
+    Explained(String, Finding),
+    /// No known mistake explains it.
+    Unexplained,
+    /// Nothing to search (a malformed signature).
+    Impossible(Error),
+}
+
+impl Search {
+    /// The id of the key the search matched with, if any.
+    pub(crate) fn key(&self) -> Option<&str> {
+        match self {
+            Search::Matches(key) | Search::Explained(key, _) => Some(key),
+            Search::Unexplained | Search::Impossible(_) => None,
+        }
+    }
+
+    /// Whether the signature is the MAC of the message as received; `None` when nothing
+    /// could be searched.
+    pub(crate) fn signature_matches(&self) -> Option<bool> {
+        match self {
+            Search::Matches(_) => Some(true),
+            Search::Explained(..) | Search::Unexplained => Some(false),
+            Search::Impossible(_) => None,
+        }
+    }
+}
+
+/// Runs the search with each secret in turn (`template.secret` is ignored). A match with
+/// the message as received ends it; otherwise the first key with an explanation wins.
+///
+/// # Errors
+///
+/// [`ErrorKind::MissingUrl`] when a URL-signing scheme has no URL (bad usage, not a finding).
+pub(crate) fn search(secrets: &[Secret], template: &Inputs<'_>) -> Result<Search, Error> {
+    let mut found = Search::Unexplained;
+    for secret in secrets {
+        let inputs = Inputs {
+            secret: secret.text(),
+            ..*template
+        };
+        match diagnose(&inputs) {
+            // The message as received verifies: no other key's finding matters.
+            Ok(Diagnosis::Valid) => return Ok(Search::Matches(secret.id.clone())),
+            Ok(Diagnosis::Explained(f)) => {
+                if matches!(found, Search::Unexplained) {
+                    found = Search::Explained(secret.id.clone(), f);
+                }
+            }
+            Ok(Diagnosis::Unexplained) => {}
+            Err(e) if e.kind() == &ErrorKind::MissingUrl => return Err(e),
+            Err(e) => return Ok(Search::Impossible(e)),
+        }
+    }
+    Ok(found)
+}
+
+/// The hypothesis as the `diagnose` command names it: `TrailingSlashRemoved` →
+/// `trailing_slash_removed`.
+pub(crate) fn snake(hypothesis: Hypothesis) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{hypothesis:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// When the signature matches the message as received: what alone is refused, and the fix
+/// (for the `verify`/`diagnose` commands, which take `--now`).
+pub(crate) fn only_refused(refusal: &Error, scheme: Scheme) -> String {
+    match refusal.kind() {
+        ErrorKind::MalformedTimestamp { .. } if scheme.is_kitopay() => {
+            "only the timestamp is refused: send UNIX seconds and sign them".to_owned()
+        }
+        ErrorKind::MalformedTimestamp { .. } => "only the timestamp is refused: send an RFC 3339 timestamp (e.g. 2026-01-27T09:23:06.658Z) and sign exactly that text".to_owned(),
+        ErrorKind::Expired { .. } | ErrorKind::Future { .. } => "only the freshness check fails: check the sender's clock (NTP) and sign at send time (to check an old request, pass --now)".to_owned(),
+        ErrorKind::IdentityMismatch(header) => {
+            format!("only the {header} header is refused: it does not match the configured value")
+        }
+        ErrorKind::BodyNotAllowed(method) => {
+            format!("only the body is refused: a {method} request must carry none")
+        }
+        _ => format!("only this check fails: {refusal}"),
+    }
+}
+
+const UNEXPLAINED: &str =
+    "check the secret and compare every input byte for byte (`countersign explain`)";
+
+/// The one-line diagnosis of `refusal` given what the search found; `only` says what alone
+/// is refused when the signature matches the message as received.
+pub(crate) fn summary(refusal: &Error, search: &Search, only: &str) -> String {
+    let mismatch = refusal.kind() == &ErrorKind::SignatureMismatch;
+    match search {
+        Search::Matches(_) => {
+            format!("the signature matches the message as received; {only}")
+        }
+        Search::Explained(_, f) if mismatch => f.hypothesis.to_string(),
+        Search::Explained(_, f) => format!(
+            "the signature does not match the message as received either: {}",
+            f.hypothesis
+        ),
+        Search::Unexplained if mismatch => {
+            format!("no single known mistake explains the mismatch: {UNEXPLAINED}")
+        }
+        Search::Unexplained => format!(
+            "the signature does not match the message as received either, and no single known mistake explains it: {UNEXPLAINED}"
+        ),
+        Search::Impossible(e) if e.kind() == refusal.kind() => {
+            "nothing to search: fix the signature header first".to_owned()
+        }
+        Search::Impossible(e) => format!("nothing to search: {e}"),
+    }
+}

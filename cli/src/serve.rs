@@ -1,0 +1,561 @@
+//! `countersign serve`: a local stand-in for a provider's signature check.
+//!
+//! Every request is verified as the provider would verify it (the library's verifier, the
+//! system clock, the default 60 s window) and answered `200 {"valid": true, ...}` or `401`
+//! with the reason and a diagnosis: which known mistake explains the signature, and the
+//! message expected beside the message signed. One line per request goes to stderr.
+//!
+//! The diagnosis is a signature oracle (see `countersign::diagnose`): the server listens on
+//! 127.0.0.1 only, and is a development tool, never a production endpoint.
+
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use countersign::diagnose::Inputs;
+use countersign::{
+    CanonicalUrl, Error, ErrorKind, HeaderLookup as _, ReceivedRequest, Scheme, UrlRule, Verifier,
+};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+
+use crate::args::{SchemeArg, ServeArgs, ServeCommon, ServeProvider};
+use crate::findings::{self, Search};
+use crate::inputs::{self, Secret, Usage};
+use crate::render;
+
+/// Bodies larger than this are answered 413 without being read further.
+const MAX_BODY: usize = 1 << 20;
+/// Past [`MAX_BODY`], how much more is read (and dropped) so the 413 reaches the client.
+const DRAIN_LIMIT: usize = 16 << 20;
+/// A body not received in full within this time is answered 408.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// After Ctrl-C, open connections get this long to finish before the server exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The header whose presence selects Kitopay's simplified scheme.
+const SIMPLIFIED_SIGNATURE: &str = "x-simplified-signature";
+
+pub(crate) fn run(a: &ServeArgs) -> Result<ExitCode, Usage> {
+    let (sandbox, common) = Sandbox::from_args(&a.provider)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Usage(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(serve(sandbox, common.port))
+}
+
+async fn serve(sandbox: Sandbox, port: u16) -> Result<ExitCode, Usage> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+        Usage(format!(
+            "cannot listen on {address}: {e}; pick another --port (0 picks a free one)"
+        ))
+    })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Usage(format!("cannot read the address listened on: {e}")))?;
+    // Registered before the address is printed: a Ctrl-C from then on stops the server
+    // cleanly instead of killing the process.
+    let stop = interrupt()?;
+    eprintln!("{}", sandbox.banner());
+    println!("listening on http://{bound}");
+    let _ = std::io::stdout().flush();
+
+    let app = Router::new().fallback(handle).with_state(Arc::new(sandbox));
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .into_future(),
+    );
+    stop.await;
+    eprintln!("stopping (Ctrl-C)");
+    let _ = stopping.send(());
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => eprintln!("warning: the server stopped with an error: {e}"),
+        Ok(Err(e)) => eprintln!("warning: the server task failed: {e}"),
+        Err(_) => {
+            eprintln!("warning: connections still open after {SHUTDOWN_GRACE:?}; closing them")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves at the first SIGINT (Ctrl-C). The handler is installed when this is called,
+/// not when the future is first polled.
+fn interrupt() -> Result<impl Future<Output = ()>, Usage> {
+    #[cfg(unix)]
+    {
+        let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| Usage(format!("cannot handle Ctrl-C: {e}")))?;
+        Ok(async move {
+            signal.recv().await;
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
+/// The provider's checks, and the secrets (the diagnosis needs their text).
+struct Sandbox {
+    provider: Provider,
+    secrets: Vec<Secret>,
+}
+
+// One value per process: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Provider {
+    Kitopay {
+        merchant_id: String,
+        /// `scheme://authority` that replaces the local one, without a trailing slash.
+        public_base: Option<String>,
+        full: Verifier,
+        simplified: Verifier,
+    },
+    KamioKash {
+        verifier: Verifier,
+    },
+}
+
+impl Sandbox {
+    fn from_args(provider: &ServeProvider) -> Result<(Self, &ServeCommon), Usage> {
+        match provider {
+            ServeProvider::Kitopay {
+                merchant_id,
+                public_url,
+                common,
+            } => {
+                let secrets = secrets(common, SchemeArg::Kitopay)?;
+                let merchant = |e: Error| Usage(format!("--merchant-id: {e}"));
+                let full = Verifier::kitopay_request(merchant_id, inputs::key_ring(&secrets)?)
+                    .map_err(merchant)?;
+                let simplified =
+                    Verifier::kitopay_simplified(merchant_id, inputs::key_ring(&secrets)?)
+                        .map_err(merchant)?;
+                let public_base = public_url.as_deref().map(public_base).transpose()?;
+                let provider = Provider::Kitopay {
+                    merchant_id: merchant_id.clone(),
+                    public_base,
+                    full,
+                    simplified,
+                };
+                Ok((Sandbox { provider, secrets }, common))
+            }
+            ServeProvider::Kamiokash { api_key, common } => {
+                let secrets = secrets(common, SchemeArg::Kamiokash)?;
+                let verifier = Verifier::kamiokash_request(inputs::key_ring(&secrets)?);
+                let verifier = match api_key {
+                    Some(key) => verifier
+                        .with_api_key(key)
+                        .map_err(|e| Usage(format!("--api-key: {e}")))?,
+                    None => verifier,
+                };
+                let provider = Provider::KamioKash { verifier };
+                Ok((Sandbox { provider, secrets }, common))
+            }
+        }
+    }
+
+    /// What is checked, on one line (never a secret: keys are named by where they come from).
+    fn banner(&self) -> String {
+        let keys: Vec<&str> = self.secrets.iter().map(|s| s.id.as_str()).collect();
+        let keys = keys.join(", ");
+        match &self.provider {
+            Provider::Kitopay {
+                merchant_id,
+                public_base,
+                ..
+            } => {
+                let base = public_base.as_deref().unwrap_or("http://<Host header>");
+                format!(
+                    "countersign serve: checking kitopay requests from merchant {merchant_id} as signed for {base}<path as received> (kitopay-simplified when x-simplified-signature is present), key {keys}; Ctrl-C stops"
+                )
+            }
+            Provider::KamioKash { .. } => {
+                format!("countersign serve: checking kamiokash requests, key {keys}; Ctrl-C stops")
+            }
+        }
+    }
+
+    /// The verdict on one request whose body was read in full.
+    fn check(&self, parts: &Parts, body: &[u8]) -> Verdict {
+        let headers = &parts.headers;
+        let method = parts.method.as_str();
+        match &self.provider {
+            Provider::KamioKash { verifier } => {
+                let received = ReceivedRequest::new(headers, body);
+                self.conclude(
+                    verifier,
+                    Scheme::KamioKash,
+                    &received,
+                    |timestamp, signature| Inputs {
+                        scheme: Scheme::KamioKash,
+                        secret: "",
+                        merchant_id: "",
+                        timestamp,
+                        method,
+                        url: None,
+                        body,
+                        transaction_id: "",
+                        signature,
+                    },
+                )
+            }
+            Provider::Kitopay {
+                merchant_id,
+                simplified,
+                ..
+            } if headers.contains_key(SIMPLIFIED_SIGNATURE) => {
+                let transaction_id = last_segment(parts.uri.path());
+                let received = ReceivedRequest::new(headers, body)
+                    .with_method(method)
+                    .with_transaction_id(transaction_id);
+                let scheme = Scheme::KitopaySimplified;
+                self.conclude(simplified, scheme, &received, |timestamp, signature| {
+                    Inputs {
+                        scheme,
+                        secret: "",
+                        merchant_id,
+                        timestamp,
+                        method,
+                        url: None,
+                        body,
+                        transaction_id,
+                        signature,
+                    }
+                })
+            }
+            Provider::Kitopay {
+                merchant_id,
+                public_base,
+                full,
+                ..
+            } => {
+                let url = match received_url(parts, public_base.as_deref()) {
+                    Ok(url) => url,
+                    Err(verdict) => return *verdict,
+                };
+                let received = ReceivedRequest::new(headers, body)
+                    .with_method(method)
+                    .with_url(&url);
+                let scheme = Scheme::Kitopay;
+                self.conclude(full, scheme, &received, |timestamp, signature| Inputs {
+                    scheme,
+                    secret: "",
+                    merchant_id,
+                    timestamp,
+                    method,
+                    url: Some(&url),
+                    body,
+                    transaction_id: "",
+                    signature,
+                })
+            }
+        }
+    }
+
+    /// Verifies; when refused, searches for the mistake over the request as received
+    /// (`inputs` gets the timestamp and signature headers' text).
+    fn conclude<'a>(
+        &self,
+        verifier: &Verifier,
+        scheme: Scheme,
+        received: &ReceivedRequest<'a>,
+        inputs: impl FnOnce(&'a str, &'a str) -> Inputs<'a>,
+    ) -> Verdict {
+        let refusal = match verifier.verify(received) {
+            Ok(verified) => return Verdict::valid(scheme, verified.key_id()),
+            Err(e) => e,
+        };
+        let (Some(timestamp), Some(signature)) = (
+            header_text(received, scheme.timestamp_header()),
+            header_text(received, scheme.signature_header()),
+        ) else {
+            // Nothing to search without both headers; the reason says which is missing.
+            return Verdict::refused(scheme, &refusal, None);
+        };
+        let search = match findings::search(&self.secrets, &inputs(timestamp, signature)) {
+            Ok(search) => search,
+            Err(e) => Search::Impossible(e),
+        };
+        let summary = findings::summary(&refusal, &search, &only_refused(&refusal, scheme));
+        // The log says the refusal itself unless the summary already does.
+        let said = match &search {
+            Search::Matches(_) => summary.clone(),
+            _ if refusal.kind() == &ErrorKind::SignatureMismatch => summary.clone(),
+            _ => format!("{refusal}; {summary}"),
+        };
+        Verdict::refused(scheme, &refusal, Some((diagnosis(&search, summary), said)))
+    }
+}
+
+fn secrets(common: &ServeCommon, scheme: SchemeArg) -> Result<Vec<Secret>, Usage> {
+    Secret::many_of(
+        &common.secret_env,
+        &common.secret_file,
+        scheme.default_secret_env(),
+    )
+}
+
+/// `--public-url`: a scheme and authority only, returned without the trailing slash.
+fn public_base(raw: &str) -> Result<String, Usage> {
+    let url = CanonicalUrl::parse(raw).map_err(|e| Usage(format!("--public-url: {e}")))?;
+    if url.path() != "/" || url.query().is_some() {
+        return Err(Usage(format!(
+            "--public-url: give only the scheme and host (e.g. https://api.dev.kitopay.com), not a path or query: each request's own path and query are appended (got {url})"
+        )));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// The last segment of the path: the transaction id of the simplified scheme
+/// (`/api/v1/payins/tx-123` → `tx-123`), as received.
+fn last_segment(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or_default()
+}
+
+/// A header's value as text, if it is present exactly once and UTF-8.
+fn header_text<'a>(received: &ReceivedRequest<'a>, name: &str) -> Option<&'a str> {
+    received
+        .header(name)
+        .ok()
+        .flatten()
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// The URL the client signed for: the public base (or `http://` + the Host header) and the
+/// path and query exactly as received, refused unless already canonical.
+fn received_url(parts: &Parts, public_base: Option<&str>) -> Result<CanonicalUrl, Box<Verdict>> {
+    let scheme = Scheme::Kitopay;
+    let refuse = |kind: ErrorKind| Box::new(Verdict::refused(scheme, &Error::from(kind), None));
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let base = match public_base {
+        Some(base) => base.to_owned(),
+        None => {
+            let host = match parts.uri.authority() {
+                Some(authority) => authority.as_str(),
+                None => match parts.headers.header("host") {
+                    Ok(Some(host)) => std::str::from_utf8(host)
+                        .map_err(|_| refuse(ErrorKind::InvalidUrl(UrlRule::Host)))?,
+                    Ok(None) => return Err(refuse(ErrorKind::MissingHeader("host"))),
+                    Err(_) => return Err(refuse(ErrorKind::DuplicateHeader("host"))),
+                },
+            };
+            if host.is_empty() || host.contains(['/', '?', '#', '@', '\\']) {
+                return Err(refuse(ErrorKind::InvalidUrl(UrlRule::Host)));
+            }
+            format!("http://{host}")
+        }
+    };
+    let text = format!("{base}{target}");
+    let url = CanonicalUrl::parse(&text).map_err(|e| refuse(e.into_kind()))?;
+    if url.as_str() != text || !target.starts_with('/') {
+        let refusal = Error::from(ErrorKind::InvalidUrl(UrlRule::NotCanonical));
+        let summary = format!(
+            "the URL arrived as {text}, whose canonical form is {url}: send the canonical URL, exactly as signed"
+        );
+        let found = json!({
+            "hypothesis": null,
+            "description": summary,
+            "signature_matches": null,
+            "received_url": render::escape(text.as_bytes()),
+            "canonical_url": url.as_str(),
+        });
+        return Err(Box::new(Verdict::refused(
+            scheme,
+            &refusal,
+            Some((found, summary)),
+        )));
+    }
+    Ok(url)
+}
+
+/// When the signature matches the message as received: what alone is refused. A refused
+/// timestamp is said exactly (stale, in the future, milliseconds) with the fix.
+fn only_refused(refusal: &Error, scheme: Scheme) -> String {
+    match refusal.kind() {
+        ErrorKind::MalformedTimestamp { .. }
+        | ErrorKind::Expired { .. }
+        | ErrorKind::Future { .. } => {
+            format!("only the timestamp is refused: {refusal}")
+        }
+        _ => findings::only_refused(refusal, scheme),
+    }
+}
+
+/// The `diagnosis` object.
+fn diagnosis(search: &Search, summary: String) -> Value {
+    let mut found = json!({
+        "hypothesis": null,
+        "description": summary,
+        "signature_matches": search.signature_matches(),
+    });
+    if let Some(key) = search.key() {
+        found["key"] = json!(key);
+    }
+    if let Search::Explained(_, f) = search {
+        found["hypothesis"] = json!(findings::snake(f.hypothesis));
+        found["first_difference"] = json!(render::first_difference(&f.expected, &f.signed));
+        found["expected"] = json!(render::escape(&f.expected));
+        found["received"] = json!(render::escape(&f.signed));
+    }
+    found
+}
+
+/// The answer to one request and its log line (after the method and path).
+struct Verdict {
+    status: StatusCode,
+    body: Value,
+    log: String,
+}
+
+impl Verdict {
+    fn valid(scheme: Scheme, key: &str) -> Self {
+        Verdict {
+            status: StatusCode::OK,
+            body: json!({"valid": true, "scheme": scheme.as_str(), "key": key}),
+            log: format!("200 valid ({scheme}, key {key})"),
+        }
+    }
+
+    /// A refusal; `found` is the diagnosis object and what the log line says, if a
+    /// diagnosis could be made.
+    fn refused(scheme: Scheme, refusal: &Error, found: Option<(Value, String)>) -> Self {
+        let (diagnosis, said) = match found {
+            Some((diagnosis, said)) => (diagnosis, said),
+            None => (Value::Null, refusal.to_string()),
+        };
+        Verdict {
+            status: StatusCode::UNAUTHORIZED,
+            body: json!({
+                "valid": false,
+                "scheme": scheme.as_str(),
+                "reason": refusal.code(),
+                "explanation": refusal.to_string(),
+                "diagnosis": diagnosis,
+            }),
+            log: format!("401 {}: {said}", refusal.code()),
+        }
+    }
+
+    /// A request that could not be read in full.
+    fn unread(status: StatusCode, reason: &str, explanation: &str) -> Self {
+        Verdict {
+            status,
+            body: json!({"valid": false, "reason": reason, "explanation": explanation}),
+            log: format!("{} {reason}: {explanation}", status.as_u16()),
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let mut response = Response::new(Body::from(format!("{}\n", self.body)));
+        *response.status_mut() = self.status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+async fn handle(State(sandbox): State<Arc<Sandbox>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let verdict = match read_body(&parts.headers, body).await {
+        Ok(bytes) => sandbox.check(&parts, &bytes),
+        Err(verdict) => verdict,
+    };
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    eprintln!(
+        "{} {} → {}",
+        parts.method,
+        render::escape(target.as_bytes()),
+        verdict.log
+    );
+    verdict.into_response()
+}
+
+/// The whole body, at most [`MAX_BODY`] bytes, within [`BODY_TIMEOUT`].
+///
+/// A body over the limit is read on (and dropped) up to [`DRAIN_LIMIT`] before the 413 is
+/// sent: closing a connection with unread bytes resets it, and the client would see a
+/// broken connection instead of the answer.
+async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<Vec<u8>, Verdict> {
+    let too_large = || {
+        Verdict::unread(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the body is over 1 MiB, the most the sandbox reads; send a smaller body",
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
+        return Err(too_large());
+    }
+    let mut kept = Vec::new();
+    let mut seen: usize = 0;
+    let reading = async {
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else {
+                continue; // trailers
+            };
+            seen = seen.saturating_add(data.len());
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+            if seen <= MAX_BODY {
+                kept.extend_from_slice(&data);
+            }
+        }
+        Ok::<(), axum::Error>(())
+    };
+    let outcome = tokio::time::timeout(BODY_TIMEOUT, reading).await;
+    if seen > MAX_BODY {
+        return Err(too_large());
+    }
+    match outcome {
+        Ok(Ok(())) => Ok(kept),
+        Ok(Err(e)) => Err(Verdict::unread(
+            StatusCode::BAD_REQUEST,
+            "body_unreadable",
+            &format!("the body could not be read: {e}"),
+        )),
+        Err(_) => Err(Verdict::unread(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            &format!(
+                "the body did not arrive in full within {BODY_TIMEOUT:?}; send it at once, with a correct Content-Length"
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_id_is_the_last_segment() {
+        assert_eq!(last_segment("/api/v1/payins/tx-123"), "tx-123");
+        assert_eq!(last_segment("/api/v1/payins/"), "");
+        assert_eq!(last_segment("/"), "");
+    }
+}

@@ -556,12 +556,11 @@ fn request_url(parts: &http::request::Parts, scheme: &str) -> Result<CanonicalUr
     Ok(url)
 }
 
-/// `host[:port]`: a registered name, IPv4 or bracketed IPv6 host, an optional port; never
-/// userinfo, path, query or fragment.
+/// `host[:port]`: an authority as `http` parses it, which refuses `/ ? #`, backslashes,
+/// spaces and the empty string. (Userinfo, `user@`, parses; the canonical-URL rule against
+/// credentials refuses it next.)
 fn is_plain_authority(authority: &str) -> bool {
-    !authority.is_empty()
-        && !authority.contains(['/', '?', '#', '@', '\\'])
-        && authority.parse::<http::uri::Authority>().is_ok()
+    authority.parse::<http::uri::Authority>().is_ok()
 }
 
 /// How old the timestamp is at `now`, in milliseconds (negative: ahead of the clock).

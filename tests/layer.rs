@@ -457,6 +457,19 @@ async fn the_url_verified_is_exactly_the_url_received() {
         let request = kitopay_request("/v1/refunds", host, &refunds, "{\"a\":1}");
         assert_eq!(status(service.clone(), request).await.0, 401, "{host}");
     }
+    // A Host carrying a path and query, for a URL whose text is still canonical: the
+    // authority check alone refuses it.
+    let odd = kitopay_signed(
+        "http://api.example.com/v1/refunds?x=1/v1/payouts",
+        "{\"a\":1}",
+    );
+    let request = kitopay_request(
+        "/v1/payouts",
+        "api.example.com/v1/refunds?x=1",
+        &odd,
+        "{\"a\":1}",
+    );
+    assert_eq!(status(service.clone(), request).await.0, 401);
     // Two Host headers.
     let mut request = kitopay_request("/v1/refunds", "api.example.com", &refunds, "{\"a\":1}");
     request
@@ -606,4 +619,217 @@ async fn the_extractors_share_the_layers_claim_semantics() {
         .await
         .unwrap();
     assert_eq!(unlayered.status(), 500);
+}
+
+#[tokio::test]
+async fn the_body_limit_is_exact_for_declared_and_streamed_lengths() {
+    let limit = 64;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = {
+        let calls = calls.clone();
+        VerifyLayer::new(auth(Arc::new(InMemoryReplayGuard::new(100))).with_body_limit(limit))
+            .layer(service_fn(move |_: http::Request<Full<Bytes>>| {
+                let calls = calls.clone();
+                async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, Infallible>(Response::new(Full::from("processed")))
+                }
+            }))
+    };
+    for (case, (len, declared, expected)) in [
+        (limit, true, 200),
+        (limit + 1, true, 413),
+        (limit, false, 200),
+        (limit + 1, false, 413),
+        (limit - 1, false, 200),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // A different body per case, so none is a duplicate of another.
+        let filler = char::from(b'a' + case as u8).to_string();
+        let body = format!("{{\"p\":\"{}\"}}", filler.repeat(len - 8));
+        assert_eq!(body.len(), len);
+        let headers = signed(&body, SystemClock.now());
+        let mut builder = http::Request::post("/hook");
+        for (k, v) in &headers {
+            builder = builder.header(k, v);
+        }
+        let request = if declared {
+            builder
+                .header("content-length", len)
+                .body(http_body_util::Either::Left(Full::from(body.clone())))
+                .unwrap()
+        } else {
+            // No length known in advance: the limit applies to the bytes read.
+            let stream = futures_util::stream::iter([Ok::<_, Infallible>(http_body::Frame::data(
+                Bytes::from(body.clone()),
+            ))]);
+            builder
+                .body(http_body_util::Either::Right(StreamBody::new(stream)))
+                .unwrap()
+        };
+        let response = service.clone().oneshot(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            expected,
+            "{len} bytes, declared {declared}"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn every_decision_is_one_tracing_event_with_outcome_reason_key_and_age() {
+    use countersign::{FixedClock, KamioKashWebhookSigner, Signer};
+    let now = Timestamp::from_unix_secs(1_700_000_000).unwrap();
+    let at = |offset: i64| {
+        Timestamp::from_unix_secs(now.unix_secs().checked_add_signed(offset).unwrap()).unwrap()
+    };
+    let sign = |body: &str, t: Timestamp| -> Vec<(String, String)> {
+        KamioKashWebhookSigner::new(SecretKey::new(SECRET).unwrap())
+            .sign(&SignableRequest::body(body.as_bytes()), t)
+            .unwrap()
+            .headers()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    let verifier = Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
+        .with_clock(FixedClock::new(now));
+    let service = VerifyLayer::new(
+        WebhookAuth::new(verifier).with_replay_guard(Arc::new(InMemoryReplayGuard::new(10))),
+    )
+    .layer(service_fn(|_: http::Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::from("processed")))
+    }));
+    let mut mismatch = sign("{}", at(-5));
+    mismatch[1].1 = "0".repeat(64);
+    let cases = [
+        (
+            request_with("{}", &sign("{}", at(-2))),
+            r#"outcome="accepted""#,
+            "key_id=primary age_ms=2000",
+        ),
+        (
+            request_with("{}", &sign("{}", at(-2))),
+            r#"outcome="duplicate""#,
+            "age_ms=2000",
+        ),
+        (
+            request_with("{}", &sign("{}", at(-120))),
+            r#"reason="expired""#,
+            "age_ms=120000",
+        ),
+        (
+            request_with("{}", &sign("{}", at(90))),
+            r#"reason="future""#,
+            "age_ms=-90000",
+        ),
+        (
+            request_with("{}", &mismatch),
+            r#"reason="signature_mismatch""#,
+            "age_ms=5000",
+        ),
+    ];
+    let captured = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let writer = {
+        let captured = captured.clone();
+        move || Capture(captured.clone())
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        for (request, outcome, fields) in cases {
+            let before = captured.lock().unwrap().len();
+            runtime.block_on(service.clone().oneshot(request)).unwrap();
+            let log = String::from_utf8(captured.lock().unwrap()[before..].to_vec()).unwrap();
+            assert_eq!(log.lines().count(), 1, "one event per decision: {log}");
+            assert!(
+                log.contains(outcome) && log.contains(fields),
+                "{outcome} {fields}: {log}"
+            );
+            assert!(
+                !log.contains(&"0".repeat(64)),
+                "a signature was logged: {log}"
+            );
+        }
+        // Without a timestamp header there is no age to report.
+        let before = captured.lock().unwrap().len();
+        let unsigned = http::Request::post("/hook")
+            .body(Full::<Bytes>::from("{}"))
+            .unwrap();
+        runtime.block_on(service.clone().oneshot(unsigned)).unwrap();
+        let log = String::from_utf8(captured.lock().unwrap()[before..].to_vec()).unwrap();
+        assert!(
+            log.contains(r#"reason="missing_header""#) && !log.contains("age_ms"),
+            "{log}"
+        );
+    });
+}
+
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn webhook_auth_debug_shows_its_settings_and_no_secret() {
+    let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap()))
+        .with_body_limit(1234)
+        .with_body_timeout(Duration::from_millis(1500))
+        .with_retry_after(Duration::from_secs(7))
+        .with_url_from_host("https");
+    let text = format!("{auth:?}");
+    for part in [
+        "WebhookAuth",
+        "limit: 1234",
+        "body_timeout: 1.5s",
+        "retry_after: 7s",
+        "url_from_host: Some(\"https\")",
+        "replay_guard: false",
+        "[redacted]",
+    ] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
+    assert!(!text.contains(SECRET));
+}
+
+/// An inner service that is never ready.
+#[derive(Clone)]
+struct Unready;
+
+impl Service<http::Request<Full<Bytes>>> for Unready {
+    type Response = Response;
+    type Error = &'static str;
+    type Future = std::future::Ready<Result<Response, &'static str>>;
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Err("inner service overloaded"))
+    }
+    fn call(&mut self, _: http::Request<Full<Bytes>>) -> Self::Future {
+        std::future::ready(Ok(Response::new(Full::from(""))))
+    }
+}
+
+#[tokio::test]
+async fn readiness_is_the_inner_services() {
+    let mut service = VerifyLayer::new(auth(Arc::new(InMemoryReplayGuard::new(10)))).layer(Unready);
+    let ready = ServiceExt::<http::Request<Full<Bytes>>>::ready(&mut service).await;
+    assert_eq!(ready.err(), Some("inner service overloaded"));
 }

@@ -608,12 +608,11 @@ impl Pending {
     async fn settle(mut self, success: bool) {
         let Some(claim) = self.claim else { return };
         if success {
-            // Taken first: a completion cut short leaves the claim in flight (duplicates get
-            // 409 until it expires), never released (which would let it be processed twice).
+            // Not waited on: the answer is ready, and a completion cut short leaves the claim
+            // in flight (duplicates get 409 until it expires), never released (which would let
+            // the delivery be processed twice).
             self.claim = None;
-            if let Err(e) = self.guard.complete_async(claim).await {
-                tracing::warn!(target: "countersign", error = %e, "could not mark a delivery done; duplicates get 409 until its claim expires");
-            }
+            self.guard.complete_detached(claim);
         } else {
             // Taken after: if this release is cut short, the drop guard releases again.
             let released = self.guard.release_async(claim).await;

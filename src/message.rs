@@ -321,18 +321,23 @@ impl<'a> StringToSign<'a> {
 
     /// Absorbs the fields from `skip` on into `mac` and completes it: signers whose first
     /// field is fixed (the Kitopay merchant id) resume from a state that already holds it.
+    /// Completes `mac` (which has absorbed the first `skip` fields) over the rest, in one
+    /// compression call when the message is short enough (see `Mac::finish_fields`).
     #[inline]
-    pub(crate) fn finish(&self, mut mac: Mac<'_>, skip: usize) -> Signature {
+    pub(crate) fn finish(&self, mac: Mac<'_>, skip: usize) -> Signature {
+        // At most five fields and the URL's two extra pieces (trailing-slash tolerance).
+        let mut pieces: [&[u8]; 7] = [&[]; 7];
+        let mut n = 0;
         for &(name, bytes) in self.fields[..self.len].iter().skip(skip) {
-            mac.update(bytes);
-            if name == FieldName::Url
-                && !self.url_extra[0].is_empty() | !self.url_extra[1].is_empty()
-            {
-                mac.update(self.url_extra[0]);
-                mac.update(self.url_extra[1]);
+            pieces[n] = bytes;
+            n += 1;
+            if name == FieldName::Url {
+                pieces[n] = self.url_extra[0];
+                pieces[n + 1] = self.url_extra[1];
+                n += 2;
             }
         }
-        Signature::from_bytes(mac.finish())
+        Signature::from_bytes(mac.finish_fields(&pieces[..n]))
     }
 }
 

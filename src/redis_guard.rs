@@ -3,13 +3,15 @@
 //! [`RedisReplayGuard`] keeps one Redis key per delivery, `<prefix><scheme>:<signature>`,
 //! whose value is the claim's state and token (`i:<token>` in flight, `d:<token>` done):
 //!
-//! - **claim**: `SET key i:<token> NX PX <ttl>` in a Lua script that returns the current
-//!   value when the key is already held (one round trip either way), so a duplicate is told
-//!   apart as in flight or done. The TTL is the time until the claim's `expires_at`, in
+//! - **claim**: `SET key i:<token> NX GET PX <ttl>`: one native command, one round trip,
+//!   which also returns the current value when the key is already held, so a duplicate is
+//!   told apart as in flight or done. The TTL is the time until the claim's `expires_at`, in
 //!   milliseconds **rounded up**, so the key outlives every instant any instance could
 //!   still accept the message (see [`crate::Verified::expires_at`]);
 //! - **complete**: `i:<token>` → `d:<token>` with `KEEPTTL`, only if the key still holds
-//!   this claim's token (compare-and-set, one script);
+//!   this claim's token (compare-and-set, one script). The tower layer sends it after the
+//!   handler's answer without waiting for it ([`AsyncReplayGuard::complete_detached`]), so
+//!   a delivery waits on one round trip;
 //! - **release**: delete only if the key still holds `i:<token>` (compare-and-delete, one
 //!   script), so a late release never frees another instance's claim.
 //!
@@ -24,7 +26,7 @@
 //! run Redis with AOF (`appendonly yes`, `appendfsync everysec` or `always`) or a replica.
 //! Without persistence a restarted Redis has forgotten every claim, and a delivery claimed
 //! before the crash is accepted again if it is replayed while its timestamp is still fresh
-//! (measured: `kill -9`, restart, replay → accepted). Needs Redis 6.0 or later (`KEEPTTL`).
+//! (measured: `kill -9`, restart, replay → accepted). Needs Redis 7.0 or later (`SET NX GET`).
 //!
 //! All tasks share one multiplexed, auto-reconnecting connection (redis'
 //! `ConnectionManager`): commands are pipelined on it, which serves what a pool would for
@@ -56,11 +58,6 @@ use crate::error::{Error, ErrorKind, err};
 use crate::replay::{AsyncReplayGuard, Claim, ClaimState, GuardFuture, ReplayKey};
 use crate::time::Timestamp;
 
-/// Claims the key if free; otherwise returns its value (state and token).
-const CLAIM: &str = r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return redis.call('GET', KEYS[1])";
-
 /// Marks the claim done, if the key still holds it in flight.
 const COMPLETE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -75,7 +72,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0";
 
 struct Scripts {
-    claim: redis::Script,
     complete: redis::Script,
     release: redis::Script,
 }
@@ -147,7 +143,6 @@ impl RedisReplayGuard {
         Ok(RedisReplayGuard {
             connection,
             scripts: Arc::new(Scripts {
-                claim: redis::Script::new(CLAIM),
                 complete: redis::Script::new(COMPLETE),
                 release: redis::Script::new(RELEASE),
             }),
@@ -207,6 +202,20 @@ impl RedisReplayGuard {
 
     fn key(&self, key: ReplayKey) -> String {
         format!("{}{key}", self.prefix)
+    }
+
+    /// Runs `command` within the timeout.
+    async fn command<T: redis::FromRedisValue>(
+        &self,
+        command: redis::Cmd,
+        timeout: Duration,
+    ) -> Result<T, Error> {
+        let mut connection = self.connection.clone();
+        match tokio::time::timeout(timeout, command.query_async::<T>(&mut connection)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(unavailable(e)),
+            Err(_) => Err(unavailable("command timed out")),
+        }
     }
 
     /// Runs `script` with one key and two arguments within the timeout.
@@ -318,23 +327,26 @@ impl AsyncReplayGuard for RedisReplayGuard {
                 claim,
                 deadline: Duration::from_millis(ttl).min(Duration::from_secs(30)),
             };
-            let outcome = self
-                .run::<redis::Value>(
-                    &self.scripts.claim,
-                    &redis_key,
-                    [&in_flight(&claim), &ttl.to_string()],
-                    self.timeout,
-                )
-                .await;
+            // Sets the key if it is free and returns nothing; otherwise leaves it and returns
+            // its value (state and token). One native command, one round trip.
+            let mut command = redis::cmd("SET");
+            command
+                .arg(&redis_key)
+                .arg(in_flight(&claim))
+                .arg("NX")
+                .arg("GET")
+                .arg("PX")
+                .arg(ttl);
+            let outcome = self.command::<Option<Vec<u8>>>(command, self.timeout).await;
             match outcome {
-                Ok(value) => {
+                Ok(held) => {
                     unsettled.settled();
-                    match value {
-                        redis::Value::Int(1) => Ok(claim),
-                        redis::Value::BulkString(held) if held.starts_with(b"d:") => {
+                    match held {
+                        None => Ok(claim),
+                        Some(held) if held.starts_with(b"d:") => {
                             err(ErrorKind::Replayed(ClaimState::Done))
                         }
-                        _ => err(ErrorKind::Replayed(ClaimState::InFlight)),
+                        Some(_) => err(ErrorKind::Replayed(ClaimState::InFlight)),
                     }
                 }
                 Err(e) => match self.policy {
@@ -394,6 +406,23 @@ impl AsyncReplayGuard for RedisReplayGuard {
 
     fn release_detached(&self, claim: Claim) {
         self.clean_up_in_background(self.key(claim.key()), claim, Duration::from_secs(30));
+    }
+
+    fn complete_detached(&self, claim: Claim) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing_warn(
+                "no Tokio runtime to mark a delivery done on; duplicates get 409 until its claim expires",
+            );
+            return;
+        };
+        let guard = self.clone();
+        runtime.spawn(async move {
+            if let Err(e) = guard.complete_async(claim).await {
+                tracing_warn(&format!(
+                    "could not mark a delivery done ({e}); duplicates get 409 until its claim expires"
+                ));
+            }
+        });
     }
 }
 

@@ -41,7 +41,7 @@
 use core::fmt;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{Error, ErrorKind, err};
 use crate::scheme::Scheme;
@@ -338,6 +338,12 @@ pub trait AsyncReplayGuard: Send + Sync {
     /// future was dropped (client gone) or the handler panicked. A network store starts the
     /// release in the background; failures are logged by the store, not returned.
     fn release_detached(&self, claim: Claim);
+
+    /// Marks a claim done without making the caller wait: the tower layer calls it once the
+    /// handler answered 2xx, so the answer does not wait on a second round trip to a network
+    /// store. A duplicate that arrives before the store has it sees the claim in flight
+    /// (`409`, retry later), never a second processing. A local guard completes at once.
+    fn complete_detached(&self, claim: Claim);
 }
 
 impl<G: ReplayGuard + ?Sized> AsyncReplayGuard for G {
@@ -365,6 +371,10 @@ impl<G: ReplayGuard + ?Sized> AsyncReplayGuard for G {
         // A synchronous guard releases at once; there is no caller to report a failure to.
         let _ = self.release(&claim);
     }
+
+    fn complete_detached(&self, claim: Claim) {
+        let _ = self.complete(&claim);
+    }
 }
 
 /// A process-local [`ReplayGuard`]: thread-safe, bounded memory, O(log n) per claim.
@@ -385,7 +395,6 @@ pub struct InMemoryReplayGuard {
     capacity: usize,
     /// Claims held across all shards (live or expired but not yet evicted).
     held: AtomicUsize,
-    next_token: AtomicU64,
     shards: Box<[Mutex<Shard>]>,
 }
 
@@ -397,6 +406,9 @@ struct Shard {
     claims: HashMap<ReplayKey, Entry>,
     /// Every claim in `claims`, ordered by expiry (then token, which is unique).
     by_expiry: BTreeMap<(Timestamp, u64), ReplayKey>,
+    /// The next claim's token. A key always falls in the same shard, so tokens unique per
+    /// shard are unique among a key's claims, with no counter shared between threads.
+    next_token: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -422,7 +434,6 @@ impl InMemoryReplayGuard {
         InMemoryReplayGuard {
             capacity,
             held: AtomicUsize::new(0),
-            next_token: AtomicU64::new(1),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
         }
     }
@@ -529,7 +540,8 @@ impl ReplayGuard for InMemoryReplayGuard {
                 )));
             }
         }
-        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        shard.next_token += 1;
+        let token = shard.next_token;
         shard.claims.insert(
             key,
             Entry {

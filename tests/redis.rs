@@ -29,7 +29,9 @@ use countersign::{
 };
 use proptest::test_runner::{Config, TestRunner};
 use redis_server::{Redis, unique_prefix};
-use server::{Log, auth, deliver, deliver_and_lose_the_response, deliver_with, serve, signed};
+use server::{
+    Log, auth, deliver, deliver_and_lose_the_response, deliver_settled, deliver_with, serve, signed,
+};
 
 async fn guard(redis: &Redis, test: &str) -> RedisReplayGuard {
     RedisReplayGuard::connect(&redis.url)
@@ -186,7 +188,7 @@ async fn two_instances_sharing_redis_process_a_delivery_exactly_once() {
     );
     // Once done, a late copy is acknowledged by either instance.
     for addr in &servers {
-        let (status, text, _) = deliver(*addr, &headers, body).await;
+        let (status, text, _) = deliver_settled(*addr, &headers, body).await;
         assert_eq!(
             (status, text.as_str()),
             (200, "duplicate delivery: already processed\n")
@@ -215,7 +217,7 @@ async fn a_lost_response_is_acknowledged_by_the_other_instance_without_a_second_
     let body = r#"{"type":"transaction.successful","data":{"walletId":"w_lost"}}"#;
     let headers = signed(body, SystemClock.now());
     deliver_and_lose_the_response(a, &headers, body, &log_a).await;
-    let (status, text, _) = deliver(b, &headers, body).await;
+    let (status, text, _) = deliver_settled(b, &headers, body).await;
     println!(
         "lost response (redis, two instances): handler calls A={} B={}, A answered {:?} (never read), B answered {:?} {status} {text:?}",
         log_a.calls(body),
@@ -421,13 +423,39 @@ async fn claims_survive_a_crash_only_with_persistence() {
             return;
         }
         let log = Log::default();
-        let guard = guard(&redis, "crash")
+        let prefix = unique_prefix("crash");
+        let guard = RedisReplayGuard::connect(&redis.url)
             .await
+            .unwrap()
+            .with_prefix(prefix.clone())
             .with_timeout(Duration::from_millis(500));
         let addr = serve(auth(Arc::new(guard)), log.clone()).await;
         let body = r#"{"type":"voucher_code.used","data":{"code":"V1"}}"#;
         let headers = signed(body, SystemClock.now());
         assert_eq!(deliver(addr, &headers, body).await.0, 200);
+        // The completion follows the answer; crash once Redis has it.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let keys = redis.command(&["KEYS", &format!("{prefix}*")]);
+            let done = match keys {
+                redis::Value::Array(keys) => keys.iter().any(|k| match k {
+                    redis::Value::BulkString(k) => matches!(
+                        redis.command(&["GET", std::str::from_utf8(k).unwrap()]),
+                        redis::Value::BulkString(v) if v.starts_with(b"d:")
+                    ),
+                    _ => false,
+                }),
+                _ => false,
+            };
+            if done {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the completion never reached Redis"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         redis.restart();
         let deadline = Instant::now() + Duration::from_secs(10);
         let (status, text) = loop {

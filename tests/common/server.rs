@@ -155,3 +155,21 @@ pub async fn deliver_and_lose_the_response(
     }
     drop(socket);
 }
+
+/// Delivers until the answer is not `409` (a duplicate that arrived before its original's
+/// completion reached a network store), as a provider honouring `Retry-After` would; at most
+/// 2 s.
+pub async fn deliver_settled(
+    addr: SocketAddr,
+    headers: &[(String, String)],
+    body: &str,
+) -> (u16, String, Option<String>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let answer = deliver(addr, headers, body).await;
+        if answer.0 != 409 || std::time::Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -435,3 +435,35 @@ impl core::fmt::Debug for RedisReplayGuard {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_ttl_is_rounded_up_to_the_millisecond_and_never_zero() {
+        let now = Timestamp::from_unix_secs(1_700_000_000).unwrap();
+        let at = |d: Duration| Timestamp::from_duration(now.since_epoch() + d).unwrap();
+        assert_eq!(ttl_ms(at(Duration::from_secs(60)), now), 60_000);
+        assert_eq!(ttl_ms(at(Duration::new(60, 1)), now), 60_001);
+        assert_eq!(ttl_ms(at(Duration::new(60, 500_000)), now), 60_001);
+        assert_eq!(ttl_ms(at(Duration::new(60, 999_999)), now), 60_001);
+        assert_eq!(ttl_ms(at(Duration::new(60, 1_000_000)), now), 60_001);
+        assert_eq!(ttl_ms(at(Duration::new(60, 1_000_001)), now), 60_002);
+        assert_eq!(ttl_ms(at(Duration::from_nanos(1)), now), 1);
+        assert_eq!(ttl_ms(now, now), 1, "never 0: PX 0 is an error");
+        assert_eq!(ttl_ms(now, at(Duration::from_secs(1))), 1);
+    }
+
+    #[test]
+    fn values_carry_state_and_token() {
+        let key = ReplayKey::new(
+            crate::Scheme::Kitopay,
+            crate::Signature::from_bytes([1; 32]),
+        );
+        let claim = Claim::new(key, 0xab, Timestamp::UNIX_EPOCH);
+        assert_eq!(in_flight(&claim), format!("i:{}ab", "0".repeat(30)));
+        assert_eq!(done(&claim), format!("d:{}ab", "0".repeat(30)));
+    }
+}

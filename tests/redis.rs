@@ -306,6 +306,16 @@ async fn a_claim_that_times_out_during_debug_sleep_is_cleaned_up_so_the_retry_ge
         status, 503,
         "an undecided claim is an outage, not an authentication failure"
     );
+    // The SET still lands when Redis wakes up; the guard's clean-up deletes it (it holds
+    // this claim's token), so nothing is left to refuse the provider's retry.
+    tokio::time::sleep(Duration::from_millis(1_300)).await; // the stall is over
+    redis.command(&["PING"]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        redis.command(&["KEYS", "countersign-test:sleep:*"]),
+        redis::Value::Array(Vec::new()),
+        "the timed-out claim was left in Redis"
+    );
     assert_eq!(retry_after.as_deref(), Some("1"));
     assert_eq!(log.calls(body), 0);
     // The provider retries after Retry-After; by then Redis has run the SET and the clean-up.
@@ -508,5 +518,128 @@ async fn a_claim_future_dropped_before_redis_answers_is_cleaned_up() {
     assert!(
         retry.is_ok(),
         "the dropped claim was left behind: {retry:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_dropped_mid_handler_releases_its_redis_claim_in_the_background() {
+    use bytes::Bytes;
+    use countersign::layer::VerifyLayer;
+    use http_body_util::Full;
+    use tower::{Layer, ServiceExt, service_fn};
+    let Some(redis) = Redis::start() else { return };
+    let prefix = unique_prefix("dropped-request");
+    let guard = RedisReplayGuard::connect(&redis.url)
+        .await
+        .unwrap()
+        .with_prefix(prefix.clone());
+    let service = VerifyLayer::new(auth(Arc::new(guard))).layer(service_fn(
+        |_: http::Request<Full<Bytes>>| async {
+            std::future::pending::<()>().await;
+            Ok::<_, std::convert::Infallible>(http::Response::new(Full::<Bytes>::from("")))
+        },
+    ));
+    let headers = signed("{}", SystemClock.now());
+    let mut request = http::Request::post("/hook");
+    for (k, v) in &headers {
+        request = request.header(k, v);
+    }
+    let call = service.oneshot(request.body(Full::<Bytes>::from("{}")).unwrap());
+    // The handler runs (the claim is in Redis), then the client goes away.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), call)
+            .await
+            .is_err()
+    );
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while redis.command(&["KEYS", &format!("{prefix}*")]) != redis::Value::Array(Vec::new()) {
+        assert!(
+            Instant::now() < deadline,
+            "the dropped request's claim was never released"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn debug_shows_settings_and_the_open_policy_warns_when_it_accepts_unguarded() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    if !redis.owned() {
+        return;
+    }
+    let guard = RedisReplayGuard::connect(&redis.url)
+        .await
+        .unwrap()
+        .with_prefix("app:")
+        .with_timeout(Duration::from_millis(250))
+        .with_failure_policy(FailurePolicy::Open);
+    let text = format!("{guard:?}");
+    for part in [
+        "RedisReplayGuard",
+        "prefix: \"app:\"",
+        "timeout: 250ms",
+        "policy: Open",
+    ] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
+    redis.kill();
+    let captured = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let writer = {
+        let captured = captured.clone();
+        move || Capture(captured.clone())
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let now = SystemClock.now();
+    let key = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([13; 32]));
+    assert!(
+        guard
+            .claim_async(key, later(now, 60_000), now)
+            .await
+            .is_ok()
+    );
+    let log = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("without replay protection"), "{log}");
+}
+
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn connecting_to_a_server_that_never_answers_gives_up_within_twice_the_timeout() {
+    // A TCP listener that accepts and never speaks Redis.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _held = std::thread::spawn(move || {
+        let mut sockets = Vec::new();
+        for socket in listener.incoming().take(8) {
+            sockets.push(socket);
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let started = Instant::now();
+    let err = RedisReplayGuard::connect(&format!("redis://127.0.0.1:{port}/"))
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(err.code(), "replay_guard_unavailable");
+    // Not before the 1 s command timeout, and not after twice it (plus scheduling slack).
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_millis(2_600),
+        "{waited:?}"
     );
 }

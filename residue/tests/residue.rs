@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use countersign::diagnose::{Diagnosis, Inputs, diagnose};
-use countersign::{CanonicalUrl, Scheme, SecretKey};
+use countersign::{CanonicalUrl, KitopaySigner, Scheme, SecretKey};
 use countersign_residue::{Scanner, stack_contains};
 use sha2::Digest;
 
@@ -101,4 +101,41 @@ fn diagnose_leaves_no_copy_of_the_secret_in_freed_heap_blocks() {
     let hits = SCANNER.disarm();
     assert_eq!(diagnosis, Diagnosis::Unexplained);
     assert_eq!(hits, 0, "freed heap blocks still held the secret");
+}
+
+/// The HMAC inner pad state of `key` (at most 64 bytes): SHA-256's chaining value after the
+/// block `key ^ ipad`, as the words sit in memory. Whoever holds it can compute the inner
+/// hash of any message: a key-equivalent.
+fn inner_pad_state(key: &[u8]) -> Vec<u8> {
+    let mut block = [0x36u8; 64];
+    for (b, k) in block.iter_mut().zip(key) {
+        *b ^= k;
+    }
+    let mut state: [u32; 8] = [
+        0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c,
+        0x1f83_d9ab, 0x5be0_cd19,
+    ];
+    sha2::block_api::compress256(&mut state, &[block]);
+    state.iter().flat_map(|w| w.to_ne_bytes()).collect()
+}
+
+#[test]
+fn a_dropped_signer_leaves_no_key_state_in_its_freed_block() {
+    // A Kitopay signer keeps the pad states and a state resumed after the merchant id (the
+    // "prefix"); both are key-equivalents and must be wiped when the signer is dropped.
+    let secret = "kk_short_secret_0123456789";
+    let needle = inner_pad_state(secret.as_bytes());
+
+    // Control: a plain copy of the state, freed, is found.
+    SCANNER.arm(&needle);
+    drop(std::hint::black_box(needle.clone().into_boxed_slice()));
+    assert_eq!(SCANNER.disarm(), 1, "control: the scanner must see a freed copy");
+
+    let signer = Box::new(
+        KitopaySigner::new("dev_pub_fb1dad5f", SecretKey::new(secret).unwrap()).unwrap(),
+    );
+    std::hint::black_box(&signer);
+    SCANNER.arm(&needle);
+    drop(signer);
+    assert_eq!(SCANNER.disarm(), 0, "a freed signer still held a key state");
 }

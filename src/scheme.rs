@@ -231,9 +231,17 @@ impl Scheme {
     }
 }
 
+/// Honours width and fill, as names in tables do.
+///
+/// ```
+/// use countersign::Scheme;
+///
+/// assert_eq!(format!("[{:<20}]", Scheme::Kitopay), "[kitopay             ]");
+/// assert_eq!(format!("[{:>9}]", Scheme::KamioKash), "[kamiokash]");
+/// ```
 impl fmt::Display for Scheme {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

@@ -236,7 +236,7 @@ fn decode_hex8(x: u64) -> ([u8; 4], bool) {
 
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.to_hex().as_str())
+        f.pad(self.to_hex().as_str())
     }
 }
 
@@ -279,7 +279,7 @@ impl HexSignature {
 
 impl fmt::Display for HexSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -319,7 +319,7 @@ impl Base64Signature {
 
 impl fmt::Display for Base64Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

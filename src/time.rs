@@ -388,7 +388,7 @@ impl TimestampText {
 
 impl fmt::Display for TimestampText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

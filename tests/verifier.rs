@@ -780,3 +780,21 @@ fn keys_rotate_while_deliveries_are_verified_concurrently_and_none_is_refused() 
     assert_eq!(keys.ids(), ["new"]);
     assert_eq!(kind_of(&v, &old, b"{}"), ErrorKind::SignatureMismatch);
 }
+
+#[test]
+fn displays_honour_width_and_fill() {
+    use countersign::{Scheme, Signature};
+    assert_eq!(
+        format!("{:<20}|", Scheme::KitopayWebhook),
+        "kitopay-webhook     |"
+    );
+    assert_eq!(format!("{:*^11}", Scheme::KamioKash), "*kamiokash*");
+    let sig = Signature::from_bytes([0xab; 32]);
+    assert_eq!(format!("{sig:.8}"), "abababab");
+    assert_eq!(format!("{:>66}", sig.to_hex()).len(), 66);
+    assert_eq!(format!("{:>46}", sig.to_base64()).len(), 46);
+    let text = Timestamp::from_unix_secs(7).unwrap().to_unix_text();
+    assert_eq!(format!("{text:>3}"), "  7");
+    let url = CanonicalUrl::parse("https://a.example/").unwrap();
+    assert_eq!(format!("{url:>20}"), "  https://a.example/");
+}

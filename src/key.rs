@@ -29,7 +29,7 @@ use crate::mac::{PadStates, Prefix};
 /// assert!(SecretKey::new("").is_err());
 /// ```
 pub struct SecretKey {
-    pads: PadStates,
+    pads: Box<PadStates>,
 }
 
 impl SecretKey {
@@ -101,7 +101,7 @@ impl SecretKey {
         &self.pads
     }
 
-    pub(crate) fn prefix(&self, prefix: &[u8]) -> Prefix {
+    pub(crate) fn prefix(&self, prefix: &[u8]) -> Box<Prefix> {
         self.pads.prefix(prefix)
     }
 

@@ -39,7 +39,7 @@ pub struct KitopaySigner {
     merchant_id: String,
     key: SecretKey,
     /// The MAC state after the merchant id, which starts every message.
-    prefix: Prefix,
+    prefix: Box<Prefix>,
     scheme: Scheme,
 }
 
@@ -205,7 +205,7 @@ pub struct KitopaySimplifiedSigner {
     merchant_id: String,
     key: SecretKey,
     /// The MAC state after the merchant id, which starts every message.
-    prefix: Prefix,
+    prefix: Box<Prefix>,
 }
 
 impl KitopaySimplifiedSigner {

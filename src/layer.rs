@@ -16,8 +16,11 @@
 //! | body not complete within the deadline | `408` | no |
 //!
 //! A delivery's claim is **done** when the handler answers 2xx, and **released** on every
-//! other path: a non-2xx answer, an inner service error, a panic, or the request future
-//! being dropped (client gone), so the provider's retry is processed as new. The precise
+//! other path: a non-2xx answer, an inner service error, a panic, or the runtime shutting
+//! down, so the provider's retry is processed as new. A client that hangs up does not
+//! cancel the handler: it runs to its end in a task of its own (a Tokio runtime is needed)
+//! and its answer settles the claim, so a delivery is never released halfway through its
+//! side effects and processed again. The precise
 //! reason for every decision is one `tracing` event (target `countersign`), never sent to
 //! the client; see [`VerifyLayer`].
 //!
@@ -174,7 +177,9 @@ impl Answer {
         let mut response = Response::new(B::from(self.body()));
         *response.status_mut() = self.status();
         if matches!(self, Answer::InFlight | Answer::Unavailable) {
-            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            let secs = retry_after
+                .as_secs()
+                .saturating_add(u64::from(retry_after.subsec_nanos() > 0));
             response
                 .headers_mut()
                 .insert(http::header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
@@ -406,19 +411,30 @@ impl WebhookAuth {
             self.count(Answer::TooLarge.outcome(), started);
             return Err(Answer::TooLarge);
         }
-        let collect = Limited::new(body, self.limit).collect();
-        let collected = if tokio::runtime::Handle::try_current().is_ok() {
-            match tokio::time::timeout(self.body_timeout, collect).await {
-                Ok(collected) => collected,
-                Err(_) => {
-                    tracing::warn!(target: "countersign", scheme = %self.verifier.scheme(), outcome = "timeout", timeout_ms = self.body_timeout.as_millis() as u64, "webhook refused: body not received within the deadline");
-                    self.count(Answer::Timeout.outcome(), started);
-                    return Err(Answer::Timeout);
+        let mut collect = core::pin::pin!(Limited::new(body, self.limit).collect());
+        let collected = match deadline(self.body_timeout) {
+            Some(sleep) => {
+                let mut sleep = core::pin::pin!(sleep);
+                let raced = core::future::poll_fn(|cx| {
+                    if let Poll::Ready(collected) = collect.as_mut().poll(cx) {
+                        return Poll::Ready(Some(collected));
+                    }
+                    sleep.as_mut().poll(cx).map(|()| None)
+                })
+                .await;
+                match raced {
+                    Some(collected) => collected,
+                    None => {
+                        tracing::warn!(target: "countersign", scheme = %self.verifier.scheme(), outcome = "timeout", timeout_ms = self.body_timeout.as_millis() as u64, "webhook refused: body not received within the deadline");
+                        self.count(Answer::Timeout.outcome(), started);
+                        return Err(Answer::Timeout);
+                    }
                 }
             }
-        } else {
-            tracing::warn!(target: "countersign", "no Tokio runtime: reading the body without a deadline");
-            collect.await
+            None => {
+                tracing::warn!(target: "countersign", "no Tokio runtime with timers: reading the body without a deadline");
+                collect.await
+            }
         };
         match collected {
             Ok(collected) => Ok(collected.to_bytes()),
@@ -554,6 +570,14 @@ fn request_url(parts: &http::request::Parts, scheme: &str) -> Result<CanonicalUr
         return err(ErrorKind::InvalidUrl(UrlRule::NotCanonical));
     }
     Ok(url)
+}
+
+/// A timer for the body deadline, if the current Tokio runtime has one. Tokio panics when a
+/// timer is made on a runtime built without `enable_time`; that is caught here (once per
+/// request, before any body byte is read) and the body is then read without a deadline.
+fn deadline(after: Duration) -> Option<tokio::time::Sleep> {
+    tokio::runtime::Handle::try_current().ok()?;
+    std::panic::catch_unwind(|| tokio::time::sleep(after)).ok()
 }
 
 /// `host[:port]`: an authority as `http` parses it, which refuses `/ ? #`, backslashes,
@@ -801,14 +825,33 @@ where
                 Err(answer) => return Ok(answer.response(retry_after)),
             };
             parts.extensions.insert(delivery);
-            let outcome = inner
-                .call(Request::from_parts(parts, Full::new(bytes)))
-                .await;
-            if let Some(pending) = pending {
+            let request = Request::from_parts(parts, Full::new(bytes));
+            let Some(pending) = pending else {
+                return inner.call(request).await;
+            };
+            // The claim is settled by the handler's own outcome: done on 2xx, released
+            // otherwise (a panic unwinds through `pending`, which releases). The handler runs
+            // in a task of its own so that a client hanging up does not cancel it halfway
+            // through its side effects (releasing then would let the delivery be processed
+            // twice); it finishes and settles the claim whether or not anyone still waits.
+            let handled = async move {
+                let outcome = inner.call(request).await;
                 let success = matches!(&outcome, Ok(response) if response.status().is_success());
                 pending.settle(success).await;
+                outcome
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => match runtime.spawn(handled).await {
+                    Ok(outcome) => outcome,
+                    Err(e) => match e.try_into_panic() {
+                        // The handler panicked: the claim is released; pass the panic on.
+                        Ok(payload) => std::panic::resume_unwind(payload),
+                        // The runtime is shutting down: the claim was released.
+                        Err(_) => Ok(Answer::Unavailable.response(retry_after)),
+                    },
+                },
+                Err(_) => handled.await,
             }
-            outcome
         })
     }
 }

@@ -46,15 +46,21 @@ impl PadStates {
     ///
     /// Nothing key-derived is left behind but the two states: the hash of a long key (a
     /// key-equivalent) and the key's tail in the hash buffer are wiped, and so is the stack
-    /// the compression function used (its message schedule holds the key block).
-    pub(crate) fn new(key: &[u8]) -> Self {
-        let states = Self::schedule(key);
+    /// the compression function used (its message schedule holds the key block). The states
+    /// live on the heap, written there in place: moving a key (into a ring, out of it when
+    /// rotating) moves a pointer and leaves no copy of them behind.
+    pub(crate) fn new(key: &[u8]) -> Box<Self> {
+        let mut states = Box::new(PadStates {
+            inner: [0; 8],
+            outer: [0; 8],
+        });
+        Self::schedule(key, &mut states);
         scrub_stack();
         states
     }
 
     #[inline(never)]
-    fn schedule(key: &[u8]) -> Self {
+    fn schedule(key: &[u8], states: &mut PadStates) {
         let mut block = [0u8; BLOCK];
         if key.len() > BLOCK {
             let mut h = Sha256::new();
@@ -67,28 +73,31 @@ impl PadStates {
         } else {
             block[..key.len()].copy_from_slice(key);
         }
-        let mut inner = IV;
-        let mut outer = IV;
+        states.inner = IV;
+        states.outer = IV;
         for b in &mut block {
             *b ^= 0x36;
         }
-        compress256(&mut inner, core::slice::from_ref(&block));
+        compress256(&mut states.inner, core::slice::from_ref(&block));
         for b in &mut block {
             *b ^= 0x36 ^ 0x5c;
         }
-        compress256(&mut outer, core::slice::from_ref(&block));
+        compress256(&mut states.outer, core::slice::from_ref(&block));
         block.zeroize();
-        PadStates { inner, outer }
     }
 
     /// Absorbs a prefix every message of a signer starts with (the Kitopay merchant id), so
-    /// each signature resumes from it instead of absorbing it again.
-    pub(crate) fn prefix(&self, prefix: &[u8]) -> Prefix {
-        let mut mac = self.start();
-        mac.update(prefix);
-        Prefix {
-            hash: mac.hash.clone(),
-        }
+    /// each signature resumes from it instead of absorbing it again. On the heap, written in
+    /// place, for the same reason as the pad states.
+    pub(crate) fn prefix(&self, prefix: &[u8]) -> Box<Prefix> {
+        let mut boxed = Box::new(Prefix {
+            hash: Sha256::new(),
+        });
+        boxed.hash.state = self.inner;
+        // The ipad block is already absorbed.
+        boxed.hash.total = BLOCK as u64;
+        boxed.hash.update(prefix);
+        boxed
     }
 
     /// Starts a MAC over a message that begins with `prefix` (made by [`PadStates::prefix`]
@@ -272,7 +281,10 @@ impl Mac<'_> {
         block[..32].copy_from_slice(inner);
         block[32] = 0x80;
         block[BLOCK - 8..].copy_from_slice(&(((BLOCK + 32) as u64) * 8).to_be_bytes());
-        let mut state = *self.outer;
+        // Copied in place (no temporary a debug build would leave on the stack), compressed
+        // in place, then wiped.
+        let mut state = [0u32; 8];
+        state.copy_from_slice(self.outer);
         compress256(&mut state, core::slice::from_ref(&block));
         let mut out = [0u8; 32];
         for (chunk, word) in out.chunks_exact_mut(4).zip(state) {

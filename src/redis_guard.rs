@@ -23,10 +23,21 @@
 //! claim's future is dropped (client gone) before Redis answered.
 //!
 //! **Durability.** Replay protection across a Redis crash needs the claims to survive it:
-//! run Redis with AOF (`appendonly yes`, `appendfsync everysec` or `always`) or a replica.
-//! Without persistence a restarted Redis has forgotten every claim, and a delivery claimed
-//! before the crash is accepted again if it is replayed while its timestamp is still fresh
-//! (measured: `kill -9`, restart, replay → accepted). Needs Redis 7.0 or later (`SET NX GET`).
+//! run Redis with AOF (`appendonly yes`; `appendfsync always` loses nothing, `everysec` up
+//! to a second of claims). Without persistence a restarted Redis has forgotten every claim,
+//! and a delivery claimed before the crash is accepted again if it is replayed while its
+//! timestamp is still fresh (measured: `kill -9`, restart, replay → accepted). A replica
+//! does **not** keep claims across a failover by itself: replication is asynchronous, so the
+//! last claims acknowledged by the old primary may never reach it (measured: replay
+//! processed again after promoting a replica whose link was down); `min-replicas-to-write`
+//! with `min-replicas-max-lag` bounds that window, it does not close it.
+//!
+//! **Eviction.** A Redis that evicts keys when full (`maxmemory` set and any
+//! `maxmemory-policy` but `noeviction`) can drop a claim and let its replay in, so
+//! [`RedisReplayGuard::connect`] refuses such a server. With `noeviction`, a full Redis
+//! refuses new claims and deliveries are answered `503` until there is room.
+//!
+//! Needs Redis 7.0 or later (`SET NX GET`).
 //!
 //! All tasks share one multiplexed, auto-reconnecting connection (redis'
 //! `ConnectionManager`): commands are pipelined on it, which serves what a pool would for
@@ -117,8 +128,9 @@ impl RedisReplayGuard {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::ReplayGuardUnavailable`] if the URL is invalid or Redis cannot be
-    /// reached within the timeout.
+    /// [`ErrorKind::ReplayGuardUnavailable`] if the URL is invalid, Redis cannot be
+    /// reached within the timeout, or it evicts keys when full (see the
+    /// [module documentation](self)).
     ///
     /// # Examples
     ///
@@ -140,7 +152,7 @@ impl RedisReplayGuard {
             Ok(Err(e)) => return Err(unavailable(e)),
             Err(_) => return Err(unavailable("connection timed out")),
         };
-        Ok(RedisReplayGuard {
+        let guard = RedisReplayGuard {
             connection,
             scripts: Arc::new(Scripts {
                 complete: redis::Script::new(COMPLETE),
@@ -149,7 +161,41 @@ impl RedisReplayGuard {
             prefix: "countersign:replay:".to_owned(),
             timeout,
             policy: FailurePolicy::Closed,
-        })
+        };
+        guard.check_eviction().await?;
+        Ok(guard)
+    }
+
+    /// Refuses a Redis that evicts keys when it is full: an evicted claim lets its replay
+    /// in. With `maxmemory-policy noeviction` a full Redis refuses new claims instead, and
+    /// deliveries are answered `503` until there is room. Where `CONFIG GET` is not
+    /// allowed (some managed services), a warning says what to check.
+    async fn check_eviction(&self) -> Result<(), Error> {
+        let mut command = redis::cmd("CONFIG");
+        command.arg("GET").arg("maxmemory*");
+        match self
+            .command::<std::collections::HashMap<String, String>>(command, self.timeout)
+            .await
+        {
+            Ok(config) => {
+                let limit = config.get("maxmemory").map_or("0", String::as_str);
+                let policy = config
+                    .get("maxmemory-policy")
+                    .map_or("noeviction", String::as_str);
+                if limit != "0" && policy != "noeviction" {
+                    return err(ErrorKind::ReplayGuardUnavailable(format!(
+                        "redis: this server evicts keys when full (maxmemory {limit}, maxmemory-policy {policy}), so a replay claim could be evicted and its replay accepted; set maxmemory-policy noeviction"
+                    )));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing_warn(&format!(
+                    "could not read Redis' eviction policy ({e}); make sure maxmemory-policy is noeviction, or claims can be evicted and their replays accepted"
+                ));
+                Ok(())
+            }
+        }
     }
 
     /// The prefix of every key. Defaults to `countersign:replay:`.

@@ -224,7 +224,8 @@ impl Claim {
         self.token
     }
 
-    /// When the claim may be forgotten (it is held while `now < expires_at`).
+    /// When the claim may be forgotten (it is held while `now < expires_at`;
+    /// [`Timestamp::MAX`] means never).
     ///
     /// # Examples
     ///
@@ -256,7 +257,8 @@ impl Claim {
 /// # Ok::<(), countersign::Error>(())
 /// ```
 pub trait ReplayGuard: Send + Sync {
-    /// Claims `key` until `expires_at` (held while `now < expires_at`).
+    /// Claims `key` until `expires_at` (held while `now < expires_at`; a claim until
+    /// [`Timestamp::MAX`] is held for good).
     ///
     /// # Errors
     ///
@@ -492,11 +494,13 @@ fn lock(shard: &Mutex<Shard>) -> std::sync::MutexGuard<'_, Shard> {
 }
 
 impl Shard {
-    /// Drops every claim with `expires_at <= now`; returns how many.
+    /// Drops every claim with `expires_at <= now`; returns how many. A claim until
+    /// [`Timestamp::MAX`] never expires: the clock saturates there (after year 9999), where
+    /// the claim could otherwise end while its message is still fresh.
     fn evict(&mut self, now: Timestamp) -> usize {
         let mut evicted = 0;
         while let Some(entry) = self.by_expiry.first_entry() {
-            if entry.key().0 > now {
+            if entry.key().0 > now || entry.key().0 == Timestamp::MAX {
                 break;
             }
             let key = entry.remove();

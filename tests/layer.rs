@@ -159,23 +159,64 @@ async fn a_handler_panic_releases_the_claim() {
 }
 
 #[tokio::test]
-async fn a_dropped_request_future_releases_the_claim() {
-    // The client goes away while the handler runs: hyper drops the future.
-    let guard = Arc::new(InMemoryReplayGuard::new(10));
-    let service = VerifyLayer::new(auth(guard.clone())).layer(service_fn(
-        |_: http::Request<Full<Bytes>>| async {
-            std::future::pending::<()>().await;
-            Ok::<Response, Infallible>(Response::new(Full::from("")))
-        },
-    ));
-    let headers = signed("{}", SystemClock.now());
-    let call = service.oneshot(request_with("{}", &headers));
-    assert!(
-        tokio::time::timeout(Duration::from_millis(50), call)
-            .await
-            .is_err()
-    );
-    assert_eq!(guard.len(), 0, "the claim is released");
+async fn a_client_hanging_up_does_not_cancel_the_handler_whose_answer_settles_the_claim() {
+    // hyper drops the request future when the client goes away. Releasing the claim then
+    // (the handler may have done its side effects) would let the delivery be processed
+    // twice; the handler runs to its end instead, and its answer settles the claim.
+    for (answer, claims_left) in [(200u16, 1usize), (500, 0)] {
+        let guard = Arc::new(InMemoryReplayGuard::new(10));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
+        let service = {
+            let (calls, finished) = (calls.clone(), finished.clone());
+            VerifyLayer::new(auth(guard.clone())).layer(service_fn(
+                move |_: http::Request<Full<Bytes>>| {
+                    let (calls, finished) = (calls.clone(), finished.clone());
+                    async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        finished.fetch_add(1, Ordering::SeqCst);
+                        let mut response = Response::new(Full::from("processed"));
+                        *response.status_mut() = http::StatusCode::from_u16(answer).unwrap();
+                        Ok::<_, Infallible>(response)
+                    }
+                },
+            ))
+        };
+        let headers = signed("{}", SystemClock.now());
+        let call = service.clone().oneshot(request_with("{}", &headers));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), call)
+                .await
+                .is_err()
+        );
+        assert_eq!(guard.len(), 1, "in flight while the handler runs");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(
+            finished.load(Ordering::SeqCst),
+            1,
+            "the handler ran to its end"
+        );
+        assert_eq!(
+            guard.len(),
+            claims_left,
+            "{answer}: settled by the handler's answer"
+        );
+        let (code, body) = status(service, request_with("{}", &headers)).await;
+        if answer == 200 {
+            assert_eq!(
+                (code, body.as_str()),
+                (200, "duplicate delivery: already processed\n")
+            );
+            assert_eq!(calls.load(Ordering::SeqCst), 1);
+        } else {
+            assert_eq!(
+                (code, calls.load(Ordering::SeqCst)),
+                (500, 2),
+                "released: the retry is processed"
+            );
+        }
+    }
 }
 
 #[tokio::test]

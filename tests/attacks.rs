@@ -1,0 +1,1821 @@
+//! Attacks on countersign's claimed guarantees, as an attacker or an unlucky provider would
+//! try them, each kept as a test of the secure behaviour. Eight succeeded when the review
+//! first ran them (a client hanging up mid-handler, a runtime without timers, key states
+//! left in freed blocks on rotation and on the stack after verifying, the year-9999 claim
+//! edge, an extreme Retry-After, Redis eviction); they were fixed and their tests pass. The
+//! Redis failover test measures a documented limit (asynchronous replication).
+//!
+//! Sections: 1 client gone mid-handler; 2 runtime without timers; 3 key-equivalents left in
+//! memory (scanned through /proc/self/mem, in safe code); 4 odd headers over a socket;
+//! 5 Kitopay URLs (Host, absolute-form, percent-encoding, GET/HEAD bodies, trailing slash);
+//! 6 clocks (skew, jumps, year 9999), guard outages, Retry-After; 7 bodies; 8 races;
+//! 9 rotation and cross-endpoint replays; 10 Redis (stalls, death, black hole, eviction,
+//! failover, credentials).
+#![cfg(all(feature = "axum", feature = "reqwest"))]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::print_stdout
+)]
+
+#[path = "common/server.rs"]
+mod server;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
+use bytes::Bytes;
+use countersign::layer::{VerifyLayer, WebhookAuth};
+use countersign::{
+    CanonicalUrl, ClaimState, Clock, ErrorKind, FixedClock, InMemoryReplayGuard, KitopaySigner,
+    ReceivedRequest, ReplayGuard, SecretKey, SignableRequest, Signer, SystemClock, Timestamp,
+    Verifier,
+};
+use http_body_util::{BodyExt, Full};
+use server::{SECRET, auth, signed};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+type Response = http::Response<Full<Bytes>>;
+
+fn request_with(body: &str, headers: &[(String, String)]) -> http::Request<Full<Bytes>> {
+    let mut builder = http::Request::post("/hook");
+    for (k, v) in headers {
+        builder = builder.header(k, v);
+    }
+    builder.body(Full::from(body.to_owned())).unwrap()
+}
+
+fn counting(
+    auth: WebhookAuth,
+    calls: Arc<AtomicUsize>,
+) -> impl Service<http::Request<Full<Bytes>>, Response = Response, Error = Infallible, Future: Send>
++ Clone {
+    VerifyLayer::new(auth).layer(service_fn(move |_: http::Request<Full<Bytes>>| {
+        let calls = calls.clone();
+        async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Infallible>(Response::new(Full::from("processed")))
+        }
+    }))
+}
+
+async fn status(
+    service: impl Service<http::Request<Full<Bytes>>, Response = Response, Error = Infallible>,
+    request: http::Request<Full<Bytes>>,
+) -> (u16, String, Option<String>) {
+    let response = service.oneshot(request).await.unwrap();
+    let code = response.status().as_u16();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (code, String::from_utf8(body.to_vec()).unwrap(), retry)
+}
+
+/// Raw HTTP/1.1 request text for a signed KamioKash delivery to `/hook`.
+fn raw_request(host: &str, headers: &[(String, String)], body: &str, extra: &str) -> String {
+    let mut request = format!(
+        "POST /hook HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\n{extra}",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    request
+}
+
+/// Sends raw bytes and reads the whole answer (the server closes: `connection: close`).
+async fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Client gone mid-handler: the claim is released although the handler's work was done.
+// ---------------------------------------------------------------------------------------
+
+/// A server whose handler records the delivery as processed (its side effect), then does
+/// more async work (`after_ms`) before answering 200.
+async fn serve_side_effect_then_await(
+    auth: WebhookAuth,
+    processed: Arc<AtomicUsize>,
+    after_ms: u64,
+) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handler = move |_body: Bytes| {
+        let processed = processed.clone();
+        async move {
+            processed.fetch_add(1, Ordering::SeqCst); // e.g. the payment is credited
+            tokio::time::sleep(Duration::from_millis(after_ms)).await; // e.g. an email is sent
+            "processed"
+        }
+    };
+    let app = Router::new().route("/hook", post(handler).layer(VerifyLayer::new(auth)));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test]
+async fn a_client_disconnecting_mid_handler_cannot_get_a_delivery_processed_twice() {
+    let processed = Arc::new(AtomicUsize::new(0));
+    let addr = serve_side_effect_then_await(
+        auth(Arc::new(InMemoryReplayGuard::new(100))),
+        processed.clone(),
+        300,
+    )
+    .await;
+    let body = r#"{"type":"transaction.successful","data":{"amount":500}}"#;
+    let headers = signed(body, SystemClock.now());
+    // The attacker (holding a copy of a fresh delivery) sends it and hangs up as soon as the
+    // handler has started, i.e. after its side effect.
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket
+        .write_all(raw_request(&addr.to_string(), &headers, body, "").as_bytes())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while processed.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the handler never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(socket);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The provider's own copy (or the attacker's second one) arrives.
+    let (status, text, _) = server::deliver(addr, &headers, body).await;
+    assert_eq!(
+        processed.load(Ordering::SeqCst),
+        1,
+        "processed twice; second answer {status} {text:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. A Tokio runtime without timers: documented as "no deadline, a warning"; it panics.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_runtime_without_timers_does_not_make_the_layer_panic() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            let calls = Arc::new(AtomicUsize::new(0));
+            let service = counting(auth(Arc::new(InMemoryReplayGuard::new(10))), calls);
+            let headers = signed("{}", SystemClock.now());
+            status(service, request_with("{}", &headers)).await.0
+        })
+    }));
+    assert_eq!(outcome.ok(), Some(200), "the layer panicked");
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Key-equivalents left behind: scanning this process's memory (/proc/self/mem, safe code).
+// ---------------------------------------------------------------------------------------
+
+mod memory {
+    use std::io::{Read, Seek, SeekFrom};
+
+    const MASK: u8 = 0x5a;
+
+    /// A byte string searched for in memory, kept masked so the search itself holds no copy.
+    pub struct Needle(Vec<u8>);
+
+    impl Needle {
+        pub fn new(bytes: &mut [u8]) -> Self {
+            let masked = bytes.iter().map(|b| b ^ MASK).collect();
+            bytes.fill(0);
+            std::hint::black_box(&bytes);
+            Needle(masked)
+        }
+
+        fn count(&self, hay: &[u8]) -> usize {
+            let n = self.0.len();
+            if hay.len() < n {
+                return 0;
+            }
+            let mut hits = 0;
+            for i in 0..=hay.len() - n {
+                if hay[i] == self.0[0] ^ MASK
+                    && hay[i..i + n]
+                        .iter()
+                        .zip(&self.0)
+                        .all(|(h, m)| *h == m ^ MASK)
+                {
+                    hits += 1;
+                }
+            }
+            hits
+        }
+    }
+
+    /// The HMAC-SHA256 pad states of `secret` as `PadStates` holds them (native-endian
+    /// words): what anyone needs to forge signatures, without the secret.
+    pub fn pad_states(secret: &[u8]) -> (Needle, Needle) {
+        assert!(secret.len() <= 64);
+        const IV: [u32; 8] = [
+            0x6a09_e667,
+            0xbb67_ae85,
+            0x3c6e_f372,
+            0xa54f_f53a,
+            0x510e_527f,
+            0x9b05_688c,
+            0x1f83_d9ab,
+            0x5be0_cd19,
+        ];
+        let mut block = [0u8; 64];
+        block[..secret.len()].copy_from_slice(secret);
+        let (mut inner, mut outer) = (IV, IV);
+        let ipad = block.map(|b| b ^ 0x36);
+        let opad = block.map(|b| b ^ 0x5c);
+        sha2::block_api::compress256(&mut inner, &[ipad]);
+        sha2::block_api::compress256(&mut outer, &[opad]);
+        let bytes = |words: [u32; 8]| {
+            let mut out = [0u8; 32];
+            for (chunk, w) in out.chunks_exact_mut(4).zip(words) {
+                chunk.copy_from_slice(&w.to_ne_bytes());
+            }
+            out
+        };
+        (
+            Needle::new(&mut bytes(inner)),
+            Needle::new(&mut bytes(outer)),
+        )
+    }
+
+    /// Writable private mappings: (start, end, name).
+    fn writable() -> Vec<(usize, usize, String)> {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                let range = fields.next()?;
+                let perms = fields.next()?;
+                let name = fields.nth(3).unwrap_or("").to_owned();
+                if !perms.starts_with("rw") || name.starts_with("[v") {
+                    return None;
+                }
+                let (a, b) = range.split_once('-')?;
+                Some((
+                    usize::from_str_radix(a, 16).ok()?,
+                    usize::from_str_radix(b, 16).ok()?,
+                    name,
+                ))
+            })
+            .collect()
+    }
+
+    /// The mapping holding the calling thread's stack.
+    pub fn own_stack() -> (usize, usize) {
+        let marker = 0u8;
+        let at = std::hint::black_box(&marker) as *const u8 as usize;
+        writable()
+            .into_iter()
+            .find(|(a, b, _)| (*a..*b).contains(&at))
+            .map(|(a, b, _)| (a, b))
+            .unwrap()
+    }
+
+    fn count_in(needle: &Needle, ranges: &[(usize, usize)]) -> usize {
+        let mut mem = std::fs::File::open("/proc/self/mem").unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        // Never read the buffer into itself (a self-overlapping copy replicates what it holds).
+        let own = (buf.as_ptr() as usize, buf.as_ptr() as usize + buf.len());
+        let mut pieces = Vec::new();
+        for &(start, end) in ranges {
+            if own.1 <= start || end <= own.0 {
+                pieces.push((start, end));
+            } else {
+                if start < own.0 {
+                    pieces.push((start, own.0));
+                }
+                if own.1 < end {
+                    pieces.push((own.1, end));
+                }
+            }
+        }
+        let mut hits = 0;
+        for &(start, end) in &pieces {
+            let mut at = start;
+            while at < end {
+                // Overlap chunks by the needle's length so no occurrence straddles a seam.
+                let len = (end - at).min(buf.len());
+                buf.fill(0);
+                if mem.seek(SeekFrom::Start(at as u64)).is_ok() {
+                    let mut got = 0;
+                    while got < len {
+                        match mem.read(&mut buf[got..len]) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => got += n,
+                        }
+                    }
+                    let h = needle.count(&buf[..got]);
+                    if h > 0 && std::env::var_os("ATTACK_DEBUG").is_some() {
+                        eprintln!("hits {h} in chunk at {at:#x} (mapping {start:#x}-{end:#x})");
+                    }
+                    hits += h;
+                }
+                buf.fill(0);
+                if at + len >= end {
+                    break;
+                }
+                at += len - 31;
+            }
+        }
+        hits
+    }
+
+    /// Occurrences in every writable mapping except the calling thread's stack (heaps,
+    /// thread arenas, other stacks).
+    pub fn count_off_own_stack(needle: &Needle) -> usize {
+        let own = own_stack();
+        let ranges: Vec<_> = writable()
+            .into_iter()
+            .map(|(a, b, _)| (a, b))
+            .filter(|r| *r != own)
+            .collect();
+        count_in(needle, &ranges)
+    }
+
+    /// Occurrences in the calling thread's stack mapping.
+    pub fn count_on_own_stack(needle: &Needle) -> usize {
+        count_in(needle, &[own_stack()])
+    }
+}
+
+/// One lock: the memory scans must not see each other's keys being built.
+static SCAN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn rotating_keys_leaves_no_pad_state_in_freed_heap_blocks() {
+    let _one = SCAN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    const OLD: &str = "attack-residue-OLD-5f1c9e02d7";
+    const NEW: &str = "attack-residue-NEW-8a3b6d41c0";
+    let (old_inner, old_outer) = memory::pad_states(OLD.as_bytes());
+    let (new_inner, new_outer) = memory::pad_states(NEW.as_bytes());
+
+    // Controls: a live key is found on the heap exactly once; once dropped, not at all.
+    let boxed = Box::new(SecretKey::new(NEW).unwrap());
+    assert_eq!(
+        memory::count_off_own_stack(&new_inner),
+        1,
+        "control: live key"
+    );
+    drop(boxed);
+    assert_eq!(
+        memory::count_off_own_stack(&new_inner),
+        0,
+        "control: wiped key"
+    );
+
+    // The README's rotation: both keys, then the old one removed, then the ring dropped.
+    let verifier = Verifier::kamiokash_webhook(
+        countersign::KeyRing::new("2026-10", SecretKey::new(OLD).unwrap())
+            .with("2026-11", SecretKey::new(NEW).unwrap()),
+    );
+    verifier.keys().update(|ring| {
+        ring.remove("2026-10");
+    });
+    let live_copies = memory::count_off_own_stack(&new_inner);
+    drop(verifier);
+    let left = [&old_inner, &old_outer, &new_inner, &new_outer].map(memory::count_off_own_stack);
+    assert_eq!(
+        (live_copies, left),
+        (1, [0; 4]),
+        "(heap copies of the live key while in use, [old inner, old outer, new inner, new outer] pad states left in freed heap blocks after every key was dropped)"
+    );
+}
+
+#[inline(never)]
+fn verify_once(verifier: &Verifier, headers: &[(String, String)], body: &[u8]) -> bool {
+    let pad = [0u8; 4096];
+    std::hint::black_box(&pad);
+    verifier
+        .verify(&ReceivedRequest::new(&headers, body))
+        .is_ok()
+}
+
+#[inline(never)]
+fn plant_on_stack(needle_source: &[u8]) {
+    let mut local = [0u8; 64];
+    local[..needle_source.len()].copy_from_slice(needle_source);
+    std::hint::black_box(&local);
+}
+
+#[test]
+fn verifying_leaves_no_pad_state_on_the_stack() {
+    let _one = SCAN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    const KEY: &str = "attack-residue-STACK-2b7e15";
+    let at = Timestamp::from_unix_secs(1_700_000_000).unwrap();
+    let verifier = Arc::new(
+        Verifier::kamiokash_webhook(SecretKey::new(KEY).unwrap()).with_clock(FixedClock::new(at)),
+    );
+    let headers: Vec<(String, String)> =
+        countersign::KamioKashWebhookSigner::new(SecretKey::new(KEY).unwrap())
+            .sign(&SignableRequest::body(b"{}"), at)
+            .unwrap()
+            .headers()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    let (inner, outer) = memory::pad_states(KEY.as_bytes());
+    let (inner, outer) = (Arc::new(inner), Arc::new(outer));
+
+    // Control: a copy planted by a returned callee is found on a fresh thread's stack.
+    let planted = {
+        let (i, o) = memory::pad_states(b"attack-residue-CONTROL");
+        let _ = o;
+        std::thread::spawn(move || {
+            // The control's bytes come from memory (not the needle): recompute them here.
+            let mut block = [0u8; 64];
+            block[..22].copy_from_slice(b"attack-residue-CONTROL");
+            let ipad = block.map(|b| b ^ 0x36);
+            let mut state = [
+                0x6a09_e667u32,
+                0xbb67_ae85,
+                0x3c6e_f372,
+                0xa54f_f53a,
+                0x510e_527f,
+                0x9b05_688c,
+                0x1f83_d9ab,
+                0x5be0_cd19,
+            ];
+            sha2::block_api::compress256(&mut state, &[ipad]);
+            let mut bytes = [0u8; 32];
+            for (c, w) in bytes.chunks_exact_mut(4).zip(state) {
+                c.copy_from_slice(&w.to_ne_bytes());
+            }
+            plant_on_stack(&bytes);
+            memory::count_on_own_stack(&i)
+        })
+        .join()
+        .unwrap()
+    };
+    assert!(planted >= 1, "control: the stack scan finds a planted copy");
+
+    // A fresh thread only verifies (the key was built on this one), then scans its stack.
+    let (v, i, o) = (verifier.clone(), inner.clone(), outer.clone());
+    let (ok, inner_hits, outer_hits) = std::thread::spawn(move || {
+        let ok = verify_once(&v, &headers, b"{}");
+        (
+            ok,
+            memory::count_on_own_stack(&i),
+            memory::count_on_own_stack(&o),
+        )
+    })
+    .join()
+    .unwrap();
+    assert!(ok);
+    assert_eq!(
+        (inner_hits, outer_hits),
+        (0, 0),
+        "(inner, outer) pad-state copies left on the verifying thread's stack"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Odd headers over a real socket (hyper's parser, then the layer).
+// ---------------------------------------------------------------------------------------
+
+async fn kamiokash_server() -> (std::net::SocketAddr, server::Log) {
+    let log = server::Log::default();
+    let addr = server::serve(auth(Arc::new(InMemoryReplayGuard::new(1_000))), log.clone()).await;
+    (addr, log)
+}
+
+fn status_line(answer: &str) -> u16 {
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn duplicate_signed_headers_in_any_spelling_or_shape_never_reach_the_handler() {
+    let (addr, log) = kamiokash_server().await;
+    let body = "dup-headers";
+    let good = signed(body, SystemClock.now());
+    let ts = good[0].1.clone();
+    let sig = good[1].1.clone();
+    let older = Timestamp::from_duration(SystemClock.now().since_epoch() - Duration::from_secs(5))
+        .unwrap()
+        .to_iso_text()
+        .as_str()
+        .to_owned();
+    let cases: Vec<(&str, String)> = vec![
+        // the same header twice, case variants
+        (
+            "case variants",
+            format!("X-Timestamp: {ts}\r\nx-timestamp: {ts}\r\nX-Kamio-Signature: {sig}\r\n"),
+        ),
+        // an empty second value
+        (
+            "empty second value",
+            format!("X-Timestamp: {ts}\r\nX-Timestamp:\r\nX-Kamio-Signature: {sig}\r\n"),
+        ),
+        // an empty first value
+        (
+            "empty first value",
+            format!("X-Kamio-Signature:\r\nX-Timestamp: {ts}\r\nX-Kamio-Signature: {sig}\r\n"),
+        ),
+        // two different timestamps (only one signed)
+        (
+            "two timestamps",
+            format!("X-Timestamp: {older}\r\nX-Timestamp: {ts}\r\nX-Kamio-Signature: {sig}\r\n"),
+        ),
+        // one header line with two comma-joined values
+        (
+            "comma-joined",
+            format!("X-Timestamp: {ts}, {ts}\r\nX-Kamio-Signature: {sig}\r\n"),
+        ),
+        // obs-fold: a continuation line
+        (
+            "obs-fold",
+            format!(
+                "X-Timestamp: {ts}\r\nX-Kamio-Signature: {}\r\n {}\r\n",
+                &sig[..32],
+                &sig[32..]
+            ),
+        ),
+        // a signature with a non-UTF-8 byte appended
+        (
+            "non-utf8",
+            format!("X-Timestamp: {ts}\r\nX-Kamio-Signature: {sig}\u{00ff}\r\n"),
+        ),
+        // whitespace inside the value
+        (
+            "inner space",
+            format!(
+                "X-Timestamp: {ts}\r\nX-Kamio-Signature: {} {}\r\n",
+                &sig[..32],
+                &sig[32..]
+            ),
+        ),
+        // the signature sent in the trailer of a chunked body instead of the head
+        ("trailer", format!("X-Timestamp: {ts}\r\n")),
+    ];
+    for (name, head) in cases {
+        let request = if name == "trailer" {
+            format!(
+                "POST /hook HTTP/1.1\r\nhost: x\r\nconnection: close\r\ntransfer-encoding: chunked\r\ntrailer: X-Kamio-Signature\r\n{head}\r\n{:x}\r\n{body}\r\n0\r\nX-Kamio-Signature: {sig}\r\n\r\n",
+                body.len()
+            )
+        } else {
+            format!(
+                "POST /hook HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: {}\r\n{head}\r\n{body}",
+                body.len()
+            )
+        };
+        let mut bytes = request.into_bytes();
+        if name == "non-utf8" {
+            // Replace the UTF-8 encoding of U+00FF (c3 bf) by the single byte ff.
+            let at = bytes.windows(2).position(|w| w == [0xc3, 0xbf]).unwrap();
+            bytes.splice(at..at + 2, [0xff]);
+        }
+        let answer = raw_exchange(addr, &bytes).await;
+        let code = status_line(&answer);
+        assert!(
+            code == 400 || code == 401,
+            "{name}: answered {code}: {answer:?}"
+        );
+    }
+    assert_eq!(
+        log.calls(body),
+        0,
+        "a duplicate-header request reached the handler"
+    );
+    // Control: the honest request is processed.
+    let honest = raw_exchange(
+        addr,
+        raw_request("x", &good, body, "connection: close\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(status_line(&honest), 200, "{honest:?}");
+    assert_eq!(log.calls(body), 1);
+}
+
+#[tokio::test]
+async fn an_upper_case_copy_of_the_signature_is_the_same_delivery_for_the_replay_guard() {
+    let (addr, log) = kamiokash_server().await;
+    let body = "upper-case-replay";
+    let headers = signed(body, SystemClock.now());
+    let (status, _, _) = server::deliver(addr, &headers, body).await;
+    assert_eq!(status, 200);
+    let upper: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| {
+            if k.eq_ignore_ascii_case("x-kamio-signature") {
+                (k.to_ascii_uppercase(), v.to_ascii_uppercase())
+            } else {
+                (k.clone(), v.clone())
+            }
+        })
+        .collect();
+    let (status, text, _) = server::deliver(addr, &upper, body).await;
+    assert_eq!(
+        (status, text.as_str()),
+        (200, "duplicate delivery: already processed\n")
+    );
+    assert_eq!(log.calls(body), 1);
+}
+
+#[tokio::test]
+async fn non_standard_or_lower_case_methods_are_refused_by_the_layer() {
+    // A Kitopay request verifier (method signed) behind the layer, called directly.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = kitopay_request_service(calls.clone(), false);
+    let url = "http://api.example.com/v1/a";
+    for method in ["post", "Post", "POSTX", "PROPFIND"] {
+        let headers = kitopay_signed("POST", url, "{}", SystemClock.now());
+        let mut request = http::Request::builder()
+            .method(http::Method::from_bytes(method.as_bytes()).unwrap())
+            .uri("/v1/a")
+            .header("host", "api.example.com");
+        for (k, v) in &headers {
+            request = request.header(k, v);
+        }
+        let request = request.body(Full::from("{}")).unwrap();
+        assert_eq!(status(service.clone(), request).await.0, 401, "{method}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Kitopay: URL from Host / absolute-form targets, percent-encoding, GET/HEAD bodies.
+// ---------------------------------------------------------------------------------------
+
+const MERCHANT: &str = "m-attack";
+const KITOPAY_SECRET: &str = "kitopay-attack-secret";
+
+fn kitopay_request_service(
+    calls: Arc<AtomicUsize>,
+    slash_tolerance: bool,
+) -> impl Service<http::Request<Full<Bytes>>, Response = Response, Error = Infallible, Future: Send>
++ Clone {
+    let verifier = Verifier::kitopay_request(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap())
+        .unwrap()
+        .with_trailing_slash_tolerance(slash_tolerance)
+        .with_replay_guard(Arc::new(InMemoryReplayGuard::new(1_000)));
+    counting(WebhookAuth::new(verifier).with_url_from_host("http"), calls)
+}
+
+fn kitopay_signed(method: &str, url: &str, body: &str, at: Timestamp) -> Vec<(String, String)> {
+    let signer = KitopaySigner::new(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap();
+    let url = CanonicalUrl::parse(url).unwrap();
+    signer
+        .sign(
+            &SignableRequest::new(method, &url, body.as_bytes()).unwrap(),
+            at,
+        )
+        .unwrap()
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn kitopay_to(
+    method: &str,
+    target: &str,
+    host: Option<&str>,
+    headers: &[(String, String)],
+    body: &str,
+) -> http::Request<Full<Bytes>> {
+    let mut builder = http::Request::builder().method(method).uri(target);
+    if let Some(host) = host {
+        builder = builder.header("host", host);
+    }
+    for (k, v) in headers {
+        builder = builder.header(k, v);
+    }
+    builder.body(Full::from(body.to_owned())).unwrap()
+}
+
+#[tokio::test]
+async fn hostile_host_headers_never_verify_a_url_other_than_the_one_received() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = kitopay_request_service(calls.clone(), false);
+    let signed = kitopay_signed(
+        "POST",
+        "http://api.example.com/v1/a",
+        "{}",
+        SystemClock.now(),
+    );
+    // Every Host that *means* api.example.com but is not written canonically, and hosts
+    // that smuggle syntax: none may verify as http://api.example.com/v1/a.
+    for host in [
+        "API.EXAMPLE.COM",
+        "api.example.com.",
+        "api.example.com:",
+        "api.example.com:080",
+        "api.example.com:80",
+        "api%2eexample.com",
+        "api.example.com%00",
+        "api.example.com:80@api.example.com",
+        "@api.example.com",
+        "api.example.com/",
+        "api.example.com\t",
+        " api.example.com",
+        "xn--api.example.com",
+        "api.example.com:65616",
+        "api.example.com:-1",
+        "[::ffff:api.example.com]",
+    ] {
+        let Ok(value) = http::HeaderValue::from_str(host) else {
+            continue;
+        };
+        let mut request = kitopay_to("POST", "/v1/a", None, &signed, "{}");
+        request.headers_mut().insert("host", value);
+        assert_eq!(
+            status(service.clone(), request).await.0,
+            401,
+            "Host {host:?}"
+        );
+    }
+    // Numeric hosts that WHATWG rewrites are refused, not canonicalised into a match.
+    let signed_ip = kitopay_signed("POST", "http://127.0.0.1/v1/a", "{}", SystemClock.now());
+    for host in ["127.1", "0x7f.0.0.1", "2130706433", "127.000.000.001"] {
+        let request = kitopay_to("POST", "/v1/a", Some(host), &signed_ip, "{}");
+        assert_eq!(
+            status(service.clone(), request).await.0,
+            401,
+            "Host {host:?}"
+        );
+    }
+    let signed_v6 = kitopay_signed("POST", "http://[::1]/v1/a", "{}", SystemClock.now());
+    for host in ["[0:0::1]", "[0000::1]", "[::0:1]"] {
+        let request = kitopay_to("POST", "/v1/a", Some(host), &signed_v6, "{}");
+        assert_eq!(
+            status(service.clone(), request).await.0,
+            401,
+            "Host {host:?}"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    // Controls: the honest forms verify.
+    let request = kitopay_to("POST", "/v1/a", Some("api.example.com"), &signed, "{}");
+    assert_eq!(status(service.clone(), request).await.0, 200);
+    let request = kitopay_to("POST", "/v1/a", Some("[::1]"), &signed_v6, "{}");
+    assert_eq!(status(service.clone(), request).await.0, 200);
+}
+
+#[tokio::test]
+async fn absolute_form_targets_are_verified_by_their_own_authority_not_the_host_header() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = kitopay_request_service(calls.clone(), false);
+    let now = SystemClock.now();
+    // Signed for the victim host; sent HTTP/2-style with another authority and the signed
+    // host in the Host header: the authority of the target is what the router sees.
+    let for_b = kitopay_signed("POST", "http://b.example.com/v1/a", "{}", now);
+    let request = kitopay_to(
+        "POST",
+        "http://a.example.com/v1/a",
+        Some("b.example.com"),
+        &for_b,
+        "{}",
+    );
+    assert_eq!(status(service.clone(), request).await.0, 401);
+    // Non-canonical absolute targets: upper-case host, default port, dot segments,
+    // userinfo, an empty query.
+    let for_a = kitopay_signed("POST", "http://a.example.com/v1/a", "{}", now);
+    for target in [
+        "http://A.example.com/v1/a",
+        "http://a.example.com:80/v1/a",
+        "http://a.example.com/v1/x/../a",
+        "http://a.example.com/v1/./a",
+        "http://u@a.example.com/v1/a",
+        "http://a.example.com/v1/a?",
+        "http://a.example.com/v1//a",
+    ] {
+        let request = kitopay_to("POST", target, Some("a.example.com"), &for_a, "{}");
+        assert_eq!(status(service.clone(), request).await.0, 401, "{target}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    // Control: the honest absolute-form request verifies (the Host header is ignored).
+    let request = kitopay_to(
+        "POST",
+        "http://a.example.com/v1/a",
+        Some("b.example.com"),
+        &for_a,
+        "{}",
+    );
+    assert_eq!(status(service, request).await.0, 200);
+}
+
+#[tokio::test]
+async fn percent_encoding_tricks_do_not_move_a_signature_to_another_path() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = kitopay_request_service(calls.clone(), false);
+    let now = SystemClock.now();
+    let cases = [
+        // (signed URL, path sent)
+        ("http://api.example.com/v1/refunds", "/v1/%72efunds"),
+        ("http://api.example.com/v1/refunds", "/v1/refunds%2F"),
+        ("http://api.example.com/v1/a%2Fb", "/v1/a/b"),
+        ("http://api.example.com/v1/a%2Fb", "/v1/a%2fb"),
+        ("http://api.example.com/v1/a/b", "/v1/a%2Fb"),
+        ("http://api.example.com/v1/%7B%7D", "/v1/%7b%7d"),
+        ("http://api.example.com/v1/a?x=%41", "/v1/a?x=A"),
+        ("http://api.example.com/v1/a?x=1", "/v1/a?x=1&"),
+        // (A `#fragment` in the target is dropped by `http` before the router and the layer
+        // both see the URI, so it verifies: what is verified is what is dispatched.)
+        ("http://api.example.com/v1/a", "/v1/a;"),
+        ("http://api.example.com/v1/a", "/v1/a/%2e"),
+        ("http://api.example.com/v1/a", "/v1/a/%2E%2E/a"),
+        ("http://api.example.com/v1/a", "/v1/a/.%2e/a"),
+    ];
+    for (url, path) in cases {
+        let headers = kitopay_signed("POST", url, "{}", now);
+        let Ok(request) = std::panic::catch_unwind(|| {
+            kitopay_to("POST", path, Some("api.example.com"), &headers, "{}")
+        }) else {
+            continue; // `http` refuses the target itself
+        };
+        assert_eq!(
+            status(service.clone(), request).await.0,
+            401,
+            "{url} sent as {path}"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_body_on_get_or_head_is_refused_so_query_bytes_cannot_move_into_it() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = kitopay_request_service(calls.clone(), false);
+    let now = SystemClock.now();
+    // Signed: GET ?amount=1000 with no body. Sent: GET ?amount=10 with body "00".
+    let signed = kitopay_signed("GET", "http://api.example.com/v1/pay?amount=1000", "", now);
+    for method in ["GET", "HEAD"] {
+        let signed = kitopay_signed(method, "http://api.example.com/v1/pay?amount=1000", "", now);
+        let request = kitopay_to(
+            method,
+            "/v1/pay?amount=10",
+            Some("api.example.com"),
+            &signed,
+            "00",
+        );
+        assert_eq!(status(service.clone(), request).await.0, 401, "{method}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    let request = kitopay_to(
+        "GET",
+        "/v1/pay?amount=1000",
+        Some("api.example.com"),
+        &signed,
+        "",
+    );
+    assert_eq!(status(service, request).await.0, 200, "control");
+}
+
+#[tokio::test]
+async fn trailing_slash_tolerance_does_not_open_a_second_replay_key() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = kitopay_request_service(calls.clone(), true);
+    let signed = kitopay_signed(
+        "POST",
+        "http://api.example.com/v1/a/",
+        "{}",
+        SystemClock.now(),
+    );
+    // The same signed bytes, to both forms of the path, several times each.
+    let mut answers = Vec::new();
+    for path in ["/v1/a", "/v1/a/", "/v1/a", "/v1/a/"] {
+        let request = kitopay_to("POST", path, Some("api.example.com"), &signed, "{}");
+        answers.push(status(service.clone(), request).await);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "{answers:?}");
+    for (code, body, _) in &answers[1..] {
+        assert_eq!(
+            (*code, body.as_str()),
+            (200, "duplicate delivery: already processed\n")
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Clocks: skewed instances, jumps, claim-expiry edges, the year-9999 edge.
+// ---------------------------------------------------------------------------------------
+
+/// A clock the test moves; `offset` shifts it (negative: behind).
+#[derive(Clone)]
+struct Moving {
+    base: Arc<std::sync::Mutex<Timestamp>>,
+    ahead: i64,
+}
+
+impl Moving {
+    fn new(at: Timestamp) -> Self {
+        Moving {
+            base: Arc::new(std::sync::Mutex::new(at)),
+            ahead: 0,
+        }
+    }
+    fn skewed(&self, ahead_ms: i64) -> Self {
+        Moving {
+            base: self.base.clone(),
+            ahead: ahead_ms,
+        }
+    }
+    fn set(&self, at: Timestamp) {
+        *self.base.lock().unwrap() = at;
+    }
+}
+
+impl Clock for Moving {
+    fn now(&self) -> Timestamp {
+        let base = self.base.lock().unwrap().since_epoch();
+        let shifted = if self.ahead >= 0 {
+            base.saturating_add(Duration::from_millis(self.ahead as u64))
+        } else {
+            base.saturating_sub(Duration::from_millis(self.ahead.unsigned_abs()))
+        };
+        Timestamp::from_duration(shifted).unwrap_or(Timestamp::MAX)
+    }
+}
+
+fn at_ms(ms: u64) -> Timestamp {
+    Timestamp::from_unix_millis(ms).unwrap()
+}
+
+fn kitopay_webhook_delivery(at: Timestamp, body: &[u8]) -> Vec<(String, String)> {
+    let url = CanonicalUrl::parse("https://shop.example.com/hooks/kitopay").unwrap();
+    KitopaySigner::for_webhooks(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap())
+        .unwrap()
+        .sign(&SignableRequest::new("POST", &url, body).unwrap(), at)
+        .unwrap()
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn kitopay_webhook_verifier(clock: Moving, guard: Arc<InMemoryReplayGuard>) -> Verifier {
+    Verifier::kitopay_webhook(
+        MERCHANT,
+        SecretKey::new(KITOPAY_SECRET).unwrap(),
+        CanonicalUrl::parse("https://shop.example.com/hooks/kitopay").unwrap(),
+    )
+    .unwrap()
+    .with_clock(clock)
+    .with_replay_guard(guard)
+}
+
+fn outcome(
+    verifier: &Verifier,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<(), ErrorKind> {
+    verifier
+        .verify(&ReceivedRequest::new(&headers, body))
+        .map(|_| ())
+        .map_err(|e| e.into_kind())
+}
+
+#[test]
+fn kitopay_fleet_split_either_side_of_true_time_cannot_accept_a_replay() {
+    // A runs 30 s ahead, B 30 s behind (60 s apart = max_future). A's claims evict on A's
+    // clock; B, whose whole-second "now" lags, must still find the claim at its last
+    // accepting instant, for every sub-second phase of the sender's clock.
+    for phase_ms in [0u64, 1, 499, 999] {
+        let t = at_ms(1_700_000_000_000); // Kitopay signs whole seconds
+        let base = Moving::new(at_ms(1_700_000_000_000 + phase_ms));
+        let guard = Arc::new(InMemoryReplayGuard::new(100));
+        let a = kitopay_webhook_verifier(base.skewed(30_000), guard.clone());
+        let b = kitopay_webhook_verifier(base.skewed(-30_000), guard.clone());
+        let first = kitopay_webhook_delivery(t, b"x");
+        outcome(&a, &first, b"x").unwrap();
+        // B accepts t while its truncated clock is <= t+60 s: until true time t+91 s - 1 ns.
+        let last = at_ms(1_700_000_000_000 + 91_000).since_epoch() - Duration::from_nanos(1);
+        base.set(Timestamp::from_duration(last).unwrap());
+        // Something else is claimed on A's clock first (eviction runs).
+        let other_at = Timestamp::from_unix_secs(1_700_000_000 + 120).unwrap();
+        outcome(&a, &kitopay_webhook_delivery(other_at, b"y"), b"y").unwrap();
+        assert_eq!(
+            outcome(&b, &first, b"x"),
+            Err(ErrorKind::Replayed(ClaimState::InFlight)),
+            "phase {phase_ms} ms"
+        );
+        base.set(at_ms(1_700_000_000_000 + 91_000));
+        assert!(
+            matches!(outcome(&b, &first, b"x"), Err(ErrorKind::Expired { .. })),
+            "phase {phase_ms} ms"
+        );
+    }
+}
+
+#[test]
+fn a_clock_jumping_forward_by_max_future_and_back_cannot_let_a_replay_in() {
+    for kamiokash in [false, true] {
+        let t = at_ms(1_700_000_000_000);
+        let clock = Moving::new(t);
+        let guard = Arc::new(InMemoryReplayGuard::new(100));
+        let (verifier, first, other): (Verifier, _, _) = if kamiokash {
+            let sign = |at: Timestamp, body: &str| signed(body, at);
+            (
+                Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
+                    .with_clock(clock.clone())
+                    .with_replay_guard(guard.clone()),
+                sign(t, "x"),
+                sign(at_ms(1_700_000_120_000), "y"),
+            )
+        } else {
+            (
+                kitopay_webhook_verifier(clock.clone(), guard.clone()),
+                kitopay_webhook_delivery(t, b"x"),
+                kitopay_webhook_delivery(at_ms(1_700_000_120_000), b"y"),
+            )
+        };
+        outcome(&verifier, &first, b"x").unwrap();
+        // Late in the window, NTP steps the clock forward by max_future, a delivery is
+        // claimed (eviction runs), and the clock steps back.
+        clock.set(at_ms(1_700_000_060_000 + 60_000));
+        outcome(&verifier, &other, b"y").unwrap();
+        clock.set(at_ms(1_700_000_060_000));
+        assert_eq!(
+            outcome(&verifier, &first, b"x"),
+            Err(ErrorKind::Replayed(ClaimState::InFlight)),
+            "kamiokash {kamiokash}"
+        );
+        // And a jump backwards only holds claims longer.
+        clock.set(at_ms(1_700_000_000_000 - 45_000));
+        assert_eq!(
+            outcome(&verifier, &first, b"x"),
+            Err(ErrorKind::Replayed(ClaimState::InFlight))
+        );
+    }
+}
+
+#[test]
+fn the_year_9999_edge_does_not_shorten_a_claim() {
+    let max_secs = Timestamp::MAX.unix_secs();
+    let t = Timestamp::from_unix_secs(max_secs - 10).unwrap();
+    let clock = Moving::new(Timestamp::from_unix_secs(max_secs - 5).unwrap());
+    let guard = Arc::new(InMemoryReplayGuard::new(100));
+    let verifier = kitopay_webhook_verifier(clock.clone(), guard.clone());
+    let delivery = kitopay_webhook_delivery(t, b"x");
+    outcome(&verifier, &delivery, b"x").unwrap();
+    // The system clock reads MAX from the last nanosecond of 9999 on.
+    clock.set(Timestamp::MAX);
+    assert_eq!(
+        outcome(&verifier, &delivery, b"x"),
+        Err(ErrorKind::Replayed(ClaimState::InFlight)),
+        "the delivery (10 s old, fresh) was accepted a second time"
+    );
+}
+
+#[test]
+fn timestamps_at_and_beyond_the_representable_edges_never_panic() {
+    let now = Timestamp::MAX;
+    let kamio = Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
+        .with_clock(FixedClock::new(now));
+    let kito = kitopay_webhook_verifier(Moving::new(now), Arc::new(InMemoryReplayGuard::new(10)));
+    let sig = "ab".repeat(32);
+    let long_digits = "9".repeat(10_000);
+    let long_fraction = format!("9999-12-31T23:59:59.{}Z", "9".repeat(10_000));
+    for ts in [
+        "9999-12-31T23:59:59.999999999Z",
+        "9999-12-31T23:59:59.9999999999Z",
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59-00:01",
+        "9999-12-31T23:59:59-23:59",
+        "0000-01-01T00:00:00Z",
+        "0000-01-01T00:00:00+23:59",
+        "1970-01-01T00:00:00+00:01",
+        "0000-02-29T00:00:00Z",
+        "9999-02-29T00:00:00Z",
+        "2026-01-27T09:23:07.001Z\0",
+        "2026-01-27T09:23:07.Z",
+        "2026-01-27T24:00:00Z",
+        "2026-01-27T23:59:60Z",
+        "253402300799",
+        "253402300800",
+        "253402300799999",
+        "253402300800000",
+        "18446744073709551615",
+        "18446744073709551616",
+        "99999999999999999999",
+        "",
+        "-1",
+        "+1601234567",
+        "0",
+        "00",
+        long_digits.as_str(),
+        long_fraction.as_str(),
+    ] {
+        for verifier in [&kamio, &kito] {
+            let headers = [
+                ("X-Timestamp", ts),
+                ("X-Kamio-Signature", sig.as_str()),
+                ("x-signature", sig.as_str()),
+                ("x-merchant-id", MERCHANT),
+            ];
+            let result = verifier.verify(&ReceivedRequest::new(&headers, b"{}"));
+            assert!(result.is_err(), "{ts:?} verified with a made-up signature");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_guard_that_cannot_decide_answers_503_with_retry_after_and_the_handler_is_not_called() {
+    // Capacity 1, held by a live claim: the next delivery cannot be claimed.
+    let guard = Arc::new(InMemoryReplayGuard::new(1));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = counting(auth(guard.clone()), calls.clone());
+    let first = signed("first", SystemClock.now());
+    let key = countersign::ReplayKey::new(
+        countersign::Scheme::KamioKashWebhook,
+        countersign::Signature::from_bytes([0x42; 32]),
+    );
+    guard.claim(key, Timestamp::MAX, SystemClock.now()).unwrap();
+    let (code, _, retry) = status(service.clone(), request_with("first", &first)).await;
+    assert_eq!((code, retry.as_deref()), (503, Some("5")));
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn an_extreme_retry_after_never_panics() {
+    let guard = Arc::new(InMemoryReplayGuard::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = counting(auth(guard).with_retry_after(Duration::MAX), calls);
+    let headers = signed("{}", SystemClock.now());
+    let answer =
+        tokio::spawn(async move { status(service, request_with("{}", &headers)).await }).await;
+    let (code, _, retry) = answer.expect("the layer panicked");
+    assert_eq!(code, 503);
+    assert_ne!(retry.as_deref(), Some("1"), "Retry-After wrapped around");
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. Bodies: stalled, trickled, oversized.
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_trickled_body_is_cut_off_at_the_total_deadline_not_an_idle_timeout() {
+    let log = server::Log::default();
+    let addr = server::serve(
+        auth(Arc::new(InMemoryReplayGuard::new(100))).with_body_timeout(Duration::from_millis(400)),
+        log.clone(),
+    )
+    .await;
+    let body = "t".repeat(100);
+    let headers = signed(&body, SystemClock.now());
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = raw_request("x", &headers, "", "connection: close\r\n").replace(
+        "content-length: 0",
+        &format!("content-length: {}", body.len()),
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    // One byte every 50 ms: never idle for long, 5 s in total.
+    let writer = tokio::spawn(async move {
+        let (mut read, mut write) = socket.into_split();
+        let sender = async {
+            for _ in 0..100 {
+                if write.write_all(b"t").await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        let mut out = Vec::new();
+        let reader = read.read_to_end(&mut out);
+        tokio::select! {
+            _ = sender => {}
+            _ = reader => {}
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let answer = tokio::time::timeout(Duration::from_secs(4), writer)
+        .await
+        .expect("no answer within 4 s: the deadline is not a total deadline")
+        .unwrap();
+    assert_eq!(status_line(&answer), 408, "{answer:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(log.total_calls(), 0);
+}
+
+#[tokio::test]
+async fn oversized_bodies_declared_or_streamed_are_413_before_verification() {
+    let (addr, log) = kamiokash_server().await;
+    let headers = signed("{}", SystemClock.now());
+    // A declared length far beyond the limit (u64::MAX), nothing sent.
+    let mut head = raw_request("x", &headers, "", "connection: close\r\n");
+    head = head.replace("content-length: 0", "content-length: 18446744073709551615");
+    let answer = raw_exchange(addr, head.as_bytes()).await;
+    // hyper itself refuses a length at u64::MAX (431); anything below, the layer (413).
+    assert!(matches!(status_line(&answer), 413 | 431), "{answer:?}");
+    let mut head = raw_request("x", &headers, "", "connection: close\r\n");
+    head = head.replace("content-length: 0", "content-length: 1048577");
+    let answer = raw_exchange(addr, head.as_bytes()).await;
+    assert_eq!(status_line(&answer), 413, "{answer:?}");
+    // A chunked body that grows past 1 MiB, chunk by chunk.
+    let mut request =
+        "POST /hook HTTP/1.1\r\nhost: x\r\nconnection: close\r\ntransfer-encoding: chunked\r\n"
+            .to_owned();
+    for (k, v) in &headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    let chunk = "a".repeat(64 * 1024);
+    for _ in 0..17 {
+        request.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    request.push_str("0\r\n\r\n");
+    let answer = raw_exchange(addr, request.as_bytes()).await;
+    assert_eq!(
+        status_line(&answer),
+        413,
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+    assert_eq!(log.total_calls(), 0);
+}
+
+#[tokio::test]
+async fn an_unsigned_request_with_a_stalled_body_is_held_until_the_deadline_then_408() {
+    // Observation (not a broken guarantee): the body is read before any header is looked
+    // at, so a request without a single signature header still costs a connection and up
+    // to the body limit in memory for the whole deadline, and is answered 408, not 401.
+    let log = server::Log::default();
+    let addr = server::serve(
+        auth(Arc::new(InMemoryReplayGuard::new(10))).with_body_timeout(Duration::from_millis(300)),
+        log.clone(),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let answer = raw_exchange(
+        addr,
+        b"POST /hook HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 10\r\n\r\nabc",
+    )
+    .await;
+    assert_eq!(status_line(&answer), 408, "{answer:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(log.total_calls(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. Races: concurrent duplicates against complete and release.
+// ---------------------------------------------------------------------------------------
+
+type Stats = Arc<std::sync::Mutex<std::collections::HashMap<String, (usize, usize, usize, usize)>>>;
+
+/// A handler that tracks, per body: (successes, running now, most running at once, calls);
+/// odd-numbered calls fail with 500.
+fn racing_handler(
+    stats: Stats,
+) -> impl Service<http::Request<Full<Bytes>>, Response = Response, Error = Infallible, Future: Send>
++ Clone {
+    service_fn(move |request: http::Request<Full<Bytes>>| {
+        let stats = stats.clone();
+        async move {
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            let key = String::from_utf8(body.to_vec()).unwrap();
+            let call = {
+                let mut s = stats.lock().unwrap();
+                let e = s.entry(key.clone()).or_default();
+                e.1 += 1;
+                e.2 = e.2.max(e.1);
+                e.3 += 1;
+                e.3
+            };
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let fail = call % 2 == 1;
+            let mut s = stats.lock().unwrap();
+            let e = s.get_mut(&key).unwrap();
+            e.1 -= 1;
+            if !fail {
+                e.0 += 1;
+            }
+            drop(s);
+            let mut response = Response::new(Full::from(if fail { "failed" } else { "processed" }));
+            if fail {
+                *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            }
+            Ok::<_, Infallible>(response)
+        }
+    })
+}
+
+async fn hammer<S>(service: S, stats: Stats, deliveries: usize, copies: usize)
+where
+    S: Service<http::Request<Full<Bytes>>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    let mut tasks = Vec::new();
+    for d in 0..deliveries {
+        let body = format!("race-{d}");
+        let headers = signed(&body, SystemClock.now());
+        for _ in 0..copies {
+            let (service, body, headers) = (service.clone(), body.clone(), headers.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..2_000 {
+                    let (code, text, _) =
+                        status(service.clone(), request_with(&body, &headers)).await;
+                    match code {
+                        200 => return text,
+                        409 | 500 | 503 => tokio::task::yield_now().await,
+                        other => panic!("unexpected {other} {text:?}"),
+                    }
+                }
+                panic!("never settled");
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for (body, (successes, running, most, calls)) in stats.lock().unwrap().iter() {
+        assert_eq!(running, &0);
+        assert_eq!(
+            *successes, 1,
+            "{body}: processed {successes} times ({calls} calls)"
+        );
+        assert_eq!(*most, 1, "{body}: two handler runs at once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_racing_release_and_complete_are_processed_once() {
+    let stats: Stats = Arc::default();
+    let service = VerifyLayer::new(auth(Arc::new(InMemoryReplayGuard::new(10_000))))
+        .layer(racing_handler(stats.clone()));
+    hammer(service, stats.clone(), 24, 12).await;
+    assert_eq!(stats.lock().unwrap().len(), 24);
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Rotation and cross-endpoint replays.
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_replay_after_the_signing_key_is_rotated_out_is_refused_not_processed() {
+    let old = "whsec_attack_old_3c1d";
+    let keys = countersign::SharedKeys::new(countersign::KeyRing::new(
+        "old",
+        SecretKey::new(old).unwrap(),
+    ));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = counting(
+        WebhookAuth::new(Verifier::kamiokash_webhook(keys.clone()))
+            .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100))),
+        calls.clone(),
+    );
+    let headers: Vec<(String, String)> =
+        countersign::KamioKashWebhookSigner::new(SecretKey::new(old).unwrap())
+            .sign(&SignableRequest::body(b"{}"), SystemClock.now())
+            .unwrap()
+            .headers()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    // In flight while the rotation happens: the claim is the guard's, not the key's.
+    assert_eq!(
+        status(service.clone(), request_with("{}", &headers))
+            .await
+            .0,
+        200
+    );
+    keys.update(|ring| {
+        ring.add("new", SecretKey::new("whsec_attack_new_9e8f").unwrap());
+        ring.remove("old");
+    });
+    assert_eq!(
+        status(service.clone(), request_with("{}", &headers))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_kamiokash_request_replayed_to_another_endpoint_sharing_the_guard_is_a_duplicate() {
+    // KamioKash request signatures cover neither method nor URL (README): a shared guard is
+    // the defence. The same signed bytes to a second route are acknowledged, not processed.
+    let guard = Arc::new(InMemoryReplayGuard::new(100));
+    let secret = "kk_attack_sk_71";
+    let make = |calls: Arc<AtomicUsize>| {
+        counting(
+            WebhookAuth::new(Verifier::kamiokash_request(SecretKey::new(secret).unwrap()))
+                .with_replay_guard(guard.clone()),
+            calls,
+        )
+    };
+    let (calls_a, calls_b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (a, b) = (make(calls_a.clone()), make(calls_b.clone()));
+    let headers: Vec<(String, String)> =
+        countersign::KamioKashSigner::new("pk_1", SecretKey::new(secret).unwrap())
+            .unwrap()
+            .sign(
+                &SignableRequest::body(br#"{"wallet_id":"w_1"}"#),
+                SystemClock.now(),
+            )
+            .unwrap()
+            .headers()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    let body = r#"{"wallet_id":"w_1"}"#;
+    assert_eq!(status(a, request_with(body, &headers)).await.0, 200);
+    let (code, text, _) = status(b, request_with(body, &headers)).await;
+    assert_eq!(
+        (code, text.as_str()),
+        (200, "duplicate delivery: already processed\n")
+    );
+    assert_eq!(
+        (
+            calls_a.load(Ordering::SeqCst),
+            calls_b.load(Ordering::SeqCst)
+        ),
+        (1, 0)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. Redis: slow, dead, black-holed, evicting; secrets in its errors.
+// ---------------------------------------------------------------------------------------
+
+#[cfg(feature = "redis")]
+#[path = "common/redis_server.rs"]
+mod redis_server;
+
+#[cfg(feature = "redis")]
+mod redis_attacks {
+    use super::*;
+    use countersign::redis_guard::RedisReplayGuard;
+    use redis_server::{Redis, unique_prefix};
+    use server::{Log, deliver, serve};
+
+    async fn guard(redis: &Redis, test: &str, timeout_ms: u64) -> RedisReplayGuard {
+        RedisReplayGuard::connect(&redis.url)
+            .await
+            .unwrap()
+            .with_prefix(unique_prefix(test))
+            .with_timeout(Duration::from_millis(timeout_ms))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_stalling_while_a_delivery_is_completed_never_lets_it_be_processed_twice() {
+        let Some(redis) = Redis::start() else { return };
+        if !redis.owned() {
+            return;
+        }
+        let log = Log::default();
+        let addr = serve(
+            auth(Arc::new(guard(&redis, "stall-complete", 200).await)),
+            log.clone(),
+        )
+        .await;
+        let body = r#"{"type":"slow","data":{"id":"complete"}}"#; // the handler sleeps 1 s
+        let headers = signed(body, SystemClock.now());
+        let first = tokio::spawn({
+            let headers = headers.clone();
+            async move { deliver(addr, &headers, body).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await; // claimed, handler sleeping
+        redis.stall(1.5); // the completion will time out
+        let during = deliver(addr, &headers, body).await;
+        assert_eq!(first.await.unwrap().0, 200);
+        assert_eq!((during.0, during.2.is_some()), (503, true), "{during:?}");
+        tokio::time::sleep(Duration::from_millis(1_500)).await; // the stall is over
+        let mut after = Vec::new();
+        for _ in 0..3 {
+            after.push(deliver(addr, &headers, body).await);
+        }
+        assert_eq!(log.calls(body), 1, "processed twice: {after:?}");
+        for (status, text, _) in &after {
+            assert!(
+                (*status == 200 && text.starts_with("duplicate")) || *status == 409,
+                "{status} {text:?}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_stalling_while_a_failed_delivery_is_released_still_lets_the_retry_in_once() {
+        let Some(redis) = Redis::start() else { return };
+        if !redis.owned() {
+            return;
+        }
+        let log = Log::default();
+        let prefix = unique_prefix("stall-release");
+        let guard = RedisReplayGuard::connect(&redis.url)
+            .await
+            .unwrap()
+            .with_prefix(prefix.clone())
+            .with_timeout(Duration::from_millis(200));
+        let addr = serve(auth(Arc::new(guard)), log.clone()).await;
+        let body = r#"{"type":"slow fail","data":{"id":"release"}}"#; // sleeps 1 s, then 500
+        let headers = signed(body, SystemClock.now());
+        let first = tokio::spawn({
+            let headers = headers.clone();
+            async move { deliver(addr, &headers, body).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        redis.stall(1.5); // the release will time out
+        assert_eq!(first.await.unwrap().0, 500);
+        tokio::time::sleep(Duration::from_millis(1_600)).await;
+        redis.command(&["PING"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            redis.command(&["KEYS", &format!("{prefix}*")]),
+            redis::Value::Array(Vec::new()),
+            "the timed-out release was not finished in the background"
+        );
+        let (status, _, _) = deliver(addr, &headers, body).await;
+        assert_eq!(
+            (status, log.calls(body)),
+            (500, 2),
+            "the retry was processed as new"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_redis_is_503_with_retry_after_never_401_and_answers_in_bounded_time() {
+        let Some(mut redis) = Redis::start() else {
+            return;
+        };
+        if !redis.owned() {
+            return;
+        }
+        let log = Log::default();
+        let addr = serve(
+            auth(Arc::new(guard(&redis, "dead", 300).await)),
+            log.clone(),
+        )
+        .await;
+        redis.kill();
+        let body = "dead-redis";
+        let headers = signed(body, SystemClock.now());
+        let started = std::time::Instant::now();
+        let (status, _, retry) = deliver(addr, &headers, body).await;
+        assert_eq!((status, retry.is_some()), (503, true));
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(log.calls(body), 0);
+        // A forged delivery is still 401 (verification comes first), not 503.
+        let mut forged = headers.clone();
+        forged[1].1 = "00".repeat(32);
+        assert_eq!(deliver(addr, &forged, body).await.0, 401);
+    }
+
+    #[tokio::test]
+    async fn a_black_holed_redis_does_not_hang_connect() {
+        // Accepts TCP connections and never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let holder = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().take(8) {
+                held.push(stream);
+            }
+            std::thread::sleep(Duration::from_secs(5));
+        });
+        let started = std::time::Instant::now();
+        let outcome = RedisReplayGuard::connect(&format!("redis://127.0.0.1:{port}/")).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(outcome.unwrap_err().code(), "replay_guard_unavailable");
+        drop(holder);
+    }
+
+    #[tokio::test]
+    async fn redis_credentials_never_appear_in_errors_or_debug_output() {
+        let Some(redis) = Redis::start_with(&[
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            "right-redis-pw-4c2a",
+        ]) else {
+            return;
+        };
+        if !redis.owned() {
+            return;
+        }
+        let port = redis
+            .url
+            .trim_start_matches("redis://127.0.0.1:")
+            .trim_end_matches('/');
+        let mut texts = Vec::new();
+        for url in [
+            format!("redis://:wrong-redis-pw-9f1e@127.0.0.1:{port}/"),
+            format!("redis://user:wrong-redis-pw-9f1e@127.0.0.1:{port}/"),
+            "redis://:wrong-redis-pw-9f1e@127.0.0.1:notaport/".to_owned(),
+            format!("redis://:wrong-redis-pw-9f1e@127.0.0.1:{port}/notadb"),
+            format!("rediss://:wrong-redis-pw-9f1e@127.0.0.1:{port}/"),
+            "redis://:wrong-redis-pw-9f1e@[::1/".to_owned(),
+        ] {
+            if let Err(e) = RedisReplayGuard::connect(&url).await {
+                texts.push(format!("{e} {e:?}"));
+            }
+        }
+        assert!(!texts.is_empty());
+        let ok =
+            RedisReplayGuard::connect(&format!("redis://:right-redis-pw-4c2a@127.0.0.1:{port}/"))
+                .await
+                .unwrap();
+        texts.push(format!("{ok:?}"));
+        for text in texts {
+            assert!(
+                !text.contains("redis-pw"),
+                "a Redis password is printed: {text}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_pressure_on_redis_cannot_evict_a_claim_and_let_a_replay_in() {
+        // allkeys-lru: a cache sharing the Redis. volatile-lru: only keys with a TTL are
+        // evicted, i.e. exactly the claims. Such a Redis is refused at connect; with
+        // noeviction a full Redis refuses writes (503), and a done claim stays.
+        for policy in ["allkeys-lru", "volatile-lru", "noeviction"] {
+            let Some(redis) = Redis::start_with(&[
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--maxmemory",
+                "4mb",
+                "--maxmemory-policy",
+                policy,
+            ]) else {
+                return;
+            };
+            if !redis.owned() {
+                return;
+            }
+            let connected = RedisReplayGuard::connect(&redis.url).await;
+            if policy != "noeviction" {
+                let err = connected.unwrap_err();
+                assert_eq!(err.code(), "replay_guard_unavailable");
+                assert!(err.to_string().contains("noeviction"), "{err}");
+                continue;
+            }
+            let log = Log::default();
+            let guard = connected.unwrap().with_prefix(unique_prefix("evict"));
+            let addr = serve(auth(Arc::new(guard)), log.clone()).await;
+            let body = "evicted-claim";
+            let headers = signed(body, SystemClock.now());
+            assert_eq!(deliver(addr, &headers, body).await.0, 200);
+            // Something else on the same Redis (a cache, a session store) fills memory.
+            let client = redis::Client::open(redis.url.as_str()).unwrap();
+            let mut connection = client.get_connection().unwrap();
+            let filler = "f".repeat(4 * 1024);
+            for i in 0..4_000 {
+                let _: redis::RedisResult<()> = redis::cmd("SET")
+                    .arg(format!("cache:{i}"))
+                    .arg(&filler)
+                    .query(&mut connection);
+            }
+            let (status, text, _) = deliver(addr, &headers, body).await;
+            assert_eq!(
+                log.calls(body),
+                1,
+                "{policy}: replay answered {status} {text:?}"
+            );
+            // Full for sure (used memory hovers around the limit as client buffers come and go).
+            redis.command(&["CONFIG", "SET", "maxmemory", "1mb"]);
+            // A new delivery cannot be claimed in a full Redis: an outage, not a 401.
+            let other = signed("another", SystemClock.now());
+            assert_eq!(deliver(addr, &other, "another").await.0, 503);
+        }
+    }
+
+    /// The documented limit (README, `redis_guard` docs): replication is asynchronous, so a
+    /// failover can lose the last claims the old primary acknowledged. This measures it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failing_over_to_an_async_replica_can_lose_a_done_claim_as_documented() {
+        let Some(mut primary) = Redis::start() else {
+            return;
+        };
+        if !primary.owned() {
+            return;
+        }
+        let port = primary
+            .url
+            .trim_start_matches("redis://127.0.0.1:")
+            .trim_end_matches('/')
+            .to_owned();
+        let Some(replica) = Redis::start_with(&[
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--replicaof",
+            "127.0.0.1",
+            &port,
+        ]) else {
+            return;
+        };
+        // Wait for the replica to be in sync.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = match replica.command(&["INFO", "replication"]) {
+                redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+                redis::Value::VerbatimString { text, .. } => text,
+                other => format!("{other:?}"),
+            };
+            if info.contains("master_link_status:up") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "replica never synced");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let prefix = unique_prefix("failover");
+        let log = Log::default();
+        let primary_guard = RedisReplayGuard::connect(&primary.url)
+            .await
+            .unwrap()
+            .with_prefix(prefix.clone());
+        let addr = serve(auth(Arc::new(primary_guard)), log.clone()).await;
+        let body = "replicated-claim";
+        let headers = signed(body, SystemClock.now());
+        // A network hiccup drops the replication link (the replica reconnects within about a
+        // second); meanwhile the delivery is claimed and completed on the primary, which
+        // acknowledges it and then dies before the replica is back.
+        // (Simulated: the primary starts requiring a password the replica does not have, and
+        // its replication link is cut, so the replica cannot reconnect.)
+        let admin = redis::Client::open(primary.url.as_str()).unwrap();
+        let mut admin = admin.get_connection().unwrap();
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("requirepass")
+            .arg("partition")
+            .query(&mut admin)
+            .unwrap();
+        let _: redis::Value = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("replica")
+            .query(&mut admin)
+            .unwrap();
+        assert_eq!(deliver(addr, &headers, body).await.0, 200);
+        primary.kill();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        replica.command(&["REPLICAOF", "NO", "ONE"]); // failover
+        let promoted = RedisReplayGuard::connect(&replica.url)
+            .await
+            .unwrap()
+            .with_prefix(prefix);
+        let addr = serve(auth(Arc::new(promoted)), log.clone()).await;
+        let (status, text, _) = deliver(addr, &headers, body).await;
+        assert_eq!(
+            (log.calls(body), status, text.as_str()),
+            (2, 200, "processed"),
+            "the documented failover limit changed: update the docs"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claim_held_until_the_end_of_time_is_accepted_by_redis_not_refused_as_an_outage() {
+        // Freshness { max_age: Duration::MAX, .. } makes expires_at saturate to Timestamp::MAX:
+        // the TTL (about 2.5e14 ms) must still be a valid PX, or every delivery would be 503.
+        let Some(redis) = Redis::start() else { return };
+        let g = guard(&redis, "forever", 1_000).await;
+        let now = SystemClock.now();
+        let key = countersign::ReplayKey::new(
+            countersign::Scheme::KamioKashWebhook,
+            countersign::Signature::from_bytes([0x77; 32]),
+        );
+        use countersign::AsyncReplayGuard;
+        let claim = g.claim_async(key, Timestamp::MAX, now).await.unwrap();
+        g.complete_async(claim).await.unwrap();
+        assert_eq!(
+            g.claim_async(key, Timestamp::MAX, now)
+                .await
+                .unwrap_err()
+                .into_kind(),
+            ErrorKind::Replayed(ClaimState::Done)
+        );
+    }
+}

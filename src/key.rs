@@ -394,6 +394,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keys_never_print_and_rings_count() {
+        let key = SecretKey::new("s3cret-value").unwrap();
+        assert_eq!(format!("{key:?}"), "SecretKey([redacted])");
+        let ring = KeyRing::new("a", key).with("b", SecretKey::new("other").unwrap());
+        assert_eq!(ring.len(), 2);
+        assert_eq!(KeyRing::new("a", SecretKey::new("x").unwrap()).len(), 1);
+        let shared = SharedKeys::new(ring);
+        let text = format!("{shared:?}");
+        assert!(
+            text.contains("\"a\"") && text.contains("\"b\"") && text.contains("[redacted]"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret"));
+    }
+
+    #[test]
     fn key_material_is_wiped_on_drop() {
         // The pad states are the key's only copy; they implement `ZeroizeOnDrop`.
         fn wipes_on_drop<T: zeroize::ZeroizeOnDrop>() {}

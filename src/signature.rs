@@ -352,6 +352,24 @@ mod tests {
     }
 
     #[test]
+    fn encodings_and_formats() {
+        use base64::Engine as _;
+        let sig = Signature([0xfe; 32]);
+        let expected = base64::engine::general_purpose::STANDARD.encode([0xfe; 32]);
+        assert_eq!(sig.to_base64().as_str(), expected);
+        assert_eq!(sig.to_base64().to_string(), expected);
+        assert_eq!(format!("{:?}", sig.to_base64()), format!("{expected:?}"));
+        assert_eq!(
+            format!("{sig:?}"),
+            format!("Signature({})", "fe".repeat(32))
+        );
+        assert_eq!(
+            format!("{:?}", sig.to_hex()),
+            format!("{:?}", "fe".repeat(32))
+        );
+    }
+
+    #[test]
     fn hex_round_trips_and_constant_time_equality() {
         for seed in 0..=255u8 {
             let bytes: [u8; 32] =

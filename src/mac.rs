@@ -270,6 +270,7 @@ impl Mac<'_> {
         for (chunk, word) in inner.chunks_exact_mut(4).zip(self.hash.state) {
             chunk.copy_from_slice(&word.to_be_bytes());
         }
+        // `self.hash.state` is wiped when `self` drops.
         self.outer(&inner)
     }
 

@@ -71,7 +71,10 @@ fn only<'a, K: AsRef<str> + 'a, V: AsRef<[u8]> + ?Sized + 'a>(
 ) -> Result<Option<&'a [u8]>, DuplicateHeader> {
     let mut found = None;
     for (k, v) in pairs {
-        if k.as_ref().eq_ignore_ascii_case(name) {
+        let k = k.as_ref();
+        // Lengths first (one compare), then the exact spelling (one memcmp, the usual case),
+        // then any case.
+        if k.len() == name.len() && (k == name || k.eq_ignore_ascii_case(name)) {
             if found.is_some() {
                 return Err(DuplicateHeader);
             }

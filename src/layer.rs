@@ -412,29 +412,34 @@ impl WebhookAuth {
             return Err(Answer::TooLarge);
         }
         let mut collect = core::pin::pin!(Limited::new(body, self.limit).collect());
-        let collected = match deadline(self.body_timeout) {
-            Some(sleep) => {
-                let mut sleep = core::pin::pin!(sleep);
-                let raced = core::future::poll_fn(|cx| {
-                    if let Poll::Ready(collected) = collect.as_mut().poll(cx) {
-                        return Poll::Ready(Some(collected));
-                    }
-                    sleep.as_mut().poll(cx).map(|()| None)
-                })
-                .await;
-                match raced {
-                    Some(collected) => collected,
+        // The deadline counts from the request's arrival. Its timer is only made once the
+        // body is not all there at the first poll (the usual small webhook is), so a
+        // complete request pays nothing for it.
+        let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        let mut timerless = false;
+        let raced = core::future::poll_fn(|cx| {
+            if let Poll::Ready(collected) = collect.as_mut().poll(cx) {
+                return Poll::Ready(Some(collected));
+            }
+            if timer.is_none() && !timerless {
+                match deadline(started + self.body_timeout) {
+                    Some(sleep) => timer = Some(Box::pin(sleep)),
                     None => {
-                        tracing::warn!(target: "countersign", scheme = %self.verifier.scheme(), outcome = "timeout", timeout_ms = self.body_timeout.as_millis() as u64, "webhook refused: body not received within the deadline");
-                        self.count(Answer::Timeout.outcome(), started);
-                        return Err(Answer::Timeout);
+                        tracing::warn!(target: "countersign", "no Tokio runtime with timers: reading the body without a deadline");
+                        timerless = true;
                     }
                 }
             }
-            None => {
-                tracing::warn!(target: "countersign", "no Tokio runtime with timers: reading the body without a deadline");
-                collect.await
+            match timer.as_mut() {
+                Some(sleep) => sleep.as_mut().poll(cx).map(|()| None),
+                None => Poll::Pending,
             }
+        })
+        .await;
+        let Some(collected) = raced else {
+            tracing::warn!(target: "countersign", scheme = %self.verifier.scheme(), outcome = "timeout", timeout_ms = self.body_timeout.as_millis() as u64, "webhook refused: body not received within the deadline");
+            self.count(Answer::Timeout.outcome(), started);
+            return Err(Answer::Timeout);
         };
         match collected {
             Ok(collected) => Ok(collected.to_bytes()),
@@ -574,10 +579,10 @@ fn request_url(parts: &http::request::Parts, scheme: &str) -> Result<CanonicalUr
 
 /// A timer for the body deadline, if the current Tokio runtime has one. Tokio panics when a
 /// timer is made on a runtime built without `enable_time`; that is caught here (once per
-/// request, before any body byte is read) and the body is then read without a deadline.
-fn deadline(after: Duration) -> Option<tokio::time::Sleep> {
+/// request) and the body is then read without a deadline.
+fn deadline(at: Instant) -> Option<tokio::time::Sleep> {
     tokio::runtime::Handle::try_current().ok()?;
-    std::panic::catch_unwind(|| tokio::time::sleep(after)).ok()
+    std::panic::catch_unwind(|| tokio::time::sleep_until(tokio::time::Instant::from_std(at))).ok()
 }
 
 /// `host[:port]`: an authority as `http` parses it, which refuses `/ ? #`, backslashes,
@@ -659,6 +664,48 @@ impl Drop for Pending {
             tracing::warn!(target: "countersign", "request ended without an answer (handler panic or client gone): releasing its replay claim");
             self.guard.release_detached(claim);
         }
+    }
+}
+
+/// A handler's future, with its claim's settlement, that must run to its end.
+type Handled<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+/// Holds the handler's future while it is polled where the request is served; dropped
+/// before the future finished (the client hung up), it finishes it in a task of its own.
+struct Unfinished<R: Send + 'static, E: Send + 'static>(Option<Handled<R, E>>);
+
+impl<R: Send + 'static, E: Send + 'static> Drop for Unfinished<R, E> {
+    fn drop(&mut self) {
+        let Some(future) = self.0.take() else { return };
+        if std::thread::panicking() {
+            // The handler panicked: the future cannot be resumed; dropping it drops the
+            // pending claim, which releases it.
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                tracing::debug!(target: "countersign", "client gone before the handler answered: finishing it in the background");
+                drop(runtime.spawn(future));
+            }
+            // No runtime to finish it on: dropping it releases the claim.
+            Err(_) => {
+                tracing::warn!(target: "countersign", "client gone before the handler answered and no Tokio runtime to finish it on: releasing its claim")
+            }
+        }
+    }
+}
+
+impl<R: Send + 'static, E: Send + 'static> Future for Unfinished<R, E> {
+    type Output = Result<R, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(future) = self.0.as_mut() else {
+            // Finished already; not polled again by `call`.
+            return Poll::Pending;
+        };
+        let outcome = core::task::ready!(future.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(outcome)
     }
 }
 
@@ -830,28 +877,18 @@ where
                 return inner.call(request).await;
             };
             // The claim is settled by the handler's own outcome: done on 2xx, released
-            // otherwise (a panic unwinds through `pending`, which releases). The handler runs
-            // in a task of its own so that a client hanging up does not cancel it halfway
-            // through its side effects (releasing then would let the delivery be processed
-            // twice); it finishes and settles the claim whether or not anyone still waits.
-            let handled = async move {
+            // otherwise (a panic unwinds through `pending`, which releases). A client hanging
+            // up must not cancel the handler halfway through its side effects (releasing then
+            // would let the delivery be processed twice): if this future is dropped before
+            // the handler answered, the handler is finished in a task of its own, and its
+            // answer settles the claim. While the client waits, it runs right here.
+            Unfinished(Some(Box::pin(async move {
                 let outcome = inner.call(request).await;
                 let success = matches!(&outcome, Ok(response) if response.status().is_success());
                 pending.settle(success).await;
                 outcome
-            };
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => match runtime.spawn(handled).await {
-                    Ok(outcome) => outcome,
-                    Err(e) => match e.try_into_panic() {
-                        // The handler panicked: the claim is released; pass the panic on.
-                        Ok(payload) => std::panic::resume_unwind(payload),
-                        // The runtime is shutting down: the claim was released.
-                        Err(_) => Ok(Answer::Unavailable.response(retry_after)),
-                    },
-                },
-                Err(_) => handled.await,
-            }
+            })))
+            .await
         })
     }
 }

@@ -391,6 +391,7 @@ impl From<SecretKey> for KeyRing {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

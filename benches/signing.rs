@@ -13,6 +13,9 @@
 //! - `ring`: ring's HMAC with a prepared key over the pre-concatenated message.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/common/pads.rs"]
+mod pads;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -56,31 +59,9 @@ struct Physical {
     blocks: Vec<[u8; 64]>,
 }
 
-const IV: [u32; 8] = [
-    0x6a09_e667,
-    0xbb67_ae85,
-    0x3c6e_f372,
-    0xa54f_f53a,
-    0x510e_527f,
-    0x9b05_688c,
-    0x1f83_d9ab,
-    0x5be0_cd19,
-];
-
 impl Physical {
     fn new(key: &[u8], message: &[u8]) -> Self {
-        let mut block = [0u8; 64];
-        if key.len() > 64 {
-            block[..32].copy_from_slice(&Sha256::digest(key));
-        } else {
-            block[..key.len()].copy_from_slice(key);
-        }
-        let pad = |byte: u8| {
-            let mut state = IV;
-            let padded = block.map(|b| b ^ byte);
-            compress256(&mut state, &[padded]);
-            state
-        };
+        let (inner, outer) = pads::pad_states(key);
         // Inner message: the ipad block (already absorbed) + the message, padded.
         let mut padded = message.to_vec();
         padded.push(0x80);
@@ -93,8 +74,8 @@ impl Physical {
             .map(|c| <[u8; 64]>::try_from(c).unwrap())
             .collect();
         Physical {
-            inner: pad(0x36),
-            outer: pad(0x5c),
+            inner,
+            outer,
             blocks,
         }
     }

@@ -20,6 +20,8 @@
     clippy::print_stdout
 )]
 
+#[path = "common/pads.rs"]
+mod pads;
 #[path = "common/server.rs"]
 mod server;
 
@@ -229,31 +231,9 @@ mod memory {
     /// The HMAC-SHA256 pad states of `secret` as `PadStates` holds them (native-endian
     /// words): what anyone needs to forge signatures, without the secret.
     pub fn pad_states(secret: &[u8]) -> (Needle, Needle) {
-        assert!(secret.len() <= 64);
-        const IV: [u32; 8] = [
-            0x6a09_e667,
-            0xbb67_ae85,
-            0x3c6e_f372,
-            0xa54f_f53a,
-            0x510e_527f,
-            0x9b05_688c,
-            0x1f83_d9ab,
-            0x5be0_cd19,
-        ];
-        let mut block = [0u8; 64];
-        block[..secret.len()].copy_from_slice(secret);
-        let (mut inner, mut outer) = (IV, IV);
-        let ipad = block.map(|b| b ^ 0x36);
-        let opad = block.map(|b| b ^ 0x5c);
-        sha2::block_api::compress256(&mut inner, &[ipad]);
-        sha2::block_api::compress256(&mut outer, &[opad]);
-        let bytes = |words: [u32; 8]| {
-            let mut out = [0u8; 32];
-            for (chunk, w) in out.chunks_exact_mut(4).zip(words) {
-                chunk.copy_from_slice(&w.to_ne_bytes());
-            }
-            out
-        };
+        let (inner, outer) = super::pads::pad_states(secret);
+        let bytes =
+            |words: [u32; 8]| -> [u8; 32] { super::pads::in_memory(words).try_into().unwrap() };
         (
             Needle::new(&mut bytes(inner)),
             Needle::new(&mut bytes(outer)),
@@ -447,24 +427,9 @@ fn verifying_leaves_no_pad_state_on_the_stack() {
         let _ = o;
         std::thread::spawn(move || {
             // The control's bytes come from memory (not the needle): recompute them here.
-            let mut block = [0u8; 64];
-            block[..22].copy_from_slice(b"attack-residue-CONTROL");
-            let ipad = block.map(|b| b ^ 0x36);
-            let mut state = [
-                0x6a09_e667u32,
-                0xbb67_ae85,
-                0x3c6e_f372,
-                0xa54f_f53a,
-                0x510e_527f,
-                0x9b05_688c,
-                0x1f83_d9ab,
-                0x5be0_cd19,
-            ];
-            sha2::block_api::compress256(&mut state, &[ipad]);
-            let mut bytes = [0u8; 32];
-            for (c, w) in bytes.chunks_exact_mut(4).zip(state) {
-                c.copy_from_slice(&w.to_ne_bytes());
-            }
+            let bytes: [u8; 32] = pads::in_memory(pads::pad_states(b"attack-residue-CONTROL").0)
+                .try_into()
+                .unwrap();
             plant_on_stack(&bytes);
             memory::count_on_own_stack(&i)
         })
@@ -1465,16 +1430,8 @@ mod redis_server;
 mod redis_attacks {
     use super::*;
     use countersign::redis_guard::RedisReplayGuard;
-    use redis_server::{Redis, unique_prefix};
+    use redis_server::{Redis, guard, unique_prefix};
     use server::{Log, deliver, serve};
-
-    async fn guard(redis: &Redis, test: &str, timeout_ms: u64) -> RedisReplayGuard {
-        RedisReplayGuard::connect(&redis.url)
-            .await
-            .unwrap()
-            .with_prefix(unique_prefix(test))
-            .with_timeout(Duration::from_millis(timeout_ms))
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_stalling_while_a_delivery_is_completed_never_lets_it_be_processed_twice() {
@@ -1484,7 +1441,11 @@ mod redis_attacks {
         }
         let log = Log::default();
         let addr = serve(
-            auth(Arc::new(guard(&redis, "stall-complete", 200).await)),
+            auth(Arc::new(
+                guard(&redis, "stall-complete")
+                    .await
+                    .with_timeout(Duration::from_millis(200)),
+            )),
             log.clone(),
         )
         .await;
@@ -1562,7 +1523,11 @@ mod redis_attacks {
         }
         let log = Log::default();
         let addr = serve(
-            auth(Arc::new(guard(&redis, "dead", 300).await)),
+            auth(Arc::new(
+                guard(&redis, "dead")
+                    .await
+                    .with_timeout(Duration::from_millis(300)),
+            )),
             log.clone(),
         )
         .await;
@@ -1801,7 +1766,9 @@ mod redis_attacks {
         // Freshness { max_age: Duration::MAX, .. } makes expires_at saturate to Timestamp::MAX:
         // the TTL (about 2.5e14 ms) must still be a valid PX, or every delivery would be 503.
         let Some(redis) = Redis::start() else { return };
-        let g = guard(&redis, "forever", 1_000).await;
+        let g = guard(&redis, "forever")
+            .await
+            .with_timeout(Duration::from_millis(1_000));
         let now = SystemClock.now();
         let key = countersign::ReplayKey::new(
             countersign::Scheme::KamioKashWebhook,

@@ -33,7 +33,7 @@ use countersign::{
 };
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full, StreamBody};
-use server::{Log, SECRET, auth, deliver, deliver_and_lose_the_response, serve, signed};
+use server::{Capture, Log, SECRET, auth, deliver, deliver_and_lose_the_response, serve, signed};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 const MERCHANT: &str = "m-1";
@@ -813,18 +813,6 @@ fn every_decision_is_one_tracing_event_with_outcome_reason_key_and_age() {
             "{log}"
         );
     });
-}
-
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[test]

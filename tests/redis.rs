@@ -28,17 +28,11 @@ use countersign::{
     SystemClock, Timestamp,
 };
 use proptest::test_runner::{Config, TestRunner};
-use redis_server::{Redis, unique_prefix};
+use redis_server::{Redis, guard, unique_prefix};
 use server::{
-    Log, auth, deliver, deliver_and_lose_the_response, deliver_settled, deliver_with, serve, signed,
+    Capture, Log, auth, deliver, deliver_and_lose_the_response, deliver_settled, deliver_with,
+    serve, signed,
 };
-
-async fn guard(redis: &Redis, test: &str) -> RedisReplayGuard {
-    RedisReplayGuard::connect(&redis.url)
-        .await
-        .unwrap()
-        .with_prefix(unique_prefix(test))
-}
 
 fn later(now: Timestamp, ms: u64) -> Timestamp {
     Timestamp::from_duration(now.since_epoch() + Duration::from_millis(ms)).unwrap()
@@ -607,18 +601,6 @@ async fn debug_shows_settings_and_the_open_policy_warns_when_it_accepts_unguarde
     );
     let log = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
     assert!(log.contains("without replay protection"), "{log}");
-}
-
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

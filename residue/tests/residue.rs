@@ -6,6 +6,9 @@
 //! "not there", not "not looked for".
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../../tests/common/pads.rs"]
+mod pads;
+
 use countersign::diagnose::{Diagnosis, Inputs, diagnose};
 use countersign::{CanonicalUrl, KitopaySigner, Scheme, SecretKey};
 use countersign_residue::{Scanner, stack_contains};
@@ -13,6 +16,15 @@ use sha2::Digest;
 
 #[global_allocator]
 static SCANNER: Scanner = Scanner::new();
+
+/// The scanner and the stack are per process and per thread: one check at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// A real Kitopay secret is longer than a SHA-256 block (64 bytes).
 const LONG_SECRET: &str = "dev_sec_7HdEmJy9NXTc3S7LMYEf92FAUeThRSTyHFgHBMH78YKz2uQho596jEУvEiERKDm9_with_a_longer_tail_0123456789";
@@ -47,6 +59,7 @@ fn leave(bytes: &[u8]) {
 
 #[test]
 fn keying_a_long_secret_leaves_no_key_equivalent_on_the_stack() {
+    let _serial = one_at_a_time();
     let secret = LONG_SECRET.as_bytes();
     assert!(secret.len() > 64);
     let digest: [u8; 32] = sha2::Sha256::digest(secret).into();
@@ -71,6 +84,7 @@ fn keying_a_long_secret_leaves_no_key_equivalent_on_the_stack() {
 
 #[test]
 fn diagnose_leaves_no_copy_of_the_secret_in_freed_heap_blocks() {
+    let _serial = one_at_a_time();
     // Whitespace around the secret makes diagnose try every whitespace variant.
     let secret = format!(" {LONG_SECRET}\n");
     let needle = &LONG_SECRET.as_bytes()[8..40];
@@ -103,37 +117,26 @@ fn diagnose_leaves_no_copy_of_the_secret_in_freed_heap_blocks() {
     assert_eq!(hits, 0, "freed heap blocks still held the secret");
 }
 
-/// The HMAC inner pad state of `key` (at most 64 bytes): SHA-256's chaining value after the
-/// block `key ^ ipad`, as the words sit in memory. Whoever holds it can compute the inner
-/// hash of any message: a key-equivalent.
-fn inner_pad_state(key: &[u8]) -> Vec<u8> {
-    let mut block = [0x36u8; 64];
-    for (b, k) in block.iter_mut().zip(key) {
-        *b ^= k;
-    }
-    let mut state: [u32; 8] = [
-        0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c,
-        0x1f83_d9ab, 0x5be0_cd19,
-    ];
-    sha2::block_api::compress256(&mut state, &[block]);
-    state.iter().flat_map(|w| w.to_ne_bytes()).collect()
-}
-
 #[test]
 fn a_dropped_signer_leaves_no_key_state_in_its_freed_block() {
+    let _serial = one_at_a_time();
     // A Kitopay signer keeps the pad states and a state resumed after the merchant id (the
     // "prefix"); both are key-equivalents and must be wiped when the signer is dropped.
     let secret = "kk_short_secret_0123456789";
-    let needle = inner_pad_state(secret.as_bytes());
+    // The inner pad state, as the words sit in memory: a key-equivalent.
+    let needle = pads::in_memory(pads::pad_states(secret.as_bytes()).0);
 
     // Control: a plain copy of the state, freed, is found.
     SCANNER.arm(&needle);
     drop(std::hint::black_box(needle.clone().into_boxed_slice()));
-    assert_eq!(SCANNER.disarm(), 1, "control: the scanner must see a freed copy");
-
-    let signer = Box::new(
-        KitopaySigner::new("dev_pub_fb1dad5f", SecretKey::new(secret).unwrap()).unwrap(),
+    assert_eq!(
+        SCANNER.disarm(),
+        1,
+        "control: the scanner must see a freed copy"
     );
+
+    let signer =
+        Box::new(KitopaySigner::new("dev_pub_fb1dad5f", SecretKey::new(secret).unwrap()).unwrap());
     std::hint::black_box(&signer);
     SCANNER.arm(&needle);
     drop(signer);

@@ -145,3 +145,11 @@ pub fn unique_prefix(test: &str) -> String {
         .as_nanos();
     format!("countersign-test:{test}:{nanos}:")
 }
+
+/// A Redis guard on `redis` with a key prefix of the test's own.
+pub async fn guard(redis: &Redis, test: &str) -> countersign::redis_guard::RedisReplayGuard {
+    countersign::redis_guard::RedisReplayGuard::connect(&redis.url)
+        .await
+        .unwrap()
+        .with_prefix(unique_prefix(test))
+}

@@ -173,3 +173,16 @@ pub async fn deliver_settled(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A `tracing` writer that keeps what it is given, to check the events a test caused.
+pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

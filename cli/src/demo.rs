@@ -14,6 +14,9 @@ use crate::render;
 
 // Example credentials from the providers' documentation (test values, not secrets).
 const KITOPAY_MERCHANT: &str = "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148";
+/// Kitopay's sample secret from its documentation. Its `У` is a Cyrillic letter (U+0423),
+/// kept on purpose: a key is the secret's UTF-8 bytes, so a retyped Latin `Y` gives
+/// different signatures.
 const KITOPAY_SECRET: &str =
     "dev_sec_7HdEmJy9NXTc3S7LMYEf92FAUeThRSTyHFgHBMH78YKz2uQho596jEУvEiERKDm9";
 const KITOPAY_URL: &str = "https://api.dev.kitopay.com/api/v1/merchants/payins/";

@@ -329,6 +329,8 @@ impl SharedKeys {
     }
 
     /// Changes the ring in place (add, remove), atomically with respect to verifications.
+    /// The closure runs under the ring's write lock: it must not use this ring itself
+    /// (`ids`, `Debug`, a verifier built on it), which would wait for that lock forever.
     ///
     /// # Examples
     ///

@@ -16,11 +16,11 @@
 //! | body not complete within the deadline | `408` | no |
 //!
 //! A delivery's claim is **done** when the handler answers 2xx, and **released** on every
-//! other path: a non-2xx answer, an inner service error, a panic, or the runtime shutting
-//! down, so the provider's retry is processed as new. A client that hangs up does not
-//! cancel the handler: it runs to its end in a task of its own (a Tokio runtime is needed)
-//! and its answer settles the claim, so a delivery is never released halfway through its
-//! side effects and processed again. The precise
+//! other path: a non-2xx answer, an inner service error or a panic, so the provider's retry
+//! is processed as new. A client that hangs up does not cancel the handler: it runs to its
+//! end in a task of its own (a Tokio runtime is needed) and its answer settles the claim,
+//! so a delivery is never released halfway through its side effects and processed again.
+//! Before stopping the runtime, await [`WebhookAuth::background_finished`]. The precise
 //! reason for every decision is one `tracing` event (target `countersign`), never sent to
 //! the client; see [`VerifyLayer`].
 //!
@@ -44,6 +44,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -98,6 +99,41 @@ pub struct VerifiedDelivery {
 }
 
 impl VerifiedDelivery {
+    /// A delivery as the layer would describe it, for tests of handlers that read
+    /// `Extension<VerifiedDelivery>` without a signed request; the claim lifetime is computed
+    /// with the default window.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::layer::VerifiedDelivery;
+    /// use countersign::{Scheme, Signature, Timestamp};
+    ///
+    /// let delivery = VerifiedDelivery::new(Scheme::KamioKashWebhook, "primary", Timestamp::UNIX_EPOCH, Signature::from_bytes([1; 32]));
+    /// assert_eq!(delivery.key_id, "primary");
+    /// assert!(!delivery.trailing_slash_toggled);
+    /// ```
+    #[must_use]
+    pub fn new(
+        scheme: Scheme,
+        key_id: impl Into<String>,
+        timestamp: Timestamp,
+        signature: Signature,
+    ) -> Self {
+        let window = crate::time::Freshness::default();
+        let resolution = scheme.time_format().resolution();
+        let lifetime = window.max_age + resolution + window.max_future;
+        VerifiedDelivery {
+            scheme,
+            key_id: key_id.into(),
+            timestamp,
+            signature,
+            trailing_slash_toggled: false,
+            expires_at: Timestamp::from_duration(timestamp.since_epoch().saturating_add(lifetime))
+                .unwrap_or(Timestamp::MAX),
+        }
+    }
+
     /// The delivery's identity for replay protection.
     ///
     /// # Examples
@@ -234,6 +270,17 @@ pub struct WebhookAuth {
     body_timeout: Duration,
     retry_after: Duration,
     url_from_host: Option<&'static str>,
+    background: Arc<Background>,
+}
+
+/// What the layer runs in the background, shared by every clone of a [`WebhookAuth`].
+#[derive(Default)]
+struct Background {
+    /// Handlers being finished after their client hung up.
+    handlers: core::sync::atomic::AtomicUsize,
+    /// Set once a timer could not be made (a runtime without timers), so the probe, which
+    /// panics inside Tokio, is not repeated.
+    timerless: core::sync::atomic::AtomicBool,
 }
 
 impl WebhookAuth {
@@ -273,6 +320,7 @@ impl WebhookAuth {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             retry_after: DEFAULT_RETRY_AFTER,
             url_from_host: None,
+            background: Arc::default(),
         }
     }
 
@@ -391,6 +439,45 @@ impl WebhookAuth {
         &self.verifier
     }
 
+    /// How many handlers the layer is finishing in the background because their client
+    /// hung up before the answer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::layer::WebhookAuth;
+    /// use countersign::{SecretKey, Verifier};
+    ///
+    /// let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("w")?));
+    /// assert_eq!(auth.in_background(), 0);
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn in_background(&self) -> usize {
+        self.background.handlers.load(Ordering::Acquire)
+    }
+
+    /// Waits until no handler is being finished in the background. Await it after the
+    /// server's graceful shutdown and before the runtime stops: a stopping runtime drops
+    /// the tasks it still has, and a handler cut short there is released (or, if the
+    /// release cannot run any more, its claim stays in flight until it expires).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(auth: countersign::layer::WebhookAuth, listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
+    /// let shutdown = async { /* your shutdown signal, e.g. tokio::signal::ctrl_c() */ };
+    /// axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    /// auth.background_finished().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn background_finished(&self) {
+        while self.in_background() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Reads the body within the limit and the deadline.
     async fn read_body<B>(
         &self,
@@ -416,16 +503,18 @@ impl WebhookAuth {
         // body is not all there at the first poll (the usual small webhook is), so a
         // complete request pays nothing for it.
         let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
-        let mut timerless = false;
+        let mut timerless = self.background.timerless.load(Ordering::Relaxed)
+            || started.checked_add(self.body_timeout).is_none();
         let raced = core::future::poll_fn(|cx| {
             if let Poll::Ready(collected) = collect.as_mut().poll(cx) {
                 return Poll::Ready(Some(collected));
             }
             if timer.is_none() && !timerless {
-                match deadline(started + self.body_timeout) {
+                match started.checked_add(self.body_timeout).and_then(deadline) {
                     Some(sleep) => timer = Some(Box::pin(sleep)),
                     None => {
-                        tracing::warn!(target: "countersign", "no Tokio runtime with timers: reading the body without a deadline");
+                        tracing::warn!(target: "countersign", "no Tokio runtime with timers: reading bodies without a deadline");
+                        self.background.timerless.store(true, Ordering::Relaxed);
                         timerless = true;
                     }
                 }
@@ -661,7 +750,7 @@ impl Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(claim) = self.claim.take() {
-            tracing::warn!(target: "countersign", "request ended without an answer (handler panic or client gone): releasing its replay claim");
+            tracing::warn!(target: "countersign", "request ended without an answer (handler panic, or the runtime stopped): releasing its replay claim");
             self.guard.release_detached(claim);
         }
     }
@@ -672,7 +761,7 @@ type Handled<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
 
 /// Holds the handler's future while it is polled where the request is served; dropped
 /// before the future finished (the client hung up), it finishes it in a task of its own.
-struct Unfinished<R: Send + 'static, E: Send + 'static>(Option<Handled<R, E>>);
+struct Unfinished<R: Send + 'static, E: Send + 'static>(Option<Handled<R, E>>, Arc<Background>);
 
 impl<R: Send + 'static, E: Send + 'static> Drop for Unfinished<R, E> {
     fn drop(&mut self) {
@@ -685,13 +774,28 @@ impl<R: Send + 'static, E: Send + 'static> Drop for Unfinished<R, E> {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 tracing::debug!(target: "countersign", "client gone before the handler answered: finishing it in the background");
-                drop(runtime.spawn(future));
+                let background = Arc::clone(&self.1);
+                background.handlers.fetch_add(1, Ordering::AcqRel);
+                drop(runtime.spawn(async move {
+                    // Counted down even if the handler panics (the guard drops on unwind).
+                    let _done = Finished(background);
+                    drop(future.await);
+                }));
             }
             // No runtime to finish it on: dropping it releases the claim.
             Err(_) => {
                 tracing::warn!(target: "countersign", "client gone before the handler answered and no Tokio runtime to finish it on: releasing its claim")
             }
         }
+    }
+}
+
+/// Counts a background handler as finished when dropped.
+struct Finished(Arc<Background>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.handlers.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -882,12 +986,16 @@ where
             // would let the delivery be processed twice): if this future is dropped before
             // the handler answered, the handler is finished in a task of its own, and its
             // answer settles the claim. While the client waits, it runs right here.
-            Unfinished(Some(Box::pin(async move {
-                let outcome = inner.call(request).await;
-                let success = matches!(&outcome, Ok(response) if response.status().is_success());
-                pending.settle(success).await;
-                outcome
-            })))
+            Unfinished(
+                Some(Box::pin(async move {
+                    let outcome = inner.call(request).await;
+                    let success =
+                        matches!(&outcome, Ok(response) if response.status().is_success());
+                    pending.settle(success).await;
+                    outcome
+                })),
+                Arc::clone(&auth.background),
+            )
             .await
         })
     }

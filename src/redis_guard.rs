@@ -78,6 +78,9 @@ end
 return 0";
 
 /// Deletes the key, if it still holds the claim in flight.
+/// The longest any command may take (the connection's own limit).
+const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0";
@@ -86,7 +89,8 @@ struct Scripts {
     complete: redis::Script,
     release: redis::Script,
 }
-/// What the guard does when Redis cannot answer.
+/// What the guard does when Redis cannot answer (unreachable, timed out, or an error such
+/// as out of memory).
 ///
 /// # Examples
 ///
@@ -95,12 +99,15 @@ struct Scripts {
 ///
 /// assert_eq!(FailurePolicy::default(), FailurePolicy::Closed);
 /// ```
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum FailurePolicy {
     /// Refuse the delivery ([`ErrorKind::ReplayGuardUnavailable`]). The default.
     #[default]
     Closed,
-    /// Accept the delivery without replay protection (availability over safety).
+    /// Accept the delivery without replay protection (availability over safety), whatever
+    /// the failure: an outage, but also errors that will not go away by themselves (a full
+    /// `noeviction` Redis answering out of memory).
     Open,
 }
 
@@ -138,9 +145,11 @@ impl RedisReplayGuard {
     pub async fn connect(url: &str) -> Result<Self, Error> {
         let timeout = Duration::from_secs(1);
         let client = redis::Client::open(url).map_err(unavailable)?;
+        // Each command gets its own timeout (`with_timeout`); the connection's own limit is
+        // only a ceiling, long enough for a clean-up to outlast a stalled server.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
+            .set_response_timeout(Some(MAX_TIMEOUT))
             .set_number_of_retries(1);
         let connection = match tokio::time::timeout(
             timeout * 2,
@@ -163,7 +172,44 @@ impl RedisReplayGuard {
             policy: FailurePolicy::Closed,
         };
         guard.check_eviction().await?;
+        guard.check_commands().await?;
         Ok(guard)
+    }
+
+    /// Runs each command the guard relies on once, so a server that cannot run them (older
+    /// than 7.0: no `SET NX GET`; an ACL forbidding `SET` or scripts) is refused here
+    /// instead of failing every delivery later.
+    async fn check_commands(&self) -> Result<(), Error> {
+        let needs = |e: Error| {
+            unavailable(format!(
+                "this server cannot run the commands the guard needs (Redis 7.0 or later, SET and EVALSHA allowed): {e}"
+            ))
+        };
+        let mut probe = redis::cmd("SET");
+        probe
+            .arg(format!("{}probe", self.prefix))
+            .arg("probe")
+            .arg("NX")
+            .arg("GET")
+            .arg("PX")
+            .arg(1_000);
+        self.command::<Option<Vec<u8>>>(probe, self.timeout)
+            .await
+            .map_err(needs)?;
+        for script in [&self.scripts.complete, &self.scripts.release] {
+            let mut connection = self.connection.clone();
+            match tokio::time::timeout(
+                self.timeout,
+                script.prepare_invoke().load_async(&mut connection),
+            )
+            .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(needs(unavailable(e))),
+                Err(_) => return Err(needs(unavailable("command timed out"))),
+            }
+        }
+        Ok(())
     }
 
     /// Refuses a Redis that evicts keys when it is full: an evicted claim lets its replay
@@ -209,7 +255,7 @@ impl RedisReplayGuard {
         self
     }
 
-    /// The time allowed per command. Defaults to 1 s.
+    /// The time allowed per command, at most 60 s. Defaults to 1 s.
     ///
     /// # Examples
     ///
@@ -224,7 +270,7 @@ impl RedisReplayGuard {
     /// ```
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = timeout.min(MAX_TIMEOUT);
         self
     }
 
@@ -282,9 +328,10 @@ impl RedisReplayGuard {
         }
     }
 
-    /// Deletes `key` if it still holds this in-flight claim; in the background (it must
-    /// outlive a slow Redis and the caller's future), for at most `deadline`.
-    fn clean_up_in_background(&self, key: String, claim: Claim, deadline: Duration) {
+    /// Deletes `key` if it still holds this in-flight claim, in the background (it must
+    /// outlive a slow Redis and the caller's future): retried with backoff until it succeeds
+    /// or the claim expires by itself.
+    fn clean_up_in_background(&self, key: String, claim: Claim) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing_warn("no Tokio runtime to release a replay claim on; it expires with its TTL");
             return;
@@ -292,14 +339,20 @@ impl RedisReplayGuard {
         let guard = self.clone();
         runtime.spawn(async move {
             let value = in_flight(&claim);
-            match guard
-                .run::<i64>(&guard.scripts.release, &key, [&value, ""], deadline)
-                .await
-            {
-                Ok(_) => {}
-                Err(e) => tracing_warn(&format!(
-                    "could not release a replay claim ({e}); it expires with its TTL"
-                )),
+            let mut pause = Duration::from_millis(100);
+            loop {
+                let attempt = guard
+                    .run::<i64>(&guard.scripts.release, &key, [&value, ""], guard.timeout)
+                    .await;
+                let Err(e) = attempt else { return };
+                if crate::time::Clock::now(&crate::time::SystemClock) >= claim.expires_at() {
+                    tracing_warn(&format!(
+                        "could not release a replay claim before it expired ({e})"
+                    ));
+                    return;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
             }
         });
     }
@@ -324,7 +377,6 @@ struct Unsettled<'g> {
     guard: &'g RedisReplayGuard,
     key: Option<String>,
     claim: Claim,
-    deadline: Duration,
 }
 
 impl Unsettled<'_> {
@@ -336,8 +388,7 @@ impl Unsettled<'_> {
 impl Drop for Unsettled<'_> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            self.guard
-                .clean_up_in_background(key, self.claim, self.deadline);
+            self.guard.clean_up_in_background(key, self.claim);
         }
     }
 }
@@ -371,7 +422,6 @@ impl AsyncReplayGuard for RedisReplayGuard {
                 guard: self,
                 key: Some(redis_key.clone()),
                 claim,
-                deadline: Duration::from_millis(ttl).min(Duration::from_secs(30)),
             };
             // Sets the key if it is free and returns nothing; otherwise leaves it and returns
             // its value (state and token). One native command, one round trip.
@@ -433,7 +483,6 @@ impl AsyncReplayGuard for RedisReplayGuard {
                 guard: self,
                 key: Some(key.clone()),
                 claim,
-                deadline: Duration::from_secs(30),
             };
             let released = self
                 .run::<i64>(
@@ -451,7 +500,7 @@ impl AsyncReplayGuard for RedisReplayGuard {
     }
 
     fn release_detached(&self, claim: Claim) {
-        self.clean_up_in_background(self.key(claim.key()), claim, Duration::from_secs(30));
+        self.clean_up_in_background(self.key(claim.key()), claim);
     }
 
     fn complete_detached(&self, claim: Claim) {

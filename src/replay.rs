@@ -95,6 +95,21 @@ impl ReplayKey {
         self.scheme
     }
 
+    /// The signature.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{ReplayKey, Scheme, Signature};
+    ///
+    /// let key = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([9; 32]));
+    /// assert_eq!(key.signature(), Signature::from_bytes([9; 32]));
+    /// ```
+    #[must_use]
+    pub fn signature(&self) -> Signature {
+        Signature::from_bytes(self.signature)
+    }
+
     /// Which of `shards` buckets the key falls in (the signature is a MAC: uniform bytes).
     fn shard(&self, shards: usize) -> usize {
         let [a, b, c, d, ..] = self.signature;
@@ -306,7 +321,9 @@ pub type GuardFuture<'a, T = ()> =
 /// The asynchronous form of [`ReplayGuard`], for guards backed by a network store (Redis)
 /// and for async servers. Same contract: atomic per key, token-checked, fallible.
 ///
-/// Every [`ReplayGuard`] is also an `AsyncReplayGuard` (its futures are ready at once).
+/// Every [`ReplayGuard`] is also an `AsyncReplayGuard` (its futures are ready at once), so
+/// a synchronous guard runs on the async server's threads: it must not block on I/O; a
+/// guard that talks to a network store implements this trait instead.
 ///
 /// # Examples
 ///
@@ -336,9 +353,10 @@ pub trait AsyncReplayGuard: Send + Sync {
     /// See [`ReplayGuard::release`].
     fn release_async(&self, claim: Claim) -> GuardFuture<'_>;
 
-    /// Releases a claim from a place that cannot wait: a drop guard, when the request's
-    /// future was dropped (client gone) or the handler panicked. A network store starts the
-    /// release in the background; failures are logged by the store, not returned.
+    /// Releases a claim from a place that cannot wait: a drop guard, when the handler
+    /// panicked or the runtime stopped under it. A network store starts the release in the
+    /// background (retrying until the claim would expire anyway); failures are logged by the
+    /// store, not returned.
     fn release_detached(&self, claim: Claim);
 
     /// Marks a claim done without making the caller wait: the tower layer calls it once the
@@ -388,7 +406,8 @@ impl<G: ReplayGuard + ?Sized> AsyncReplayGuard for G {
 /// it holds an expired claim. With `capacity` live claims held, new claims are **refused**
 /// with [`ErrorKind::ReplayGuardUnavailable`] rather than by forgetting a live claim (which
 /// would let its replay in). Size the capacity for the peak number of deliveries per claim
-/// lifetime (about two minutes with the default window); each claim takes about 150 bytes.
+/// lifetime (about two minutes with the default window); each claim takes about 250 bytes
+/// (hash-table bucket and expiry-index entry at their usual load).
 ///
 /// # Examples
 ///

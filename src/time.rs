@@ -496,7 +496,9 @@ impl Clock for FixedClock {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Freshness {
-    /// The oldest a timestamp may be. Defaults to 60 seconds (the providers' window).
+    /// The oldest a timestamp may be. Defaults to 60 seconds (the providers' window). A
+    /// replay claim lasts `max_age + max_future` and a bit: a window so large that this
+    /// passes year 9999 makes every claim permanent (and an in-memory guard fills up).
     pub max_age: Duration,
     /// How far in the future a timestamp may be (clock skew). Defaults to 60 seconds.
     pub max_future: Duration,

@@ -167,9 +167,10 @@ async fn a_client_hanging_up_does_not_cancel_the_handler_whose_answer_settles_th
         let guard = Arc::new(InMemoryReplayGuard::new(10));
         let calls = Arc::new(AtomicUsize::new(0));
         let finished = Arc::new(AtomicUsize::new(0));
+        let background = auth(guard.clone());
         let service = {
             let (calls, finished) = (calls.clone(), finished.clone());
-            VerifyLayer::new(auth(guard.clone())).layer(service_fn(
+            VerifyLayer::new(background.clone()).layer(service_fn(
                 move |_: http::Request<Full<Bytes>>| {
                     let (calls, finished) = (calls.clone(), finished.clone());
                     async move {
@@ -861,4 +862,40 @@ async fn readiness_is_the_inner_services() {
     let mut service = VerifyLayer::new(auth(Arc::new(InMemoryReplayGuard::new(10)))).layer(Unready);
     let ready = ServiceExt::<http::Request<Full<Bytes>>>::ready(&mut service).await;
     assert_eq!(ready.err(), Some("inner service overloaded"));
+}
+
+#[tokio::test]
+async fn an_unbounded_body_timeout_reads_without_a_deadline_and_never_panics() {
+    // `started + Duration::MAX` overflowed (a panic) when the body was not all there at once.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = {
+        let calls = calls.clone();
+        VerifyLayer::new(
+            auth(Arc::new(InMemoryReplayGuard::new(10))).with_body_timeout(Duration::MAX),
+        )
+        .layer(service_fn(move |_: http::Request<Full<Bytes>>| {
+            let calls = calls.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, Infallible>(Response::new(Full::from("processed")))
+            }
+        }))
+    };
+    let headers = signed("{}", SystemClock.now());
+    // The body arrives in two frames, the second after a pause: not there at the first poll.
+    let frames =
+        futures_util::stream::iter([Bytes::from("{"), Bytes::from("}")]).then(|chunk| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok::<_, Infallible>(http_body::Frame::data(chunk))
+        });
+    let mut builder = http::Request::post("/hook");
+    for (k, v) in &headers {
+        builder = builder.header(k, v);
+    }
+    let response = service
+        .oneshot(builder.body(StreamBody::new(frames)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }

@@ -627,3 +627,60 @@ async fn connecting_to_a_server_that_never_answers_gives_up_within_twice_the_tim
         "{waited:?}"
     );
 }
+
+#[tokio::test]
+async fn a_server_that_cannot_run_the_guards_commands_is_refused_at_connect() {
+    // An ACL user that may connect and read, but not SET or run scripts (as an old Redis
+    // cannot run SET NX GET): every delivery would fail later; connect says so now.
+    let Some(redis) = Redis::start() else { return };
+    if !redis.owned() {
+        return;
+    }
+    redis.command(&[
+        "ACL",
+        "SETUSER",
+        "reader",
+        "on",
+        ">reader-pw",
+        "~*",
+        "-@all",
+        "+@connection",
+        "+config|get",
+        "+get",
+    ]);
+    let port = redis
+        .url
+        .trim_start_matches("redis://127.0.0.1:")
+        .trim_end_matches('/');
+    let err = RedisReplayGuard::connect(&format!("redis://reader:reader-pw@127.0.0.1:{port}/"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "replay_guard_unavailable");
+    assert!(err.to_string().contains("cannot run the commands"), "{err}");
+    assert!(!err.to_string().contains("reader-pw"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_longer_command_timeout_is_honoured() {
+    // The connection's own limit used to cap every command at 1 s.
+    let Some(redis) = Redis::start() else { return };
+    if !redis.owned() {
+        return;
+    }
+    let guard = guard(&redis, "long-timeout")
+        .await
+        .with_timeout(Duration::from_secs(4));
+    let key = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([14; 32]));
+    redis.stall(1.5);
+    let now = SystemClock.now();
+    let started = Instant::now();
+    guard
+        .claim_async(key, later(now, 60_000), now)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_200),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -684,3 +684,41 @@ async fn a_longer_command_timeout_is_honoured() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn only_a_redis_that_never_evicts_claims_is_accepted() {
+    // A memory limit with an evicting policy could drop a claim: refused. No limit, or
+    // noeviction: accepted.
+    for (args, accepted) in [
+        (
+            &["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"][..],
+            false,
+        ),
+        (
+            &["--maxmemory", "64mb", "--maxmemory-policy", "volatile-ttl"][..],
+            false,
+        ),
+        (
+            &["--maxmemory", "64mb", "--maxmemory-policy", "noeviction"][..],
+            true,
+        ),
+        (
+            &["--maxmemory", "0", "--maxmemory-policy", "allkeys-lru"][..],
+            true,
+        ),
+    ] {
+        let mut all = vec!["--save", "", "--appendonly", "no"];
+        all.extend_from_slice(args);
+        let Some(redis) = Redis::start_with(&all) else {
+            return;
+        };
+        if !redis.owned() {
+            return;
+        }
+        let connected = RedisReplayGuard::connect(&redis.url).await;
+        assert_eq!(connected.is_ok(), accepted, "{args:?}");
+        if let Err(e) = connected {
+            assert!(e.to_string().contains("noeviction"), "{e}");
+        }
+    }
+}

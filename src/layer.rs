@@ -503,8 +503,7 @@ impl WebhookAuth {
         // body is not all there at the first poll (the usual small webhook is), so a
         // complete request pays nothing for it.
         let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
-        let mut timerless = self.background.timerless.load(Ordering::Relaxed)
-            || started.checked_add(self.body_timeout).is_none();
+        let mut timerless = self.background.timerless.load(Ordering::Relaxed);
         let raced = core::future::poll_fn(|cx| {
             if let Poll::Ready(collected) = collect.as_mut().poll(cx) {
                 return Poll::Ready(Some(collected));
@@ -560,7 +559,7 @@ impl WebhookAuth {
         let verified = match self.verify(parts, body, now) {
             Ok(verified) => verified,
             Err(e) => {
-                let age_ms = age_of(&e).or_else(|| header_age(parts, scheme, now));
+                let age_ms = header_age(parts, scheme, now);
                 tracing::warn!(target: "countersign", %scheme, outcome = "refused", reason = e.code(), age_ms, error = %e, "webhook refused");
                 self.count(Answer::Unauthorized.outcome(), started);
                 return Err(Answer::Unauthorized);
@@ -688,17 +687,6 @@ fn age_ms(now: Timestamp, timestamp: Timestamp) -> i64 {
         i64::try_from((now - at).as_millis()).unwrap_or(i64::MAX)
     } else {
         -i64::try_from((at - now).as_millis()).unwrap_or(i64::MAX)
-    }
-}
-
-/// The age a freshness refusal reports, in milliseconds.
-fn age_of(e: &Error) -> Option<i64> {
-    match e.kind() {
-        ErrorKind::Expired { age, .. } => Some(i64::try_from(age.as_millis()).unwrap_or(i64::MAX)),
-        ErrorKind::Future { ahead, .. } => {
-            Some(-i64::try_from(ahead.as_millis()).unwrap_or(i64::MAX))
-        }
-        _ => None,
     }
 }
 

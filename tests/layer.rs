@@ -192,7 +192,16 @@ async fn a_client_hanging_up_does_not_cancel_the_handler_whose_answer_settles_th
                 .is_err()
         );
         assert_eq!(guard.len(), 1, "in flight while the handler runs");
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(background.in_background(), 1, "finished in the background");
+        let waited = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(2), background.background_finished())
+            .await
+            .expect("the background handler finishes");
+        assert!(
+            waited.elapsed() >= Duration::from_millis(100),
+            "waited for the handler"
+        );
+        assert_eq!(background.in_background(), 0);
         assert_eq!(
             finished.load(Ordering::SeqCst),
             1,
@@ -756,6 +765,11 @@ fn every_decision_is_one_tracing_event_with_outcome_reason_key_and_age() {
             request_with("{}", &sign("{}", at(-2))),
             r#"outcome="duplicate""#,
             "age_ms=2000",
+        ),
+        (
+            request_with("{\"ahead\":1}", &sign("{\"ahead\":1}", at(2))),
+            r#"outcome="accepted""#,
+            "key_id=primary age_ms=-2000",
         ),
         (
             request_with("{}", &sign("{}", at(-120))),

@@ -508,6 +508,89 @@ mod tests {
         }
     }
 
+    /// Every input the fast path accepts must be exactly what the WHATWG parser serialises,
+    /// with the path where the fast path says: checked for every printable ASCII byte (and
+    /// a non-ASCII one) at every position of URLs shaped to reach each branch (host labels,
+    /// ports, dot segments, escapes in path and query).
+    #[test]
+    fn fast_path_agrees_with_the_parser_on_every_single_byte_variant() {
+        let templates = [
+            "https://api.dev.kitopay.com/api/v1/merchants/payins/",
+            "http://a-b.c1.example:8080/x/%41y/z?q=%7E&r=a/b",
+            "https://e.com:65535/a.b/..c/.d/%2f?%zz=1",
+            "http://x.yz:9/./?a",
+        ];
+        let mut accepted = 0;
+        for template in templates {
+            let bytes = template.as_bytes();
+            for position in 0..=bytes.len() {
+                for replacement in (0x20u8..0x7f)
+                    .map(|c| vec![c])
+                    .chain([vec![0xc3, 0xa9], vec![]])
+                {
+                    let mut text = bytes[..position.min(bytes.len())].to_vec();
+                    text.extend_from_slice(&replacement);
+                    text.extend_from_slice(&bytes[(position + 1).min(bytes.len())..]);
+                    let Ok(text) = String::from_utf8(text) else {
+                        continue;
+                    };
+                    let Some((start, end)) = fast_path(text.as_bytes()) else {
+                        continue;
+                    };
+                    accepted += 1;
+                    let parsed = url::Url::parse(&text)
+                        .unwrap_or_else(|e| panic!("fast path accepted {text:?}, the parser: {e}"));
+                    assert_eq!(
+                        parsed.as_str(),
+                        text,
+                        "fast path accepted a non-canonical {text:?}"
+                    );
+                    assert_eq!(parsed.fragment(), None, "{text:?}");
+                    assert_ne!(parsed.query(), Some(""), "{text:?}");
+                    assert_eq!(&text[start..end], parsed.path(), "{text:?}");
+                }
+            }
+        }
+        // The fast path is also the fast one: most variants of canonical URLs stay on it.
+        assert!(
+            accepted > 5_000,
+            "only {accepted} variants took the fast path"
+        );
+    }
+
+    #[test]
+    fn a_user_name_alone_or_a_password_alone_is_credentials() {
+        for text in [
+            "https://u@example.com/",
+            "https://:pw@example.com/",
+            "https://u:pw@example.com/",
+        ] {
+            assert_eq!(
+                CanonicalUrl::parse(text).unwrap_err().into_kind(),
+                ErrorKind::InvalidUrl(UrlRule::Credentials),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_and_conversions() {
+        assert_eq!(TrailingSlash::Preserve.as_str(), "preserve");
+        assert_eq!(TrailingSlash::Strip.as_str(), "strip");
+        assert_eq!(TrailingSlash::Require.as_str(), "require");
+        let text = "https://e.com/a?q=1";
+        let url = CanonicalUrl::parse(text).unwrap();
+        assert_eq!(url.query(), Some("q=1"));
+        assert_eq!(
+            CanonicalUrl::parse("https://e.com/a").unwrap().query(),
+            None
+        );
+        assert_eq!(url.to_string(), text);
+        assert_eq!(format!("{url:?}"), format!("CanonicalUrl({text:?})"));
+        assert_eq!(AsRef::<str>::as_ref(&url), text);
+        assert_eq!(String::from(url), text);
+    }
+
     #[test]
     fn toggled_slash_pieces() {
         let u = CanonicalUrl::parse("https://e.com/a//?q=1").unwrap();

@@ -798,3 +798,49 @@ fn displays_honour_width_and_fill() {
     let url = CanonicalUrl::parse("https://a.example/").unwrap();
     assert_eq!(format!("{url:>20}"), "  https://a.example/");
 }
+
+#[test]
+fn accessors_formats_and_method_configuration() {
+    use countersign::DuplicateHeader;
+    assert_eq!(
+        DuplicateHeader.to_string(),
+        "the header appears more than once"
+    );
+    let headers = [("X-A", "b")];
+    let request = ReceivedRequest::new(&headers, b"body")
+        .with_method("POST")
+        .with_transaction_id("tx");
+    assert_eq!(request.body(), b"body");
+    assert_eq!(request.header("x-a"), Ok(Some(&b"b"[..])));
+    assert_eq!(request.header("x-b"), Ok(None));
+    let text = format!("{request:?}");
+    assert!(
+        text.contains("body_len: 4") && text.contains("\"POST\"") && text.contains("\"tx\""),
+        "{text}"
+    );
+    // A webhook's default method must be a standard one.
+    let url = webhook_url();
+    let v = Verifier::kitopay_webhook(MERCHANT, key(SECRET), url.clone()).unwrap();
+    assert_eq!(
+        v.with_method("get").unwrap_err().into_kind(),
+        ErrorKind::InvalidMethod
+    );
+    let v = Verifier::kitopay_webhook(MERCHANT, key(SECRET), url)
+        .unwrap()
+        .with_method("PUT")
+        .unwrap();
+    let debug = format!("{v:?}");
+    assert!(
+        debug.contains("default_method: Some(\"PUT\")") && debug.contains("[redacted]"),
+        "{debug}"
+    );
+    assert!(!debug.contains(SECRET));
+    let window = Freshness {
+        max_age: Duration::from_secs(5),
+        max_future: Duration::from_secs(1),
+    };
+    assert_eq!(
+        kitopay_verifier().with_freshness(window).freshness(),
+        window
+    );
+}

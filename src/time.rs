@@ -627,7 +627,8 @@ fn parse_unix(bytes: &[u8]) -> Result<Timestamp, Error> {
             None => return err(BAD),
         };
     }
-    if secs > MAX_SECS && secs / 1000 <= MAX_SECS {
+    // 13 digits or more, and a year before 10000 once read as milliseconds: `Date.now()`.
+    if bytes.len() >= 13 && secs > MAX_SECS && secs / 1000 <= MAX_SECS {
         return err(ErrorKind::MalformedTimestamp {
             reason: "this looks like milliseconds: Kitopay timestamps are UNIX seconds (e.g. 1601234567), not Date.now()",
         });
@@ -787,8 +788,116 @@ fn parse_rfc3339(b: &[u8]) -> Option<Result<Timestamp, Error>> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
+
+    fn reason(e: Error) -> &'static str {
+        match e.into_kind() {
+            ErrorKind::MalformedTimestamp { reason } => reason,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn range_edges_and_conversions() {
+        assert_eq!(
+            Timestamp::from_duration(Timestamp::MAX.0).unwrap(),
+            Timestamp::MAX
+        );
+        assert!(Timestamp::from_duration(Timestamp::MAX.0 + Duration::from_nanos(1)).is_err());
+        assert_eq!(
+            Timestamp::from_unix_millis(1_234_567)
+                .unwrap()
+                .unix_millis(),
+            1_234_567
+        );
+        assert_eq!(Timestamp::from_unix_millis(999).unwrap().unix_millis(), 999);
+        for (secs, text) in [
+            (0, "0"),
+            (7, "7"),
+            (99_999_999, "99999999"),
+            (100_000_000, "100000000"),
+            (1_601_234_567, "1601234567"),
+            (MAX_SECS, "253402300799"),
+        ] {
+            assert_eq!(
+                Timestamp::from_unix_secs(secs)
+                    .unwrap()
+                    .to_unix_text()
+                    .as_str(),
+                text
+            );
+        }
+        assert_eq!(
+            format!("{:?}", Timestamp::UNIX_EPOCH.to_unix_text()),
+            "\"0\""
+        );
+        let five = Timestamp::from_unix_secs(5).unwrap();
+        assert_eq!(
+            SystemTime::from(five),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(5)
+        );
+        let last = time::OffsetDateTime::from_unix_timestamp(MAX_SECS as i64).unwrap();
+        assert_eq!(Timestamp::try_from(last).unwrap().unix_secs(), MAX_SECS);
+        let before = time::OffsetDateTime::from_unix_timestamp(-1).unwrap();
+        assert!(Timestamp::try_from(before).is_err());
+        assert_eq!(
+            Timestamp::MAX.to_iso_text().as_str(),
+            "9999-12-31T23:59:59.999Z"
+        );
+        let leap_2400 = Timestamp::parse_rfc3339("2400-02-29T12:00:00Z").unwrap();
+        assert_eq!(leap_2400.to_iso_text().as_str(), "2400-02-29T12:00:00.000Z");
+    }
+
+    #[test]
+    fn unix_text_length_and_millisecond_edges() {
+        // 20 digits fit in u64: out of range, not "malformed digits".
+        assert!(reason(parse_unix(b"10000000000000000000").unwrap_err()).contains("out of range"));
+        assert!(reason(parse_unix(b"100000000000000000000").unwrap_err()).contains("ASCII digits"));
+        // Year 10000 in seconds is out of range, not milliseconds.
+        assert!(reason(parse_unix(b"253402300800").unwrap_err()).contains("out of range"));
+        for ms in ["1601234567123", "253402300799999"] {
+            assert!(
+                reason(parse_unix(ms.as_bytes()).unwrap_err()).contains("milliseconds"),
+                "{ms}"
+            );
+        }
+        assert!(reason(parse_unix(b"253402300800000").unwrap_err()).contains("out of range"));
+    }
+
+    #[test]
+    fn rfc3339_grammar_edges() {
+        let z = Timestamp::parse_rfc3339("2026-01-27T09:23:06Z").unwrap();
+        let ok = |t: &str| Timestamp::parse_rfc3339(t).unwrap();
+        assert_eq!(ok("2026-01-27T10:53:06+01:30"), z);
+        assert_eq!(ok("2026-01-27T08:53:06-00:30"), z);
+        assert_eq!(
+            ok("2026-01-27T09:23:06+23:59").since_epoch()
+                + Duration::from_secs(23 * 3600 + 59 * 60),
+            z.since_epoch()
+        );
+        for bad in [
+            "2026-01-27X09:23:06Z",
+            "2026/01-27T09:23:06Z",
+            "2026-01/27T09:23:06Z",
+            "2026-01-27T09-23:06Z",
+            "2026-01-27T09:23-06Z",
+            "2026-04-31T00:00:00Z",
+            "2026-06-31T00:00:00Z",
+            "2026-09-31T00:00:00Z",
+            "2026-11-31T00:00:00Z",
+            "2026-01-27T24:00:00Z",
+            "2026-01-27T23:60:00Z",
+            "2026-01-27T23:59:60Z",
+            "2026-01-27T09:23:06+24:00",
+            "2026-01-27T09:23:06+00:60",
+            "2026-01-27T09:23:06+01:00x",
+            "2026-01-27T09:23:06+01:0",
+        ] {
+            assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad}");
+        }
+        assert!(Timestamp::parse_rfc3339("2026-04-30T23:59:59+23:59").is_ok());
+    }
 
     #[test]
     fn calendar_math_agrees_with_the_time_crate() {

@@ -40,19 +40,11 @@ use countersign::{
     Verifier,
 };
 use http_body_util::{BodyExt, Full};
-use server::{SECRET, auth, signed};
+use server::{SECRET, auth, request_with, signed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 type Response = http::Response<Full<Bytes>>;
-
-fn request_with(body: &str, headers: &[(String, String)]) -> http::Request<Full<Bytes>> {
-    let mut builder = http::Request::post("/hook");
-    for (k, v) in headers {
-        builder = builder.header(k, v);
-    }
-    builder.body(Full::from(body.to_owned())).unwrap()
-}
 
 fn counting(
     auth: WebhookAuth,

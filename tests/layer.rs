@@ -33,7 +33,10 @@ use countersign::{
 };
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full, StreamBody};
-use server::{Capture, Log, SECRET, auth, deliver, deliver_and_lose_the_response, serve, signed};
+use server::{
+    Log, SECRET, auth, capturing_subscriber, deliver, deliver_and_lose_the_response, request_with,
+    serve, signed,
+};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 const MERCHANT: &str = "m-1";
@@ -44,14 +47,6 @@ type Response = http::Response<Full<Bytes>>;
 /// A signed KamioKash webhook as an `http::Request`.
 fn request(body: &str) -> http::Request<Full<Bytes>> {
     request_with(body, &signed(body, SystemClock.now()))
-}
-
-fn request_with(body: &str, headers: &[(String, String)]) -> http::Request<Full<Bytes>> {
-    let mut builder = http::Request::post("/hook");
-    for (k, v) in headers {
-        builder = builder.header(k, v);
-    }
-    builder.body(Full::from(body.to_owned())).unwrap()
 }
 
 /// A layered service whose inner service answers with `status` and counts its calls.
@@ -787,16 +782,7 @@ fn every_decision_is_one_tracing_event_with_outcome_reason_key_and_age() {
             "age_ms=5000",
         ),
     ];
-    let captured = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-    let writer = {
-        let captured = captured.clone();
-        move || Capture(captured.clone())
-    };
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
+    let (captured, subscriber) = capturing_subscriber();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -30,8 +30,8 @@ use countersign::{
 use proptest::test_runner::{Config, TestRunner};
 use redis_server::{Redis, guard, unique_prefix};
 use server::{
-    Capture, Log, auth, deliver, deliver_and_lose_the_response, deliver_settled, deliver_with,
-    serve, signed,
+    Log, auth, capturing_subscriber, deliver, deliver_and_lose_the_response, deliver_settled,
+    deliver_with, serve, signed,
 };
 
 fn later(now: Timestamp, ms: u64) -> Timestamp {
@@ -581,15 +581,7 @@ async fn debug_shows_settings_and_the_open_policy_warns_when_it_accepts_unguarde
         assert!(text.contains(part), "{part}: {text}");
     }
     redis.kill();
-    let captured = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-    let writer = {
-        let captured = captured.clone();
-        move || Capture(captured.clone())
-    };
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_ansi(false)
-        .finish();
+    let (captured, subscriber) = capturing_subscriber();
     let _default = tracing::subscriber::set_default(subscriber);
     let now = SystemClock.now();
     let key = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([13; 32]));

@@ -186,3 +186,32 @@ impl std::io::Write for Capture {
         Ok(())
     }
 }
+
+/// A subscriber that keeps every event (INFO and above, no colours), and what it kept.
+pub fn capturing_subscriber() -> (Arc<Mutex<Vec<u8>>>, impl tracing::Subscriber + Send + Sync) {
+    let captured = Arc::new(Mutex::new(Vec::new()));
+    let writer = {
+        let captured = captured.clone();
+        move || Capture(captured.clone())
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    (captured, subscriber)
+}
+
+/// A signed delivery as an `http::Request` for a tower service.
+pub fn request_with(
+    body: &str,
+    headers: &[(String, String)],
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    let mut builder = http::Request::post("/hook");
+    for (k, v) in headers {
+        builder = builder.header(k, v);
+    }
+    builder
+        .body(http_body_util::Full::from(body.to_owned()))
+        .unwrap()
+}

@@ -482,6 +482,8 @@ mod tests {
             "https://api.dev.kitopay.com/api/v1/merchants/payins/",
             "https://example.com:8443/a?x=1&y=2",
             "http://a-b.c1.example/%7Euser/x;y=z?q=a/b?c",
+            "https://example.com:65535/",
+            "https://example.com:10000/",
         ] {
             assert!(fast_path(s.as_bytes()).is_some(), "{s}");
             assert_eq!(url::Url::parse(s).unwrap().as_str(), s);
@@ -503,6 +505,9 @@ mod tests {
             "https://example.com/a b",
             "https://u@example.com/",
             "https://example..com/",
+            "https://example.com:123456/",
+            "https://example.com:65536/",
+            "https://a.xn--zzzz/",
         ] {
             assert!(fast_path(s.as_bytes()).is_none(), "{s}");
         }
@@ -519,6 +524,8 @@ mod tests {
             "http://a-b.c1.example:8080/x/%41y/z?q=%7E&r=a/b",
             "https://e.com:65535/a.b/..c/.d/%2f?%zz=1",
             "http://x.yz:9/./?a",
+            "https://xn--zz.ab/x",
+            "https://a.xn--zzzz/x",
         ];
         let mut accepted = 0;
         for template in templates {

@@ -627,8 +627,9 @@ fn parse_unix(bytes: &[u8]) -> Result<Timestamp, Error> {
             None => return err(BAD),
         };
     }
-    // 13 digits or more, and a year before 10000 once read as milliseconds: `Date.now()`.
-    if bytes.len() >= 13 && secs > MAX_SECS && secs / 1000 <= MAX_SECS {
+    // 13 digits or more (no leading zero: past year 9999 as seconds), and a year before
+    // 10000 once read as milliseconds: `Date.now()`.
+    if bytes.len() >= 13 && secs / 1000 <= MAX_SECS {
         return err(ErrorKind::MalformedTimestamp {
             reason: "this looks like milliseconds: Kitopay timestamps are UNIX seconds (e.g. 1601234567), not Date.now()",
         });

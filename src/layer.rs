@@ -108,10 +108,13 @@ impl VerifiedDelivery {
     /// ```
     /// use countersign::layer::VerifiedDelivery;
     /// use countersign::{Scheme, Signature, Timestamp};
+    /// use std::time::Duration;
     ///
     /// let delivery = VerifiedDelivery::new(Scheme::KamioKashWebhook, "primary", Timestamp::UNIX_EPOCH, Signature::from_bytes([1; 32]));
     /// assert_eq!(delivery.key_id, "primary");
     /// assert!(!delivery.trailing_slash_toggled);
+    /// // Held for the 60 s window, one step of RFC 3339 time (1 ns) and 60 s of allowed skew.
+    /// assert_eq!(delivery.expires_at.since_epoch(), Duration::new(120, 1));
     /// ```
     #[must_use]
     pub fn new(
@@ -120,17 +123,14 @@ impl VerifiedDelivery {
         timestamp: Timestamp,
         signature: Signature,
     ) -> Self {
-        let window = crate::time::Freshness::default();
-        let resolution = scheme.time_format().resolution();
-        let lifetime = window.max_age + resolution + window.max_future;
         VerifiedDelivery {
             scheme,
             key_id: key_id.into(),
             timestamp,
             signature,
             trailing_slash_toggled: false,
-            expires_at: Timestamp::from_duration(timestamp.since_epoch().saturating_add(lifetime))
-                .unwrap_or(Timestamp::MAX),
+            expires_at: crate::time::Freshness::default()
+                .claim_expiry(timestamp, scheme.time_format().resolution()),
         }
     }
 

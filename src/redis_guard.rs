@@ -77,10 +77,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
-/// Deletes the key, if it still holds the claim in flight.
 /// The longest any command may take (the connection's own limit).
 const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Deletes the key, if it still holds the claim in flight.
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0";

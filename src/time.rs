@@ -551,6 +551,18 @@ impl Freshness {
         }
         Ok(())
     }
+
+    /// Until when a replay claim of a message signed at `timestamp` must be held (held
+    /// while `now <` it): the last instant any verifier with a clock at most `max_future`
+    /// off could accept it, plus one step of the timestamp's `resolution`. Saturates at
+    /// [`Timestamp::MAX`] (a claim that never expires).
+    pub(crate) fn claim_expiry(&self, timestamp: Timestamp, resolution: Duration) -> Timestamp {
+        let lifetime = self
+            .max_age
+            .saturating_add(resolution)
+            .saturating_add(self.max_future);
+        Timestamp::from_duration(timestamp.0.saturating_add(lifetime)).unwrap_or(Timestamp::MAX)
+    }
 }
 
 /// Which of the two wire formats a provider uses.

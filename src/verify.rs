@@ -902,7 +902,9 @@ impl Verifier {
                         timestamp,
                         signature,
                         trailing_slash_toggled,
-                        expires_at: self.claim_expiry(timestamp),
+                        expires_at: self
+                            .freshness
+                            .claim_expiry(timestamp, self.scheme.time_format().resolution()),
                         claim: None,
                     });
                 }
@@ -915,19 +917,6 @@ impl Verifier {
     #[cfg(feature = "tower")]
     pub(crate) fn clock(&self) -> &dyn Clock {
         &*self.clock
-    }
-
-    /// How long a claim of a message with this timestamp must be held (see
-    /// [`Verified::expires_at`]): the last instant any verifier with a clock at most
-    /// `max_future` off could accept it, plus one resolution step (held while `now <`).
-    fn claim_expiry(&self, timestamp: Timestamp) -> Timestamp {
-        let lifetime = self
-            .freshness
-            .max_age
-            .saturating_add(self.scheme.time_format().resolution())
-            .saturating_add(self.freshness.max_future);
-        Timestamp::from_duration(timestamp.since_epoch().saturating_add(lifetime))
-            .unwrap_or(Timestamp::MAX)
     }
 
     /// The message to check, built from the timestamp header's raw bytes; with `toggled`,

@@ -27,8 +27,8 @@ use axum::routing::post;
 use countersign::layer::{VerifyLayer, WebhookAuth};
 use countersign::redis_guard::RedisReplayGuard;
 use countersign::{
-    AsyncReplayGuard, Clock, InMemoryReplayGuard, KamioKashWebhookSigner, ReplayGuard, ReplayKey,
-    Scheme, SecretKey, SignableRequest, Signature, Signer, SystemClock, Timestamp, Verifier,
+    AsyncReplayGuard, Clock, InMemoryReplayGuard, ReplayGuard, ReplayKey, SecretKey,
+    SignableRequest, Signature, Signer, SystemClock, Timestamp, Verifier,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -87,7 +87,7 @@ struct Figures {
 
 /// One keep-alive client: sends unique signed deliveries until `stop`, records latencies.
 async fn client(addr: SocketAddr, id: usize, stop: Arc<AtomicBool>) -> (Vec<Duration>, u64) {
-    let signer = KamioKashWebhookSigner::new(SecretKey::new(SECRET).unwrap());
+    let signer = Signer::kamiokash_webhook(SecretKey::new(SECRET).unwrap());
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
     socket.set_nodelay(true).unwrap();
     let mut latencies = Vec::with_capacity(100_000);
@@ -257,8 +257,10 @@ fn guard_claims_per_second(threads: u64, seconds: f64) -> f64 {
                         // Spread over the shards as real signatures (uniform bytes) do.
                         sig[0..4]
                             .copy_from_slice(&(n.wrapping_mul(2_654_435_761) as u32).to_le_bytes());
-                        let key =
-                            ReplayKey::new(Scheme::KamioKashWebhook, Signature::from_bytes(sig));
+                        let key = ReplayKey::new(
+                            &countersign::kamiokash::WEBHOOK,
+                            Signature::from_bytes(sig),
+                        );
                         guard.claim(key, until, now).unwrap();
                         n += 1;
                     }

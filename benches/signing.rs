@@ -20,8 +20,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use countersign::{
-    CanonicalUrl, FixedClock, KamioKashSigner, KitopaySigner, ReceivedRequest, SecretKey,
-    SignableRequest, Signer, Timestamp, Verifier,
+    CanonicalUrl, FixedClock, ReceivedRequest, SecretKey, SignableRequest, Signer, Timestamp,
+    Verifier,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, KeyInit, Mac};
@@ -118,7 +118,7 @@ fn sign_kitopay_400b(c: &mut Criterion) {
     .concat();
     assert!((395..=410).contains(&message.len()), "{}", message.len());
 
-    let signer = KitopaySigner::new(MERCHANT, SecretKey::new(SECRET).unwrap()).unwrap();
+    let signer = Signer::kitopay(MERCHANT, SecretKey::new(SECRET).unwrap()).unwrap();
     let at = Timestamp::from_unix_secs(1_601_234_567).unwrap();
     let request = SignableRequest::new("POST", &url, &body).unwrap();
     let keyed = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
@@ -179,8 +179,7 @@ fn sign_kamiokash_64b(c: &mut Criterion) {
     let ts = "2026-01-27T09:23:06.658Z";
     let at = Timestamp::parse_rfc3339(ts).unwrap();
     let secret = "kk_test_sk_3b9d7f51a2c64e0e9f7d";
-    let signer =
-        KamioKashSigner::new("kk_test_pk_8c1f0b2e", SecretKey::new(secret).unwrap()).unwrap();
+    let signer = Signer::kamiokash("kk_test_pk_8c1f0b2e", SecretKey::new(secret).unwrap()).unwrap();
     let request = SignableRequest::body(body);
     let message = [&body[..], b":", ts.as_bytes()].concat();
     let keyed = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
@@ -283,7 +282,7 @@ fn sign_stream_1mib(c: &mut Criterion) {
         .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     let url = CanonicalUrl::parse(URL).unwrap();
-    let signer = KitopaySigner::new(MERCHANT, SecretKey::new(SECRET).unwrap()).unwrap();
+    let signer = Signer::kitopay(MERCHANT, SecretKey::new(SECRET).unwrap()).unwrap();
     let at = Timestamp::from_unix_secs(1_601_234_567).unwrap();
     let whole = signer
         .sign(&SignableRequest::new("PUT", &url, &body).unwrap(), at)
@@ -292,7 +291,9 @@ fn sign_stream_1mib(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(body.len() as u64));
     g.bench_function("countersign", |b| {
         b.iter(|| {
-            let mut stream = signer.begin("PUT", &url, at).unwrap();
+            let mut stream = signer
+                .begin(&SignableRequest::new("PUT", &url, b"").unwrap(), at)
+                .unwrap();
             for chunk in black_box(&body).chunks(16 * 1024) {
                 stream.update(chunk);
             }

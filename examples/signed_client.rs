@@ -11,7 +11,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use countersign::middleware::SigningMiddleware;
-use countersign::{KitopaySigner, SecretKey};
+use countersign::{SecretKey, Signer};
 
 async fn run() -> Result<(), String> {
     // RUST_LOG=debug shows the HTTP client's own events on stderr.
@@ -26,7 +26,7 @@ async fn run() -> Result<(), String> {
     });
     let secret = std::env::var("KITOPAY_SECRET").map_err(|_| "set KITOPAY_SECRET")?;
     let merchant = std::env::var("KITOPAY_MERCHANT_ID").map_err(|_| "set KITOPAY_MERCHANT_ID")?;
-    let signer = KitopaySigner::new(
+    let signer = Signer::kitopay(
         &merchant,
         SecretKey::from_string(secret).map_err(|e| e.to_string())?,
     )

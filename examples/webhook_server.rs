@@ -49,7 +49,7 @@ async fn on_kitopay(
         event.reference_id,
         event.status,
         delivery.key_id,
-        delivery.timestamp.unix_secs()
+        delivery.timestamp.map_or(0, |t| t.unix_secs())
     );
     Json(serde_json::json!({ "received": event.status }))
 }

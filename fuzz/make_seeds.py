@@ -56,6 +56,14 @@ def main():
         for target in ["verify_webhook", "sign_verify_roundtrip", "http_adapter", "diagnose"]:
             write(target, case["name"], blob)
 
+    for case in load("standard_webhooks.json"):
+        body = case["body"].encode() if "body" in case else base64.b64decode(case.get("body_base64", ""))
+        key = base64.b64decode(case["secret"].removeprefix("whsec_"))
+        fields = [key, case["id"].encode(), case["timestamp"].encode(), body,
+                  struct.pack("<I", int(case["timestamp"])), case["signature"].encode()]
+        blob = b"".join(struct.pack("<I", len(f)) + f for f in fields)
+        write("standard_webhooks", case["name"], blob)
+
 
 if __name__ == "__main__":
     main()

@@ -174,11 +174,29 @@ pub enum ErrorKind {
         "invalid method: use a standard upper-case HTTP method (GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH)"
     )]
     InvalidMethod,
-    /// The simplified scheme needs a transaction id and none was given.
+    /// The scheme signs a field (a named value such as Kitopay's `transaction_id` or
+    /// Standard Webhooks' `id`, or the sender's identity) and none was given.
     #[error(
-        "the kitopay simplified scheme signs a transaction id, but none was given: add one to the request"
+        "this scheme signs `{0}`, but none was given: add it to the request (or, for an identity, configure it)"
     )]
-    MissingTransactionId,
+    MissingField(&'static str),
+    /// A field's value is outside its domain (see [`Domain`](crate::Domain)): refused
+    /// rather than signed or verified, so no message of one scheme can pass as another's.
+    #[error("invalid `{field}`: expected {expected}")]
+    InvalidField {
+        /// The field's name.
+        field: &'static str,
+        /// Its domain's description.
+        expected: &'static str,
+    },
+    /// A [`Scheme`](crate::Scheme) is not self-consistent (see
+    /// [`Scheme::check`](crate::Scheme::check)).
+    #[error("invalid scheme definition: {0}")]
+    InvalidScheme(&'static str),
+    /// A secret's text is not in its scheme's form (e.g. not base64 after `whsec_`). The
+    /// text itself is never part of the error.
+    #[error("invalid secret: {0}")]
+    InvalidSecret(&'static str),
     /// The secret is empty.
     #[error("the secret is empty: check where it is loaded from (environment variable, file)")]
     EmptySecret,
@@ -235,7 +253,10 @@ impl ErrorKind {
             ErrorKind::InvalidUrl(_) => "invalid_url",
             ErrorKind::MissingUrl => "missing_url",
             ErrorKind::InvalidMethod => "invalid_method",
-            ErrorKind::MissingTransactionId => "missing_transaction_id",
+            ErrorKind::MissingField(_) => "missing_field",
+            ErrorKind::InvalidField { .. } => "invalid_field",
+            ErrorKind::InvalidScheme(_) => "invalid_scheme",
+            ErrorKind::InvalidSecret(_) => "invalid_secret",
             ErrorKind::EmptySecret => "empty_secret",
             ErrorKind::NoKeys => "no_keys",
             ErrorKind::UnbufferedBody => "unbuffered_body",

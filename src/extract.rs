@@ -42,16 +42,16 @@
 //!     .route("/webhooks/kitopay", post(on_kitopay).layer(VerifyLayer::new(kitopay)));
 //!
 //! // One of each provider's deliveries through the one router.
-//! use countersign::{KamioKashWebhookSigner, KitopaySigner, SignableRequest, Signer, SystemClock, Timestamp};
+//! use countersign::{Signer, SignableRequest, SystemClock, Timestamp};
 //! use http_body_util::BodyExt;
 //! use tower::ServiceExt;
 //! let now = Timestamp::now(&SystemClock);
 //! let kamio_body = br#"{"type":"transaction.successful","data":{"walletId":"w_1","amount":500}}"#;
-//! let kamio_signer = KamioKashWebhookSigner::new(SecretKey::new("whsec")?);
+//! let kamio_signer = Signer::kamiokash_webhook(SecretKey::new("whsec")?);
 //! let kamio = kamio_signer.sign(&SignableRequest::body(kamio_body), now)?;
 //! let kito_body = br#"{"id":"6956d4fc","reference_id":"order-485","status":"success"}"#;
 //! let kito_url = CanonicalUrl::parse("https://shop.example.com/webhooks/kitopay")?;
-//! let kito_signer = KitopaySigner::for_webhooks("merchant-1", SecretKey::new("s3cret")?)?;
+//! let kito_signer = Signer::kitopay_webhook("merchant-1", SecretKey::new("s3cret")?)?;
 //! let kito = kito_signer.sign(&SignableRequest::new("POST", &kito_url, kito_body)?, now)?;
 //! for (path, signed, body, expected) in [
 //!     ("/webhooks/kamiokash", kamio, &kamio_body[..], "transaction.successful"),

@@ -8,11 +8,12 @@
 use http::header::{HeaderName, HeaderValue};
 
 use crate::error::{Error, ErrorKind, UrlRule, err};
+use crate::headers::{DuplicateHeader, HeaderLookup};
 use crate::signature::Signature;
 use crate::signer::{SignableRequest, Signer};
 use crate::time::Timestamp;
 use crate::url::{CanonicalUrl, TrailingSlash};
-use crate::verify::{DuplicateHeader, HeaderLookup, ReceivedRequest, Verified, Verifier};
+use crate::verify::{ReceivedRequest, Verified, Verifier};
 
 impl HeaderLookup for http::HeaderMap {
     fn header(&self, name: &str) -> Result<Option<&[u8]>, DuplicateHeader> {
@@ -54,13 +55,18 @@ pub(crate) fn header_pairs(
 ///
 /// let options = SignOptions { trailing_slash: TrailingSlash::Strip, ..SignOptions::default() };
 /// assert_eq!(options.transaction_id, None);
+/// assert!(options.values.is_empty());
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SignOptions<'a> {
     /// The trailing-slash policy applied to the URI. Defaults to [`TrailingSlash::Preserve`].
     pub trailing_slash: TrailingSlash,
-    /// The transaction id, for the Kitopay simplified scheme. Defaults to none.
+    /// The transaction id, for the Kitopay simplified scheme (the same as the value
+    /// `transaction_id` in `values`). Defaults to none.
     pub transaction_id: Option<&'a str>,
+    /// Named values the scheme signs, `(name, value)` (Standard Webhooks: `("id", …)`; see
+    /// [`SignableRequest::with_value`]). Defaults to none.
+    pub values: &'a [(&'a str, &'a str)],
 }
 
 /// Signs `request` in place with default [`SignOptions`]; returns the signature.
@@ -73,9 +79,9 @@ pub struct SignOptions<'a> {
 /// # Examples
 ///
 /// ```
-/// use countersign::{KitopaySigner, SecretKey, Timestamp};
+/// use countersign::{SecretKey, Signer, Timestamp};
 ///
-/// let signer = KitopaySigner::new("merchant-1", SecretKey::new("s3cret")?)?;
+/// let signer = Signer::kitopay("merchant-1", SecretKey::new("s3cret")?)?;
 /// let mut request = http::Request::post("https://API.example.com:443/v1/payins/")
 ///     .body(br#"{"amount":1}"#.to_vec())
 ///     .map_err(|_| countersign::ErrorKind::InvalidMethod)?;
@@ -84,13 +90,12 @@ pub struct SignOptions<'a> {
 /// assert!(request.headers()["x-signature"].is_sensitive());
 /// # Ok::<(), countersign::Error>(())
 /// ```
-pub fn sign_request<S, B>(
-    signer: &S,
+pub fn sign_request<B>(
+    signer: &Signer,
     request: &mut http::Request<B>,
     at: Timestamp,
 ) -> Result<Signature, Error>
 where
-    S: Signer + ?Sized,
     B: AsRef<[u8]>,
 {
     sign_request_with(signer, request, at, SignOptions::default())
@@ -106,9 +111,9 @@ where
 ///
 /// ```
 /// use countersign::http::{sign_request_with, SignOptions};
-/// use countersign::{KitopaySimplifiedSigner, SecretKey, Timestamp};
+/// use countersign::{SecretKey, Signer, Timestamp};
 ///
-/// let signer = KitopaySimplifiedSigner::new("merchant-1", SecretKey::new("s3cret")?)?;
+/// let signer = Signer::kitopay_simplified("merchant-1", SecretKey::new("s3cret")?)?;
 /// let mut request = http::Request::get("https://api.example.com/v1/payins/tx-1")
 ///     .body(Vec::new())
 ///     .map_err(|_| countersign::ErrorKind::InvalidMethod)?;
@@ -117,14 +122,13 @@ where
 /// assert!(request.headers().contains_key("x-simplified-signature"));
 /// # Ok::<(), countersign::Error>(())
 /// ```
-pub fn sign_request_with<S, B>(
-    signer: &S,
+pub fn sign_request_with<B>(
+    signer: &Signer,
     request: &mut http::Request<B>,
     at: Timestamp,
     options: SignOptions<'_>,
 ) -> Result<Signature, Error>
 where
-    S: Signer + ?Sized,
     B: AsRef<[u8]>,
 {
     let url = CanonicalUrl::parse_with(&request.uri().to_string(), options.trailing_slash)?;
@@ -135,6 +139,9 @@ where
     let mut view = SignableRequest::new(request.method().as_str(), &url, request.body().as_ref())?;
     if let Some(id) = options.transaction_id {
         view = view.with_transaction_id(id);
+    }
+    for &(name, value) in options.values {
+        view = view.with_value(name, value);
     }
     let signed = signer.sign(&view, at)?;
     let headers = header_pairs(&signed)?;
@@ -161,10 +168,10 @@ where
 /// # Examples
 ///
 /// ```
-/// use countersign::{FixedClock, KitopaySigner, SecretKey, Timestamp, Verifier};
+/// use countersign::{FixedClock, Signer, SecretKey, Timestamp, Verifier};
 ///
 /// let at = Timestamp::from_unix_secs(1_601_234_567)?;
-/// let signer = KitopaySigner::new("merchant-1", SecretKey::new("s3cret")?)?;
+/// let signer = Signer::kitopay("merchant-1", SecretKey::new("s3cret")?)?;
 /// let mut request = http::Request::post("https://api.example.com/v1/payins")
 ///     .body(b"{}".to_vec())
 ///     .map_err(|_| countersign::ErrorKind::InvalidMethod)?;

@@ -4,19 +4,22 @@
 //! headers `X-API-Key`, `X-Timestamp`, `X-Signature`. **The scheme covers neither the method
 //! nor the URL**: a captured signed body can be replayed to another endpoint within the
 //! freshness window by anyone who can see it, so rely on TLS and keep the window short.
+//! The API key is sent, not signed.
 //!
 //! Webhooks: `timestamp || body`, no delimiter; headers `X-Timestamp`, `X-Kamio-Signature`.
 //! Event types: `member.new`, `wallet.new`, `transaction.successful`, `order.successful`,
 //! `voucher_code.used`.
+//!
+//! The two use different secrets (the API secret key and the webhook secret).
 
-use core::fmt;
+use crate::error::Error;
+use crate::key::{SecretKey, SharedKeys};
+use crate::scheme::{Part, Scheme, SecretSpec, SignatureFormat};
+use crate::signer::Signer;
+use crate::time::TimeFormat;
+use crate::verify::Verifier;
 
-use crate::error::{Error, ErrorKind, err};
-use crate::key::SecretKey;
-use crate::message::{FieldName, StringToSign};
-use crate::scheme::{Scheme, is_header_value};
-use crate::signer::{BodySigner, SignableRequest, SignedRequest, Signer};
-use crate::time::Timestamp;
+const TIMESTAMP: &str = "X-Timestamp";
 
 /// The webhook event types KamioKash documents.
 pub const WEBHOOK_EVENT_TYPES: [&str; 5] = [
@@ -27,216 +30,132 @@ pub const WEBHOOK_EVENT_TYPES: [&str; 5] = [
     "voucher_code.used",
 ];
 
-/// Signs requests to KamioKash.
+/// Requests to KamioKash: `body || ":" || timestamp`; `X-API-Key` is sent, not signed.
 ///
 /// # Examples
 ///
 /// ```
-/// use countersign::{KamioKashSigner, SecretKey, SignableRequest, Signer, Timestamp};
+/// use countersign::{kamiokash, SecretKey, SignableRequest, Signer, Timestamp};
 ///
-/// let signer = KamioKashSigner::new("kk_test_pk_8c1f0b2e", SecretKey::new("kk_test_sk_3b9d7f51a2c64e0e9f7d")?)?;
+/// let signer = Signer::new(&kamiokash::REQUEST, SecretKey::new("kk_test_sk_3b9d7f51a2c64e0e9f7d")?)?
+///     .with_identity("kk_test_pk_8c1f0b2e")?;
 /// let at = Timestamp::from_unix_millis(1_769_505_786_658)?; // 2026-01-27T09:23:06.658Z
 /// let signed = signer.sign(&SignableRequest::body(br#"{"wallet_id":"w_123"}"#), at)?;
 /// assert_eq!(signed.signature_hex(), "6307031171ff7ce2a46a2535b8b062115c57a045714434b0ec3d047cb5e2f325");
 /// # Ok::<(), countersign::Error>(())
 /// ```
-pub struct KamioKashSigner {
-    api_key: String,
-    key: SecretKey,
-}
+pub static REQUEST: Scheme = Scheme::new(
+    "kamiokash",
+    "KamioKash request signature (body, ':', timestamp; covers neither method nor URL)",
+    &[Part::Body, Part::Literal(":"), Part::Timestamp],
+    SignatureFormat::hex("X-Signature"),
+)
+.with_identity("X-API-Key", "api_key")
+.with_timestamp(TIMESTAMP, TimeFormat::Rfc3339)
+.with_secret(SecretSpec::utf8("KAMIOKASH_SECRET"));
 
-impl KamioKashSigner {
-    /// A signer sending `api_key` in `X-API-Key`.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidHeaderValue`] if the API key cannot be sent as a header value.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use countersign::{KamioKashSigner, SecretKey};
-    ///
-    /// assert!(KamioKashSigner::new(" kk_test_pk", SecretKey::new("s")?).is_err());
-    /// # Ok::<(), countersign::Error>(())
-    /// ```
-    pub fn new(api_key: &str, key: SecretKey) -> Result<Self, Error> {
-        if !is_header_value(api_key) {
-            return err(ErrorKind::InvalidHeaderValue(
-                crate::scheme::headers::KAMIOKASH_API_KEY,
-            ));
-        }
-        Ok(KamioKashSigner {
-            api_key: api_key.to_owned(),
-            key,
-        })
-    }
-
-    /// The API key sent in `X-API-Key`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use countersign::{KamioKashSigner, SecretKey};
-    /// let signer = KamioKashSigner::new("kk_test_pk_8c1f0b2e", SecretKey::new("s")?)?;
-    /// assert_eq!(signer.api_key(), "kk_test_pk_8c1f0b2e");
-    /// # Ok::<(), countersign::Error>(())
-    /// ```
-    #[must_use]
-    pub fn api_key(&self) -> &str {
-        &self.api_key
-    }
-
-    /// Starts signing a body fed in chunks; `":" || timestamp` is appended by
-    /// [`BodySigner::finish`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use countersign::{KamioKashSigner, SecretKey, SignableRequest, Signer, Timestamp};
-    ///
-    /// let signer = KamioKashSigner::new("pk", SecretKey::new("sk")?)?;
-    /// let at = Timestamp::from_unix_secs(1_700_000_000)?;
-    /// let mut stream = signer.begin(at);
-    /// stream.update(b"{\"a\":");
-    /// stream.update(b"1}");
-    /// let whole = signer.sign(&SignableRequest::body(b"{\"a\":1}"), at)?;
-    /// assert_eq!(stream.finish().signature(), whole.signature());
-    /// # Ok::<(), countersign::Error>(())
-    /// ```
-    #[must_use]
-    pub fn begin(&self, at: Timestamp) -> BodySigner<'_> {
-        BodySigner::new(
-            self.key.pads().start(),
-            Scheme::KamioKash,
-            Some(&self.api_key),
-            at.to_iso_text(),
-            true,
-        )
-    }
-}
-
-impl Signer for KamioKashSigner {
-    fn scheme(&self) -> Scheme {
-        Scheme::KamioKash
-    }
-
-    fn sign(
-        &self,
-        request: &SignableRequest<'_>,
-        at: Timestamp,
-    ) -> Result<SignedRequest<'_>, Error> {
-        let timestamp = at.to_iso_text();
-        let signature = StringToSign::from_fields(&[
-            (FieldName::Body, request.body_bytes()),
-            (FieldName::Delimiter, b":"),
-            (FieldName::Timestamp, timestamp.as_bytes()),
-        ])
-        .sign(&self.key);
-        Ok(SignedRequest::new(
-            Scheme::KamioKash,
-            Some(&self.api_key),
-            timestamp,
-            signature,
-        ))
-    }
-}
-
-impl fmt::Debug for KamioKashSigner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KamioKashSigner")
-            .field("api_key", &self.api_key)
-            .field("key", &self.key)
-            .finish()
-    }
-}
-
-/// Signs webhook deliveries KamioKash-style: for testing a receiver, and for mocks.
+/// KamioKash webhooks: `timestamp || body`.
 ///
 /// # Examples
 ///
 /// ```
-/// use countersign::{KamioKashWebhookSigner, SecretKey, SignableRequest, Signer, Timestamp};
+/// use countersign::{kamiokash, SecretKey, SignableRequest, Signer, Timestamp};
 ///
-/// let signer = KamioKashWebhookSigner::new(SecretKey::new("whsec_kk_5e2a91c07d3b4f68")?);
+/// let signer = Signer::new(&kamiokash::WEBHOOK, SecretKey::new("whsec_kk_5e2a91c07d3b4f68")?)?;
 /// let body = br#"{"type":"transaction.successful","data":{"walletId":"w_123","amount":500}}"#;
 /// let at = Timestamp::from_unix_millis(1_769_505_787_001)?;
 /// let signed = signer.sign(&SignableRequest::body(body), at)?;
 /// assert_eq!(signed.signature_hex(), "f9a037d0ae66988e198d1bc661bef45514c008ab6cad1d439d2f664515a65942");
 /// # Ok::<(), countersign::Error>(())
 /// ```
-pub struct KamioKashWebhookSigner {
-    key: SecretKey,
-}
+pub static WEBHOOK: Scheme = Scheme::new(
+    "kamiokash-webhook",
+    "KamioKash webhook (timestamp, body)",
+    &[Part::Timestamp, Part::Body],
+    SignatureFormat::hex("X-Kamio-Signature"),
+)
+.with_timestamp(TIMESTAMP, TimeFormat::Rfc3339)
+.with_secret(SecretSpec::utf8("KAMIOKASH_WEBHOOK_SECRET"))
+.webhook();
 
-impl KamioKashWebhookSigner {
-    /// A webhook signer.
+impl Signer {
+    /// Signs requests to KamioKash ([`REQUEST`]), sending `api_key` in `X-API-Key`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidHeaderValue`](crate::ErrorKind::InvalidHeaderValue) if the API
+    /// key cannot be sent as a header value.
     ///
     /// # Examples
     ///
     /// ```
-    /// use countersign::{KamioKashWebhookSigner, SecretKey};
+    /// use countersign::{SecretKey, Signer};
     ///
-    /// let signer = KamioKashWebhookSigner::new(SecretKey::new("whsec")?);
+    /// assert!(Signer::kamiokash(" kk_test_pk", SecretKey::new("s")?).is_err());
     /// # Ok::<(), countersign::Error>(())
     /// ```
-    #[must_use]
-    pub fn new(key: SecretKey) -> Self {
-        KamioKashWebhookSigner { key }
+    pub fn kamiokash(api_key: &str, key: SecretKey) -> Result<Self, Error> {
+        Signer::new(&REQUEST, key)?.with_identity(api_key)
     }
 
-    /// Starts signing a body fed in chunks (the timestamp comes first, so it streams).
+    /// Signs webhook deliveries KamioKash-style ([`WEBHOOK`]): for testing a receiver, and
+    /// for mocks.
     ///
     /// # Examples
     ///
     /// ```
-    /// use countersign::{KamioKashWebhookSigner, SecretKey, Timestamp};
+    /// use countersign::{kamiokash, SecretKey, Signer};
     ///
-    /// let signer = KamioKashWebhookSigner::new(SecretKey::new("whsec")?);
-    /// let mut stream = signer.begin(Timestamp::UNIX_EPOCH);
-    /// stream.update(b"{}");
-    /// assert_eq!(stream.finish().timestamp(), "1970-01-01T00:00:00.000Z");
+    /// let signer = Signer::kamiokash_webhook(SecretKey::new("whsec")?);
+    /// assert_eq!(signer.scheme(), &kamiokash::WEBHOOK);
     /// # Ok::<(), countersign::Error>(())
     /// ```
     #[must_use]
-    pub fn begin(&self, at: Timestamp) -> BodySigner<'_> {
-        let timestamp = at.to_iso_text();
-        let mut mac = self.key.pads().start();
-        mac.update(timestamp.as_bytes());
-        BodySigner::new(mac, Scheme::KamioKashWebhook, None, timestamp, false)
+    pub fn kamiokash_webhook(key: SecretKey) -> Self {
+        Signer::unchecked(&WEBHOOK, key)
     }
 }
 
-impl Signer for KamioKashWebhookSigner {
-    fn scheme(&self) -> Scheme {
-        Scheme::KamioKashWebhook
+impl Verifier {
+    /// Verifies KamioKash webhooks ([`WEBHOOK`]: `X-Timestamp`, `X-Kamio-Signature`).
+    ///
+    /// # Examples
+    ///
+    /// See [`Verifier`].
+    #[must_use]
+    pub fn kamiokash_webhook(keys: impl Into<SharedKeys>) -> Self {
+        Verifier::unchecked(&WEBHOOK, keys.into())
     }
 
-    fn sign(
-        &self,
-        request: &SignableRequest<'_>,
-        at: Timestamp,
-    ) -> Result<SignedRequest<'_>, Error> {
-        let timestamp = at.to_iso_text();
-        let signature = StringToSign::from_fields(&[
-            (FieldName::Timestamp, timestamp.as_bytes()),
-            (FieldName::Body, request.body_bytes()),
-        ])
-        .sign(&self.key);
-        Ok(SignedRequest::new(
-            Scheme::KamioKashWebhook,
-            None,
-            timestamp,
-            signature,
-        ))
+    /// Verifies KamioKash-signed requests ([`REQUEST`]: what KamioKash, or a mock of it,
+    /// checks). Use [`Verifier::with_api_key`] to also require a particular `X-API-Key`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{SecretKey, Verifier};
+    ///
+    /// let verifier = Verifier::kamiokash_request(SecretKey::new("kk_test_sk_3b9d7f51a2c64e0e9f7d")?)
+    ///     .with_api_key("kk_test_pk_8c1f0b2e")?;
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn kamiokash_request(keys: impl Into<SharedKeys>) -> Self {
+        Verifier::unchecked(&REQUEST, keys.into())
     }
-}
 
-impl fmt::Debug for KamioKashWebhookSigner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KamioKashWebhookSigner")
-            .field("key", &self.key)
-            .finish()
+    /// KamioKash requests: also require this `X-API-Key` (as [`Verifier::with_identity`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidHeaderValue`](crate::ErrorKind::InvalidHeaderValue) if it cannot
+    /// be a header value.
+    ///
+    /// # Examples
+    ///
+    /// See [`Verifier::kamiokash_request`].
+    pub fn with_api_key(self, api_key: &str) -> Result<Self, Error> {
+        self.with_identity(api_key)
     }
 }
 

@@ -5,273 +5,329 @@
 //! webhooks to the merchant with the same scheme over the merchant's webhook URL.
 //! Simplified: `merchant_id || timestamp || method || transaction_id`, header
 //! `x-simplified-signature`.
+//!
+//! The three share the merchant's one secret, so their messages must never coincide: a
+//! transaction id is 1 to 128 unreserved characters (`A–Z a–z 0–9 - . _ ~`, as Kitopay's
+//! UUID-like ids are), never a URL (which always has a `:`), enforced by signers and
+//! verifiers alike (see [Cross-scheme forgeries](crate::scheme#cross-scheme-forgeries)).
 
-use core::fmt;
-
-use crate::error::{Error, ErrorKind, err};
-use crate::key::SecretKey;
-use crate::mac::Prefix;
-use crate::message::{FieldName, StringToSign};
-use crate::scheme::{Scheme, is_header_value, is_standard_method};
-use crate::signer::{BodySigner, SignableRequest, SignedRequest, Signer};
-use crate::time::Timestamp;
+use crate::error::Error;
+use crate::key::{SecretKey, SharedKeys};
+use crate::scheme::{Domain, Part, Scheme, SecretSpec, SignatureFormat, Value};
+use crate::signer::{SignableRequest, Signer};
+use crate::time::TimeFormat;
 use crate::url::CanonicalUrl;
+use crate::verify::{ReceivedRequest, Verifier};
 
-/// Signs with the Kitopay full scheme: requests to Kitopay, or (built with
-/// [`KitopaySigner::for_webhooks`]) test webhook deliveries to a merchant.
+const MERCHANT_ID: &str = "x-merchant-id";
+const TIMESTAMP: &str = "x-timestamp";
+const SECRET: SecretSpec = SecretSpec::utf8("KITOPAY_SECRET");
+
+/// Kitopay's transaction id, in the simplified scheme's message: unreserved characters only.
+pub const TRANSACTION_ID: Value = Value::param("transaction_id", Domain::UNRESERVED);
+
+/// The full scheme, for requests to Kitopay:
+/// `merchant_id || timestamp || method || url || body`.
 ///
 /// # Examples
 ///
 /// ```
-/// use countersign::{CanonicalUrl, KitopaySigner, SecretKey, SignableRequest, Signer, Timestamp};
+/// use countersign::{kitopay, CanonicalUrl, SecretKey, SignableRequest, Signer, Timestamp};
 ///
-/// let signer = KitopaySigner::new(
-///     "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148",
-///     SecretKey::new("dev_sec_7HdEmJy9NXTc3S7LMYEf92FAUeThRSTyHFgHBMH78YKz2uQho596jEУvEiERKDm9")?,
-/// )?;
+/// let signer = Signer::new(&kitopay::FULL, SecretKey::new("dev_sec_7HdEmJy9NXTc3S7LMYEf92FAUeThRSTyHFgHBMH78YKz2uQho596jEУvEiERKDm9")?)?
+///     .with_identity("dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148")?;
 /// let url = CanonicalUrl::parse("https://api.dev.kitopay.com/api/v1/merchants/payins/")?;
 /// let body = br#"{"reference_id":"tx-123","payment":{"amount":49.23,"currency":"EUR"},"customer":{"id":"1","first_name":"John","last_name":"Doe"}}"#;
 /// let signed = signer.sign(&SignableRequest::new("POST", &url, body)?, Timestamp::from_unix_secs(1_601_234_567)?)?;
 /// assert_eq!(signed.signature_hex(), "656b4d8be9283517dd5e521f157ab52fbe187cd6cbda197a3af1e58958d41f5c");
 /// # Ok::<(), countersign::Error>(())
 /// ```
-pub struct KitopaySigner {
-    merchant_id: String,
-    key: SecretKey,
-    /// The MAC state after the merchant id, which starts every message.
-    prefix: Box<Prefix>,
-    scheme: Scheme,
-}
+pub static FULL: Scheme = Scheme::new(
+    "kitopay",
+    "Kitopay full request signature (merchant id, timestamp, method, URL, body)",
+    &[
+        Part::Identity,
+        Part::Timestamp,
+        Part::Method,
+        Part::Url,
+        Part::Body,
+    ],
+    SignatureFormat::hex("x-signature"),
+)
+.with_identity(MERCHANT_ID, "merchant_id")
+.with_timestamp(TIMESTAMP, TimeFormat::UnixSecs)
+.with_secret(SECRET);
 
-impl KitopaySigner {
-    /// A signer for requests to Kitopay.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidHeaderValue`] if the merchant id cannot be sent as a header value.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use countersign::{KitopaySigner, SecretKey};
-    ///
-    /// assert!(KitopaySigner::new("merchant-1", SecretKey::new("s")?).is_ok());
-    /// assert!(KitopaySigner::new("merchant\n1", SecretKey::new("s")?).is_err());
-    /// # Ok::<(), countersign::Error>(())
-    /// ```
-    pub fn new(merchant_id: &str, key: SecretKey) -> Result<Self, Error> {
-        Self::with_scheme(merchant_id, key, Scheme::Kitopay)
-    }
-
-    /// A signer for webhook deliveries Kitopay-style (to test a merchant's receiver).
-    ///
-    /// # Errors
-    ///
-    /// As [`KitopaySigner::new`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use countersign::{KitopaySigner, Scheme, SecretKey, Signer};
-    ///
-    /// let signer = KitopaySigner::for_webhooks("merchant-1", SecretKey::new("s")?)?;
-    /// assert_eq!(signer.scheme(), Scheme::KitopayWebhook);
-    /// # Ok::<(), countersign::Error>(())
-    /// ```
-    pub fn for_webhooks(merchant_id: &str, key: SecretKey) -> Result<Self, Error> {
-        Self::with_scheme(merchant_id, key, Scheme::KitopayWebhook)
-    }
-
-    fn with_scheme(merchant_id: &str, key: SecretKey, scheme: Scheme) -> Result<Self, Error> {
-        if !is_header_value(merchant_id) {
-            return err(ErrorKind::InvalidHeaderValue(
-                crate::scheme::headers::KITOPAY_MERCHANT_ID,
-            ));
-        }
-        Ok(KitopaySigner {
-            merchant_id: merchant_id.to_owned(),
-            prefix: key.prefix(merchant_id.as_bytes()),
-            key,
-            scheme,
-        })
-    }
-
-    /// The merchant id sent in `x-merchant-id`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use countersign::{KitopaySigner, SecretKey};
-    /// let signer = KitopaySigner::new("merchant-1", SecretKey::new("s")?)?;
-    /// assert_eq!(signer.merchant_id(), "merchant-1");
-    /// # Ok::<(), countersign::Error>(())
-    /// ```
-    #[must_use]
-    pub fn merchant_id(&self) -> &str {
-        &self.merchant_id
-    }
-
-    /// Starts signing a request whose body is fed in chunks (the body is the message's last
-    /// field, so it streams naturally).
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidMethod`] unless the method is an RFC 9110 token.
-    ///
-    /// # Examples
-    ///
-    /// See [`BodySigner`].
-    pub fn begin<'s>(
-        &'s self,
-        method: &str,
-        url: &CanonicalUrl,
-        at: Timestamp,
-    ) -> Result<BodySigner<'s>, Error> {
-        if !is_standard_method(method) {
-            return err(ErrorKind::InvalidMethod);
-        }
-        let timestamp = at.to_unix_text();
-        let mut mac = self.key.pads().resume(&self.prefix);
-        mac.update(timestamp.as_bytes());
-        mac.update(method.as_bytes());
-        mac.update(url.as_str().as_bytes());
-        Ok(BodySigner::new(
-            mac,
-            self.scheme,
-            Some(&self.merchant_id),
-            timestamp,
-            false,
-        ))
-    }
-}
-
-impl Signer for KitopaySigner {
-    fn scheme(&self) -> Scheme {
-        self.scheme
-    }
-
-    fn sign(
-        &self,
-        request: &SignableRequest<'_>,
-        at: Timestamp,
-    ) -> Result<SignedRequest<'_>, Error> {
-        let method = request.require_method()?;
-        let url = request.require_url()?;
-        let timestamp = at.to_unix_text();
-        let signature = StringToSign::from_fields(&[
-            (FieldName::MerchantId, self.merchant_id.as_bytes()),
-            (FieldName::Timestamp, timestamp.as_bytes()),
-            (FieldName::Method, method.as_bytes()),
-            (FieldName::Url, url.as_str().as_bytes()),
-            (FieldName::Body, request.body_bytes()),
-        ])
-        .finish(self.key.pads().resume(&self.prefix), 1);
-        Ok(SignedRequest::new(
-            self.scheme,
-            Some(&self.merchant_id),
-            timestamp,
-            signature,
-        ))
-    }
-}
-
-impl fmt::Debug for KitopaySigner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KitopaySigner")
-            .field("scheme", &self.scheme)
-            .field("merchant_id", &self.merchant_id)
-            .field("key", &self.key)
-            .finish()
-    }
-}
-
-/// Signs with the Kitopay simplified scheme (transaction status look-ups and the like).
+/// The simplified scheme (transaction status look-ups and the like):
+/// `merchant_id || timestamp || method || transaction_id`.
 ///
 /// # Examples
 ///
 /// ```
-/// use countersign::{KitopaySimplifiedSigner, SecretKey, SignableRequest, Signer, Timestamp};
+/// use countersign::{kitopay, SecretKey, SignableRequest, Signer, Timestamp};
 ///
-/// let signer = KitopaySimplifiedSigner::new(
-///     "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148",
-///     SecretKey::new("dev_sec_7HdEmJy9NXTc3S7LMYEf92FAUeThRSTyHFgHBMH78YKz2uQho596jEУvEiERKDm9")?,
-/// )?;
+/// let signer = Signer::new(&kitopay::SIMPLIFIED, SecretKey::new("dev_sec_7HdEmJy9NXTc3S7LMYEf92FAUeThRSTyHFgHBMH78YKz2uQho596jEУvEiERKDm9")?)?
+///     .with_identity("dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148")?;
 /// let request = SignableRequest::simplified("GET", "6956d4fc-d7b7-4514-9759-c699fc029b25")?;
 /// let signed = signer.sign(&request, Timestamp::from_unix_secs(1_601_234_567)?)?;
 /// assert_eq!(signed.signature_hex(), "edc52401a849b0b6efb377a51c85e7be883d28f186646c209aceba2c19e84085");
 /// # Ok::<(), countersign::Error>(())
 /// ```
-pub struct KitopaySimplifiedSigner {
-    merchant_id: String,
-    key: SecretKey,
-    /// The MAC state after the merchant id, which starts every message.
-    prefix: Box<Prefix>,
-}
+pub static SIMPLIFIED: Scheme = Scheme::new(
+    "kitopay-simplified",
+    "Kitopay simplified signature (merchant id, timestamp, method, transaction id)",
+    &[
+        Part::Identity,
+        Part::Timestamp,
+        Part::Method,
+        Part::Value(TRANSACTION_ID),
+    ],
+    SignatureFormat::hex("x-simplified-signature"),
+)
+.with_identity(MERCHANT_ID, "merchant_id")
+.with_timestamp(TIMESTAMP, TimeFormat::UnixSecs)
+.with_secret(SECRET);
 
-impl KitopaySimplifiedSigner {
-    /// A simplified-scheme signer.
+/// Kitopay's webhooks to a merchant: the full scheme over the URL the webhook was
+/// registered with.
+///
+/// # Examples
+///
+/// ```
+/// use countersign::kitopay;
+///
+/// assert!(kitopay::WEBHOOK.is_webhook());
+/// assert_eq!(kitopay::WEBHOOK.signature_header(), kitopay::FULL.signature_header());
+/// ```
+pub static WEBHOOK: Scheme = Scheme::new(
+    "kitopay-webhook",
+    "Kitopay webhook (the full scheme over the merchant's webhook URL)",
+    &[
+        Part::Identity,
+        Part::Timestamp,
+        Part::Method,
+        Part::Url,
+        Part::Body,
+    ],
+    SignatureFormat::hex("x-signature"),
+)
+.with_identity(MERCHANT_ID, "merchant_id")
+.with_timestamp(TIMESTAMP, TimeFormat::UnixSecs)
+.with_secret(SECRET)
+.webhook();
+
+impl Signer {
+    /// Signs requests to Kitopay with the full scheme ([`FULL`]) as `merchant_id`.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidHeaderValue`] if the merchant id cannot be sent as a header value.
+    /// [`ErrorKind::InvalidHeaderValue`](crate::ErrorKind::InvalidHeaderValue) if the
+    /// merchant id cannot be sent as a header value.
     ///
     /// # Examples
     ///
     /// ```
-    /// use countersign::{KitopaySimplifiedSigner, SecretKey};
+    /// use countersign::{SecretKey, Signer};
     ///
-    /// assert!(KitopaySimplifiedSigner::new("merchant-1", SecretKey::new("s")?).is_ok());
+    /// assert!(Signer::kitopay("merchant-1", SecretKey::new("s")?).is_ok());
+    /// assert!(Signer::kitopay("merchant\n1", SecretKey::new("s")?).is_err());
     /// # Ok::<(), countersign::Error>(())
     /// ```
-    pub fn new(merchant_id: &str, key: SecretKey) -> Result<Self, Error> {
-        if !is_header_value(merchant_id) {
-            return err(ErrorKind::InvalidHeaderValue(
-                crate::scheme::headers::KITOPAY_MERCHANT_ID,
-            ));
-        }
-        Ok(KitopaySimplifiedSigner {
-            merchant_id: merchant_id.to_owned(),
-            prefix: key.prefix(merchant_id.as_bytes()),
-            key,
-        })
+    pub fn kitopay(merchant_id: &str, key: SecretKey) -> Result<Self, Error> {
+        Signer::new(&FULL, key)?.with_identity(merchant_id)
+    }
+
+    /// Signs webhook deliveries Kitopay-style ([`WEBHOOK`]), to test a merchant's receiver.
+    ///
+    /// # Errors
+    ///
+    /// As [`Signer::kitopay`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{kitopay, SecretKey, Signer};
+    ///
+    /// let signer = Signer::kitopay_webhook("merchant-1", SecretKey::new("s")?)?;
+    /// assert_eq!(signer.scheme(), &kitopay::WEBHOOK);
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn kitopay_webhook(merchant_id: &str, key: SecretKey) -> Result<Self, Error> {
+        Signer::new(&WEBHOOK, key)?.with_identity(merchant_id)
+    }
+
+    /// Signs with the simplified scheme ([`SIMPLIFIED`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Signer::kitopay`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{SecretKey, Signer};
+    ///
+    /// assert!(Signer::kitopay_simplified("merchant-1", SecretKey::new("s")?).is_ok());
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn kitopay_simplified(merchant_id: &str, key: SecretKey) -> Result<Self, Error> {
+        Signer::new(&SIMPLIFIED, key)?.with_identity(merchant_id)
     }
 }
 
-impl Signer for KitopaySimplifiedSigner {
-    fn scheme(&self) -> Scheme {
-        Scheme::KitopaySimplified
+impl Verifier {
+    /// Verifies Kitopay webhooks to a merchant ([`WEBHOOK`]): the full scheme over
+    /// `public_url`, the URL the webhook was registered with (never rebuilt from the
+    /// request: proxies change scheme, host and port). The method defaults to `POST`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidHeaderValue`](crate::ErrorKind::InvalidHeaderValue) for a
+    /// merchant id that cannot be a header value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{CanonicalUrl, FixedClock, ReceivedRequest, SecretKey, Timestamp, Verifier};
+    ///
+    /// let verifier = Verifier::kitopay_webhook(
+    ///     "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148",
+    ///     // Kitopay's sample secret; its `У` is Cyrillic (UTF-8 keys: a Latin `Y` signs differently).
+    ///     SecretKey::new("dev_sec_7HdEmJy9NXTc3S7LMYEf92FAUeThRSTyHFgHBMH78YKz2uQho596jEУvEiERKDm9")?,
+    ///     CanonicalUrl::parse("https://merchant.example.com/webhooks/kitopay?source=kitopay")?,
+    /// )?
+    /// .with_clock(FixedClock::new(Timestamp::from_unix_secs(1_601_234_570)?));
+    /// let headers = [
+    ///     ("x-merchant-id", "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148"),
+    ///     ("x-timestamp", "1601234567"),
+    ///     ("x-signature", "53f1bf6d7f1621879bc20ff197390f663611ee3e78fbf701e5fc2fc088c964fd"),
+    /// ];
+    /// let body = br#"{"id":"6956d4fc-d7b7-4514-9759-c699fc029b25","reference_id":"id-in-merchant-system-485","status":"new"}"#;
+    /// assert!(verifier.verify(&ReceivedRequest::new(&headers, body)).is_ok());
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn kitopay_webhook(
+        merchant_id: &str,
+        keys: impl Into<SharedKeys>,
+        public_url: CanonicalUrl,
+    ) -> Result<Self, Error> {
+        Ok(Verifier::unchecked(&WEBHOOK, keys.into())
+            .with_identity(merchant_id)?
+            .with_url(public_url))
     }
 
-    fn sign(
-        &self,
-        request: &SignableRequest<'_>,
-        at: Timestamp,
-    ) -> Result<SignedRequest<'_>, Error> {
-        let method = request.require_method()?;
-        let transaction_id = request.require_transaction_id()?;
-        let timestamp = at.to_unix_text();
-        let signature = StringToSign::from_fields(&[
-            (FieldName::MerchantId, self.merchant_id.as_bytes()),
-            (FieldName::Timestamp, timestamp.as_bytes()),
-            (FieldName::Method, method.as_bytes()),
-            (FieldName::TransactionId, transaction_id.as_bytes()),
-        ])
-        .finish(self.key.pads().resume(&self.prefix), 1);
-        Ok(SignedRequest::new(
-            Scheme::KitopaySimplified,
-            Some(&self.merchant_id),
-            timestamp,
-            signature,
-        ))
+    /// Verifies Kitopay full-scheme requests ([`FULL`]: what Kitopay, or a mock of it,
+    /// checks). The request must carry its method and canonical URL.
+    ///
+    /// # Errors
+    ///
+    /// As [`Verifier::kitopay_webhook`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{SecretKey, Verifier};
+    ///
+    /// let verifier = Verifier::kitopay_request("merchant-1", SecretKey::new("s3cret")?)?;
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn kitopay_request(merchant_id: &str, keys: impl Into<SharedKeys>) -> Result<Self, Error> {
+        Verifier::unchecked(&FULL, keys.into()).with_identity(merchant_id)
+    }
+
+    /// Verifies Kitopay simplified-scheme requests ([`SIMPLIFIED`]). The request must carry
+    /// its method and transaction id ([`ReceivedRequest::with_transaction_id`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Verifier::kitopay_webhook`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{SecretKey, Verifier};
+    ///
+    /// let verifier = Verifier::kitopay_simplified("merchant-1", SecretKey::new("s3cret")?)?;
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn kitopay_simplified(
+        merchant_id: &str,
+        keys: impl Into<SharedKeys>,
+    ) -> Result<Self, Error> {
+        Verifier::unchecked(&SIMPLIFIED, keys.into()).with_identity(merchant_id)
     }
 }
 
-impl fmt::Debug for KitopaySimplifiedSigner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KitopaySimplifiedSigner")
-            .field("merchant_id", &self.merchant_id)
-            .field("key", &self.key)
-            .finish()
+impl<'a> SignableRequest<'a> {
+    /// Method and transaction id: what the Kitopay simplified scheme signs.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidMethod`](crate::ErrorKind::InvalidMethod) unless the method is
+    /// one of the standard upper-case methods. (The transaction id's domain is checked when
+    /// signing.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::SignableRequest;
+    ///
+    /// let request = SignableRequest::simplified("GET", "6956d4fc-d7b7-4514-9759-c699fc029b25")?;
+    /// assert!(request.transaction_id().is_some());
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn simplified(method: &'a str, transaction_id: &'a str) -> Result<Self, Error> {
+        Ok(SignableRequest::body(&[])
+            .with_method(method)?
+            .with_transaction_id(transaction_id))
+    }
+
+    /// Adds the Kitopay transaction id (the simplified scheme's `transaction_id` value).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{CanonicalUrl, SignableRequest};
+    ///
+    /// let url = CanonicalUrl::parse("https://api.example.com/payins/tx-1")?;
+    /// let request = SignableRequest::new("GET", &url, b"")?.with_transaction_id("tx-1");
+    /// assert_eq!(request.transaction_id(), Some("tx-1"));
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_transaction_id(self, transaction_id: &'a str) -> Self {
+        self.with_value(TRANSACTION_ID.name(), transaction_id)
+    }
+
+    /// The Kitopay transaction id, if given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::SignableRequest;
+    ///
+    /// assert_eq!(SignableRequest::body(b"").transaction_id(), None);
+    /// ```
+    #[must_use]
+    pub fn transaction_id(&self) -> Option<&'a str> {
+        self.value(TRANSACTION_ID.name())
+    }
+}
+
+impl<'a> ReceivedRequest<'a> {
+    /// The transaction id the request refers to (Kitopay simplified scheme).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use countersign::ReceivedRequest;
+    /// let headers = [("a", "b")];
+    /// let request = ReceivedRequest::new(&headers, b"").with_transaction_id("tx-1");
+    /// assert_eq!(request.value("transaction_id"), Some("tx-1"));
+    /// ```
+    #[must_use]
+    pub fn with_transaction_id(self, transaction_id: &'a str) -> Self {
+        self.with_value(TRANSACTION_ID.name(), transaction_id)
     }
 }
 

@@ -78,18 +78,19 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 ///
 /// // A handler behind `VerifyLayer` reads which key matched, and when the sender signed.
 /// async fn handler(Extension(delivery): Extension<VerifiedDelivery>) -> String {
-///     format!("{} delivery, key {}, signed at {}", delivery.scheme, delivery.key_id, delivery.timestamp.unix_secs())
+///     let signed_at = delivery.timestamp.map(|t| t.unix_secs());
+///     format!("{} delivery, key {}, signed at {signed_at:?}", delivery.scheme, delivery.key_id)
 /// }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct VerifiedDelivery {
     /// The scheme verified.
-    pub scheme: Scheme,
+    pub scheme: &'static Scheme,
     /// The id of the key that matched.
     pub key_id: String,
-    /// The sender's timestamp.
-    pub timestamp: Timestamp,
+    /// The sender's timestamp (`None` for a scheme without one).
+    pub timestamp: Option<Timestamp>,
     /// The verified signature.
     pub signature: Signature,
     /// Whether only the other trailing-slash form of the URL matched (tolerance on).
@@ -107,10 +108,10 @@ impl VerifiedDelivery {
     ///
     /// ```
     /// use countersign::layer::VerifiedDelivery;
-    /// use countersign::{Scheme, Signature, Timestamp};
+    /// use countersign::{kamiokash, Signature, Timestamp};
     /// use std::time::Duration;
     ///
-    /// let delivery = VerifiedDelivery::new(Scheme::KamioKashWebhook, "primary", Timestamp::UNIX_EPOCH, Signature::from_bytes([1; 32]));
+    /// let delivery = VerifiedDelivery::new(&kamiokash::WEBHOOK, "primary", Some(Timestamp::UNIX_EPOCH), Signature::from_bytes([1; 32]));
     /// assert_eq!(delivery.key_id, "primary");
     /// assert!(!delivery.trailing_slash_toggled);
     /// // Held for the 60 s window, one step of RFC 3339 time (1 ns) and 60 s of allowed skew.
@@ -118,19 +119,24 @@ impl VerifiedDelivery {
     /// ```
     #[must_use]
     pub fn new(
-        scheme: Scheme,
+        scheme: &'static Scheme,
         key_id: impl Into<String>,
-        timestamp: Timestamp,
+        timestamp: Option<Timestamp>,
         signature: Signature,
     ) -> Self {
+        let expires_at = match (timestamp, scheme.time_format()) {
+            (Some(timestamp), Some(format)) => scheme
+                .freshness()
+                .claim_expiry(timestamp, format.resolution()),
+            _ => Timestamp::MAX,
+        };
         VerifiedDelivery {
             scheme,
             key_id: key_id.into(),
             timestamp,
             signature,
             trailing_slash_toggled: false,
-            expires_at: crate::time::Freshness::default()
-                .claim_expiry(timestamp, scheme.time_format().resolution()),
+            expires_at,
         }
     }
 
@@ -232,7 +238,7 @@ impl Answer {
 /// ```
 /// use bytes::Bytes;
 /// use countersign::layer::{VerifyLayer, WebhookAuth};
-/// use countersign::{InMemoryReplayGuard, KamioKashWebhookSigner, SecretKey, SignableRequest, Signer, SystemClock, Timestamp, Verifier};
+/// use countersign::{InMemoryReplayGuard, Signer, SecretKey, SignableRequest, SystemClock, Timestamp, Verifier};
 /// use http_body_util::{BodyExt, Full};
 /// use std::{sync::Arc, time::Duration};
 /// use tower::{Layer, ServiceExt, service_fn};
@@ -247,7 +253,7 @@ impl Answer {
 /// }));
 ///
 /// // A delivery as KamioKash sends it, twice: processed, then acknowledged as a duplicate.
-/// let signer = KamioKashWebhookSigner::new(SecretKey::new("whsec")?);
+/// let signer = Signer::kamiokash_webhook(SecretKey::new("whsec")?);
 /// let signed = signer.sign(&SignableRequest::body(b"{}"), Timestamp::now(&SystemClock))?;
 /// for expected in ["processed", "duplicate delivery: already processed\n"] {
 ///     let mut request = http::Request::post("/webhooks/kamiokash");
@@ -428,10 +434,10 @@ impl WebhookAuth {
     ///
     /// ```
     /// use countersign::layer::WebhookAuth;
-    /// use countersign::{Scheme, SecretKey, Verifier};
+    /// use countersign::{kamiokash, SecretKey, Verifier};
     ///
     /// let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("w")?));
-    /// assert_eq!(auth.verifier().scheme(), Scheme::KamioKashWebhook);
+    /// assert_eq!(auth.verifier().scheme(), &kamiokash::WEBHOOK);
     /// # Ok::<(), countersign::Error>(())
     /// ```
     #[must_use]
@@ -566,7 +572,7 @@ impl WebhookAuth {
             }
         };
         let delivery = VerifiedDelivery::from_verified(&verified);
-        let age_ms = age_ms(now, delivery.timestamp);
+        let age_ms = delivery.timestamp.map(|timestamp| age_ms(now, timestamp));
         let pending = match &self.guard {
             None => None,
             Some(guard) => {
@@ -691,8 +697,8 @@ fn age_ms(now: Timestamp, timestamp: Timestamp) -> i64 {
 }
 
 /// The age of the request's timestamp header, if there is exactly one and it parses.
-fn header_age(parts: &http::request::Parts, scheme: Scheme, now: Timestamp) -> Option<i64> {
-    let mut values = parts.headers.get_all(scheme.timestamp_header()).iter();
+fn header_age(parts: &http::request::Parts, scheme: &Scheme, now: Timestamp) -> Option<i64> {
+    let mut values = parts.headers.get_all(scheme.timestamp_header()?).iter();
     match (values.next(), values.next()) {
         (Some(value), None) => {
             let at = scheme.parse_timestamp(value.to_str().ok()?).ok()?;
@@ -844,7 +850,7 @@ impl core::fmt::Debug for WebhookAuth {
 /// }
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// use countersign::{KamioKashWebhookSigner, SignableRequest, Signer, SystemClock, Timestamp};
+/// use countersign::{Signer, SignableRequest, SystemClock, Timestamp};
 /// use http_body_util::BodyExt;
 /// use tower::ServiceExt;
 ///
@@ -852,7 +858,7 @@ impl core::fmt::Debug for WebhookAuth {
 ///     .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100_000)));
 /// let app: Router = Router::new().route("/webhooks/kamiokash", post(handler).layer(VerifyLayer::new(auth)));
 ///
-/// let signer = KamioKashWebhookSigner::new(SecretKey::new("whsec")?);
+/// let signer = Signer::kamiokash_webhook(SecretKey::new("whsec")?);
 /// let body = br#"{"type":"wallet.new","data":{}}"#;
 /// let signed = signer.sign(&SignableRequest::body(body), Timestamp::now(&SystemClock))?;
 /// let mut request = http::Request::post("/webhooks/kamiokash");

@@ -4,11 +4,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+mod headers;
 mod key;
 mod mac;
 mod message;
 mod replay;
-mod scheme;
 mod signature;
 mod signer;
 mod time;
@@ -17,6 +17,10 @@ mod verify;
 
 pub mod kamiokash;
 pub mod kitopay;
+pub mod scheme;
+#[cfg(feature = "standard-webhooks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "standard-webhooks")))]
+pub mod standard_webhooks;
 
 #[cfg(feature = "diagnose")]
 #[cfg_attr(docsrs, doc(cfg(feature = "diagnose")))]
@@ -38,16 +42,20 @@ pub mod middleware;
 pub mod redis_guard;
 
 pub use crate::error::{Error, ErrorKind, UrlRule};
-pub use crate::kamiokash::{KamioKashSigner, KamioKashWebhookSigner};
+pub use crate::headers::{DuplicateHeader, HeaderLookup};
 pub use crate::key::{KeyRing, SecretKey, SharedKeys};
-pub use crate::kitopay::{KitopaySigner, KitopaySimplifiedSigner};
-pub use crate::message::{FieldName, StringToSign};
+pub use crate::message::StringToSign;
 pub use crate::replay::{
     AsyncReplayGuard, Claim, ClaimState, GuardFuture, InMemoryReplayGuard, ReplayGuard, ReplayKey,
 };
-pub use crate::scheme::{STANDARD_METHODS, Scheme, headers};
+pub use crate::scheme::{
+    Domain, Encoding, KeyForm, MAX_PARTS, MAX_SIGNATURES, MAX_VALUES, Part, STANDARD_METHODS,
+    Scheme, SecretSpec, SignatureFormat, Value, built_in,
+};
 pub use crate::signature::{Base64Signature, HexSignature, Signature};
 pub use crate::signer::{BodySigner, SignableRequest, SignedRequest, Signer};
-pub use crate::time::{Clock, FixedClock, Freshness, SystemClock, Timestamp, TimestampText};
+pub use crate::time::{
+    Clock, FixedClock, Freshness, SystemClock, TimeFormat, Timestamp, TimestampText,
+};
 pub use crate::url::{CanonicalUrl, TrailingSlash};
-pub use crate::verify::{DuplicateHeader, HeaderLookup, ReceivedRequest, Verified, Verifier};
+pub use crate::verify::{ReceivedRequest, Verified, Verifier};

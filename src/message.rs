@@ -1,81 +1,51 @@
 //! [`StringToSign`]: the exact message a scheme MACs, kept as its fields.
 //!
-//! Every scheme's message is a concatenation of fields with no length prefixes. Keeping the
+//! Every scheme's message is a concatenation of fields and literal separators with no
+//! length prefixes. [`StringToSign::layout`] is the one place a scheme's [`Part`]s are
+//! turned into bytes: signers, verifiers, `explain` and `diagnose` all call it. Keeping the
 //! fields apart (instead of building one buffer) lets the MAC absorb them in place, with no
 //! allocation, and lets tools show where each field starts and ends.
 //!
 //! # Field-boundary ambiguity
 //!
 //! The Kitopay schemes and KamioKash webhooks concatenate fields with **no delimiter**, so two
-//! different requests can have the same message: merchant id `m1` with timestamp
+//! different requests could have the same message: merchant id `m1` with timestamp
 //! `23456…` signs the same bytes as merchant id `m12` with timestamp `3456…`; a signed
 //! `GET …?amount=1000` with an empty body signs the same bytes as `GET …?amount=10` with
-//! body `00`. countersign's verifiers close every boundary they can: the merchant id is
+//! body `00`. countersign's verifiers close every boundary they can: the identity is
 //! configured (not read from the request), timestamps are parsed strictly (digits only, a
 //! fixed RFC 3339 grammar), only the nine standard upper-case methods are accepted (none is
-//! a prefix of another), a body on `GET`/`HEAD` is refused unless allowed, and a received
-//! URL must already be canonical. What remains is the boundary between a query string and
-//! a body on requests that have both: leading body bytes that are legal in a query can move
-//! to its end and back (a JSON body can lose at most its `{`, which then does not parse).
-//! The ambiguity is inherent to the providers' formats and is shown in `tests/properties.rs`
-//! and `tests/verifier.rs`.
+//! a prefix of another), named values are checked against their [`Domain`](crate::Domain),
+//! a body on `GET`/`HEAD` is refused unless allowed where a URL meets the body, and a
+//! received URL must already be canonical. What remains is the boundary between a query
+//! string and a body on requests that have both: leading body bytes that are legal in a
+//! query can move to its end and back (a JSON body can lose at most its `{`, which then does
+//! not parse). The ambiguity is inherent to the providers' formats and is shown in
+//! `tests/properties.rs` and `tests/verifier.rs`.
 
 use core::fmt;
 
+use crate::error::{Error, ErrorKind, err};
 use crate::key::SecretKey;
 use crate::mac::Mac;
+use crate::scheme::{MAX_PARTS, MAX_VALUES, Part, Scheme};
 use crate::signature::Signature;
+use crate::signer::SignableRequest;
 
-/// Which part of a request a message field holds.
-///
-/// # Examples
-///
-/// ```
-/// use countersign::FieldName;
-///
-/// assert_eq!(FieldName::MerchantId.as_str(), "merchant_id");
-/// ```
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FieldName {
-    /// The Kitopay merchant id.
-    MerchantId,
-    /// The timestamp, exactly as sent in the timestamp header.
-    Timestamp,
-    /// The HTTP method, exactly as sent.
-    Method,
-    /// The canonical URL with its query.
-    Url,
-    /// The request or webhook body, byte for byte.
-    Body,
-    /// The Kitopay transaction id (simplified scheme).
-    TransactionId,
-    /// The `:` KamioKash puts between body and timestamp.
-    Delimiter,
-}
+/// The most pieces a message has: its parts, with the URL given in up to three pieces (its
+/// trailing-slash variants are written without copying).
+const MAX_PIECES: usize = MAX_PARTS + 2;
 
-impl FieldName {
-    /// The field's snake_case name.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use countersign::FieldName;
-    ///
-    /// assert_eq!(FieldName::Body.as_str(), "body");
-    /// ```
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FieldName::MerchantId => "merchant_id",
-            FieldName::Timestamp => "timestamp",
-            FieldName::Method => "method",
-            FieldName::Url => "url",
-            FieldName::Body => "body",
-            FieldName::TransactionId => "transaction_id",
-            FieldName::Delimiter => "delimiter",
-        }
-    }
+/// What a message is laid out from. Values are in the order of the scheme's
+/// [`Part::Value`]s; a missing piece is an error only if the scheme signs it.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Inputs<'a> {
+    pub(crate) identity: Option<&'a [u8]>,
+    pub(crate) timestamp: &'a [u8],
+    pub(crate) method: Option<&'a str>,
+    pub(crate) url: Option<[&'a str; 3]>,
+    pub(crate) body: &'a [u8],
+    pub(crate) values: [Option<&'a [u8]>; MAX_VALUES],
 }
 
 /// The message a scheme signs, as its fields in order.
@@ -87,9 +57,10 @@ impl FieldName {
 /// # Examples
 ///
 /// ```
-/// use countersign::{StringToSign, SecretKey};
+/// use countersign::{kamiokash, SecretKey, SignableRequest, StringToSign};
 ///
-/// let msg = StringToSign::kamiokash_request(br#"{"wallet_id":"w_123"}"#, "2026-01-27T09:23:06.658Z");
+/// let request = SignableRequest::body(br#"{"wallet_id":"w_123"}"#);
+/// let msg = StringToSign::new(&kamiokash::REQUEST, None, "2026-01-27T09:23:06.658Z", &request)?;
 /// assert_eq!(msg.to_string(), r#"{"wallet_id":"w_123"}:2026-01-27T09:23:06.658Z"#);
 /// let sig = msg.sign(&SecretKey::new("kk_test_sk_3b9d7f51a2c64e0e9f7d")?);
 /// assert_eq!(sig.to_string(), "6307031171ff7ce2a46a2535b8b062115c57a045714434b0ec3d047cb5e2f325");
@@ -97,161 +68,155 @@ impl FieldName {
 /// ```
 #[derive(Clone, Copy)]
 pub struct StringToSign<'a> {
-    fields: [(FieldName, &'a [u8]); 5],
+    scheme: &'static Scheme,
+    pieces: [&'a [u8]; MAX_PIECES],
+    /// For each piece, the index of the scheme part it belongs to.
+    part: [u8; MAX_PIECES],
     len: usize,
-    /// The URL may be given in up to three pieces (trailing-slash variants); they are
-    /// reported as one field.
-    url_extra: [&'a [u8]; 2],
 }
 
 impl<'a> StringToSign<'a> {
-    pub(crate) fn set_url_extra(&mut self, extra: [&'a [u8]; 2]) {
-        self.url_extra = extra;
-    }
-
-    pub(crate) fn from_fields(fields: &[(FieldName, &'a [u8])]) -> Self {
-        let mut out = StringToSign {
-            fields: [(FieldName::Body, &[][..]); 5],
-            len: fields.len().min(5),
-            url_extra: [&[], &[]],
-        };
-        for (slot, field) in out.fields.iter_mut().zip(fields) {
-            *slot = *field;
-        }
-        out
-    }
-
-    /// Kitopay full scheme (requests and webhooks):
-    /// `merchant_id || timestamp || method || url || body`.
+    /// The message `scheme` signs for `request`, with `identity` (the merchant id, where the
+    /// scheme signs one) and the timestamp's text exactly as sent in its header (ignored by
+    /// schemes without one).
+    ///
+    /// # Errors
+    ///
+    /// As [`Signer::sign`](crate::Signer::sign): [`ErrorKind::MissingUrl`],
+    /// [`ErrorKind::InvalidMethod`], [`ErrorKind::MissingField`] when a part the scheme
+    /// signs was not given; [`ErrorKind::InvalidField`] for a value outside its domain.
     ///
     /// # Examples
     ///
     /// ```
-    /// use countersign::{CanonicalUrl, StringToSign};
+    /// use countersign::{kitopay, CanonicalUrl, SignableRequest, StringToSign};
     ///
     /// let url = CanonicalUrl::parse("https://api.example.com/x?a=1")?;
-    /// let msg = StringToSign::kitopay("m", "1601234567", "GET", &url, b"");
+    /// let request = SignableRequest::new("GET", &url, b"")?;
+    /// let msg = StringToSign::new(&kitopay::FULL, Some("m"), "1601234567", &request)?;
     /// assert_eq!(msg.to_string(), "m1601234567GEThttps://api.example.com/x?a=1");
     /// # Ok::<(), countersign::Error>(())
     /// ```
-    #[must_use]
-    pub fn kitopay(
-        merchant_id: &'a str,
+    pub fn new(
+        scheme: &'static Scheme,
+        identity: Option<&'a str>,
         timestamp: &'a str,
-        method: &'a str,
-        url: &'a crate::CanonicalUrl,
-        body: &'a [u8],
-    ) -> Self {
-        Self::kitopay_pieces(merchant_id, timestamp, method, [url.as_str(), "", ""], body)
+        request: &SignableRequest<'a>,
+    ) -> Result<Self, Error> {
+        Self::layout(
+            scheme,
+            &request.inputs(scheme, identity, timestamp.as_bytes()),
+        )
     }
 
-    pub(crate) fn kitopay_pieces(
-        merchant_id: &'a str,
-        timestamp: &'a str,
-        method: &'a str,
-        url: [&'a str; 3],
-        body: &'a [u8],
-    ) -> Self {
-        StringToSign {
-            fields: [
-                (FieldName::MerchantId, merchant_id.as_bytes()),
-                (FieldName::Timestamp, timestamp.as_bytes()),
-                (FieldName::Method, method.as_bytes()),
-                (FieldName::Url, url[0].as_bytes()),
-                (FieldName::Body, body),
-            ],
-            len: 5,
-            url_extra: [url[1].as_bytes(), url[2].as_bytes()],
+    /// Lays out `scheme`'s message from `inputs`: the one place a layout becomes bytes.
+    /// Checks that every part the scheme signs is there and that every named value is in
+    /// its domain.
+    #[inline]
+    pub(crate) fn layout(scheme: &'static Scheme, inputs: &Inputs<'a>) -> Result<Self, Error> {
+        let mut out = StringToSign {
+            scheme,
+            pieces: [&[]; MAX_PIECES],
+            part: [0; MAX_PIECES],
+            len: 0,
+        };
+        let mut value = 0;
+        for (index, part) in scheme.message().iter().enumerate() {
+            match *part {
+                Part::Body => out.push(index, inputs.body),
+                Part::Timestamp => out.push(index, inputs.timestamp),
+                Part::Literal(text) => out.push(index, text.as_bytes()),
+                Part::Identity => match inputs.identity {
+                    Some(identity) => out.push(index, identity),
+                    None => {
+                        return err(ErrorKind::MissingField(
+                            scheme.identity_name().unwrap_or("identity"),
+                        ));
+                    }
+                },
+                Part::Method => match inputs.method {
+                    Some(method) => out.push(index, method.as_bytes()),
+                    None => return err(ErrorKind::InvalidMethod),
+                },
+                Part::Url => match inputs.url {
+                    Some([url, more, rest]) => {
+                        out.push(index, url.as_bytes());
+                        for piece in [more, rest] {
+                            if !piece.is_empty() {
+                                out.push(index, piece.as_bytes());
+                            }
+                        }
+                    }
+                    None => return err(ErrorKind::MissingUrl),
+                },
+                Part::Value(spec) => {
+                    let Some(bytes) = inputs.values.get(value).copied().flatten() else {
+                        return err(ErrorKind::MissingField(spec.name()));
+                    };
+                    spec.check(bytes)?;
+                    value += 1;
+                    out.push(index, bytes);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    #[inline(always)]
+    fn push(&mut self, part: usize, bytes: &'a [u8]) {
+        // `check` bounds the parts to MAX_PARTS, and only the URL adds two pieces.
+        if let (Some(slot), Some(index)) =
+            (self.pieces.get_mut(self.len), self.part.get_mut(self.len))
+        {
+            *slot = bytes;
+            *index = part as u8;
+            self.len += 1;
         }
     }
 
-    /// Kitopay simplified scheme: `merchant_id || timestamp || method || transaction_id`.
+    /// The scheme whose message this is.
     ///
     /// # Examples
     ///
     /// ```
-    /// use countersign::StringToSign;
+    /// use countersign::{kamiokash, SignableRequest, StringToSign};
     ///
-    /// let msg = StringToSign::kitopay_simplified("m", "1601234567", "GET", "tx-1");
-    /// assert_eq!(msg.to_string(), "m1601234567GETtx-1");
+    /// let msg = StringToSign::new(&kamiokash::WEBHOOK, None, "T", &SignableRequest::body(b"{}"))?;
+    /// assert_eq!(msg.scheme(), &kamiokash::WEBHOOK);
+    /// # Ok::<(), countersign::Error>(())
     /// ```
     #[must_use]
-    pub fn kitopay_simplified(
-        merchant_id: &'a str,
-        timestamp: &'a str,
-        method: &'a str,
-        transaction_id: &'a str,
-    ) -> Self {
-        Self::from_fields(&[
-            (FieldName::MerchantId, merchant_id.as_bytes()),
-            (FieldName::Timestamp, timestamp.as_bytes()),
-            (FieldName::Method, method.as_bytes()),
-            (FieldName::TransactionId, transaction_id.as_bytes()),
-        ])
+    pub fn scheme(&self) -> &'static Scheme {
+        self.scheme
     }
 
-    /// KamioKash request: `body || ":" || timestamp`. Neither method nor URL is covered.
+    /// The fields in order, each with its name and bytes: the identity under the scheme's
+    /// name for it (`merchant_id`), `timestamp`, `method`, `url`, `body`, each value's name,
+    /// and `delimiter` for literals. A URL given in pieces (a trailing-slash variant) is
+    /// yielded as several consecutive `url` parts.
     ///
     /// # Examples
     ///
     /// ```
-    /// use countersign::StringToSign;
+    /// use countersign::{kamiokash, SignableRequest, StringToSign};
     ///
-    /// assert_eq!(StringToSign::kamiokash_request(b"", "T").to_string(), ":T");
-    /// ```
-    #[must_use]
-    pub fn kamiokash_request(body: &'a [u8], timestamp: &'a str) -> Self {
-        Self::from_fields(&[
-            (FieldName::Body, body),
-            (FieldName::Delimiter, b":"),
-            (FieldName::Timestamp, timestamp.as_bytes()),
-        ])
-    }
-
-    /// KamioKash webhook: `timestamp || body`, no delimiter.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use countersign::StringToSign;
-    ///
-    /// assert_eq!(StringToSign::kamiokash_webhook("T", b"{}").to_string(), "T{}");
-    /// ```
-    #[must_use]
-    pub fn kamiokash_webhook(timestamp: &'a str, body: &'a [u8]) -> Self {
-        Self::from_fields(&[
-            (FieldName::Timestamp, timestamp.as_bytes()),
-            (FieldName::Body, body),
-        ])
-    }
-
-    /// The fields in order, each with its bytes. A URL given in pieces is yielded as several
-    /// consecutive [`FieldName::Url`] parts.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use countersign::{FieldName, StringToSign};
-    ///
-    /// let msg = StringToSign::kamiokash_webhook("T", b"{}");
+    /// let msg = StringToSign::new(&kamiokash::WEBHOOK, None, "T", &SignableRequest::body(b"{}"))?;
     /// let names: Vec<_> = msg.parts().map(|(name, _)| name).collect();
-    /// assert_eq!(names, [FieldName::Timestamp, FieldName::Body]);
+    /// assert_eq!(names, ["timestamp", "body"]);
+    /// # Ok::<(), countersign::Error>(())
     /// ```
-    pub fn parts(&self) -> impl Iterator<Item = (FieldName, &'a [u8])> + '_ {
-        self.fields[..self.len]
+    pub fn parts(&self) -> impl Iterator<Item = (&'static str, &'a [u8])> + '_ {
+        let scheme = self.scheme;
+        self.pieces[..self.len]
             .iter()
-            .flat_map(move |&(name, bytes)| {
-                let extra: &[&'a [u8]] = if name == FieldName::Url {
-                    &self.url_extra
-                } else {
-                    &[]
+            .zip(&self.part)
+            .map(move |(&bytes, &part)| {
+                let name = match scheme.message().get(usize::from(part)) {
+                    Some(Part::Identity) => scheme.identity_name().unwrap_or("identity"),
+                    Some(part) => part.name(),
+                    None => "",
                 };
-                core::iter::once((name, bytes)).chain(
-                    extra
-                        .iter()
-                        .filter(|e| !e.is_empty())
-                        .map(move |&e| (name, e)),
-                )
+                (name, bytes)
             })
     }
 
@@ -260,23 +225,28 @@ impl<'a> StringToSign<'a> {
     /// # Examples
     ///
     /// ```
-    /// use countersign::StringToSign;
+    /// use countersign::{kamiokash, SignableRequest, StringToSign};
     ///
-    /// assert_eq!(StringToSign::kamiokash_request(b"ab", "T").len(), 4);
+    /// let msg = StringToSign::new(&kamiokash::REQUEST, None, "T", &SignableRequest::body(b"ab"))?;
+    /// assert_eq!(msg.len(), 4);
+    /// # Ok::<(), countersign::Error>(())
     /// ```
     #[must_use]
     pub fn len(&self) -> usize {
-        self.parts().map(|(_, b)| b.len()).sum()
+        self.pieces[..self.len].iter().map(|b| b.len()).sum()
     }
 
-    /// Whether the message is empty (never, for the built-in schemes).
+    /// Whether the message is empty (possible only for a scheme that signs nothing but an
+    /// empty body).
     ///
     /// # Examples
     ///
     /// ```
-    /// use countersign::StringToSign;
+    /// use countersign::{kamiokash, SignableRequest, StringToSign};
     ///
-    /// assert!(!StringToSign::kamiokash_request(b"", "").is_empty());
+    /// let msg = StringToSign::new(&kamiokash::REQUEST, None, "", &SignableRequest::body(b""))?;
+    /// assert!(!msg.is_empty()); // the ':' separator
+    /// # Ok::<(), countersign::Error>(())
     /// ```
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -288,17 +258,15 @@ impl<'a> StringToSign<'a> {
     /// # Examples
     ///
     /// ```
-    /// use countersign::StringToSign;
+    /// use countersign::{kamiokash, SignableRequest, StringToSign};
     ///
-    /// assert_eq!(StringToSign::kamiokash_webhook("T", b"\xff").to_bytes(), b"T\xff");
+    /// let msg = StringToSign::new(&kamiokash::WEBHOOK, None, "T", &SignableRequest::body(b"\xff"))?;
+    /// assert_eq!(msg.to_bytes(), b"T\xff");
+    /// # Ok::<(), countersign::Error>(())
     /// ```
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.len());
-        for (_, bytes) in self.parts() {
-            out.extend_from_slice(bytes);
-        }
-        out
+        self.pieces[..self.len].concat()
     }
 
     /// HMAC-SHA256 of the message under `key`, absorbing the fields in place.
@@ -306,11 +274,12 @@ impl<'a> StringToSign<'a> {
     /// # Examples
     ///
     /// ```
-    /// use countersign::{SecretKey, StringToSign};
+    /// use countersign::{kamiokash, SecretKey, SignableRequest, StringToSign};
     ///
     /// let key = SecretKey::new("whsec_kk_5e2a91c07d3b4f68")?;
     /// let body = br#"{"type":"transaction.successful","data":{"walletId":"w_123","amount":500}}"#;
-    /// let sig = StringToSign::kamiokash_webhook("2026-01-27T09:23:07.001Z", body).sign(&key);
+    /// let request = SignableRequest::body(body);
+    /// let sig = StringToSign::new(&kamiokash::WEBHOOK, None, "2026-01-27T09:23:07.001Z", &request)?.sign(&key);
     /// assert_eq!(sig.to_string(), "f9a037d0ae66988e198d1bc661bef45514c008ab6cad1d439d2f664515a65942");
     /// # Ok::<(), countersign::Error>(())
     /// ```
@@ -319,31 +288,30 @@ impl<'a> StringToSign<'a> {
         self.finish(key.pads().start(), 0)
     }
 
-    /// Absorbs the fields from `skip` on into `mac` and completes it: signers whose first
-    /// field is fixed (the Kitopay merchant id) resume from a state that already holds it.
-    /// Completes `mac` (which has absorbed the first `skip` fields) over the rest, in one
-    /// compression call when the message is short enough (see `Mac::finish_fields`).
+    /// Completes `mac`, which has absorbed the first `skip` pieces (signers whose message
+    /// starts with fixed parts resume from a state that already holds them), over the rest:
+    /// in one compression call when the message is short enough (see `Mac::finish_fields`).
     #[inline]
     pub(crate) fn finish(&self, mac: Mac<'_>, skip: usize) -> Signature {
-        // At most five fields and the URL's two extra pieces (trailing-slash tolerance).
-        let mut pieces: [&[u8]; 7] = [&[]; 7];
-        let mut n = 0;
-        for &(name, bytes) in self.fields[..self.len].iter().skip(skip) {
-            pieces[n] = bytes;
-            n += 1;
-            if name == FieldName::Url {
-                pieces[n] = self.url_extra[0];
-                pieces[n + 1] = self.url_extra[1];
-                n += 2;
-            }
-        }
-        Signature::from_bytes(mac.finish_fields(&pieces[..n]))
+        Signature::from_bytes(mac.finish_fields(self.pieces.get(skip..self.len).unwrap_or(&[])))
+    }
+
+    /// The pieces from `from` on (a streaming signer absorbs those after the body at the end).
+    pub(crate) fn pieces_from(&self, from: usize) -> &[&'a [u8]] {
+        self.pieces.get(from..self.len).unwrap_or(&[])
+    }
+
+    /// The index of the first piece of the scheme's part `part`, if laid out.
+    pub(crate) fn piece_of(&self, part: usize) -> Option<usize> {
+        self.part[..self.len]
+            .iter()
+            .position(|&p| usize::from(p) == part)
     }
 }
 
 impl fmt::Display for StringToSign<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (_, bytes) in self.parts() {
+        for bytes in &self.pieces[..self.len] {
             for chunk in bytes.utf8_chunks() {
                 f.write_str(chunk.valid())?;
                 if !chunk.invalid().is_empty() {

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use countersign::middleware::SigningMiddleware;
-//! use countersign::{CanonicalUrl, KitopaySigner, ReceivedRequest, SecretKey, Verifier};
+//! use countersign::{CanonicalUrl, Signer, ReceivedRequest, SecretKey, Verifier};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
 //! // A stand-in for Kitopay on a loopback port, checking what the middleware sent.
@@ -30,7 +30,7 @@
 //! tokio::spawn(async move { axum::serve(listener, app).await });
 //!
 //! // The client: every request it sends is signed, over the exact URL and bytes sent.
-//! let signer = KitopaySigner::new("merchant-1", SecretKey::new("s3cret")?)?; // e.g. from_string(env::var(..)?)
+//! let signer = Signer::kitopay("merchant-1", SecretKey::new("s3cret")?)?; // e.g. from_string(env::var(..)?)
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
 //!     .with(SigningMiddleware::new(signer))
 //!     .build();
@@ -71,7 +71,7 @@ pub struct TransactionId(pub String);
 /// See the [module documentation](self).
 #[derive(Clone)]
 pub struct SigningMiddleware {
-    signer: Arc<dyn Signer>,
+    signer: Arc<Signer>,
     clock: Arc<dyn Clock>,
     trailing_slash: TrailingSlash,
 }
@@ -83,12 +83,12 @@ impl SigningMiddleware {
     ///
     /// ```
     /// use countersign::middleware::SigningMiddleware;
-    /// use countersign::{KamioKashSigner, SecretKey};
+    /// use countersign::{Signer, SecretKey};
     ///
-    /// let middleware = SigningMiddleware::new(KamioKashSigner::new("pk", SecretKey::new("sk")?)?);
+    /// let middleware = SigningMiddleware::new(Signer::kamiokash("pk", SecretKey::new("sk")?)?);
     /// # Ok::<(), countersign::Error>(())
     /// ```
-    pub fn new(signer: impl Signer + 'static) -> Self {
+    pub fn new(signer: Signer) -> Self {
         Self::from_arc(Arc::new(signer))
     }
 
@@ -98,14 +98,14 @@ impl SigningMiddleware {
     ///
     /// ```
     /// use countersign::middleware::SigningMiddleware;
-    /// use countersign::{KitopaySigner, SecretKey, Signer};
+    /// use countersign::{Signer, SecretKey};
     /// use std::sync::Arc;
     ///
-    /// let signer: Arc<dyn Signer> = Arc::new(KitopaySigner::new("m", SecretKey::new("s")?)?);
+    /// let signer = Arc::new(Signer::kitopay("m", SecretKey::new("s")?)?);
     /// let middleware = SigningMiddleware::from_arc(signer);
     /// # Ok::<(), countersign::Error>(())
     /// ```
-    pub fn from_arc(signer: Arc<dyn Signer>) -> Self {
+    pub fn from_arc(signer: Arc<Signer>) -> Self {
         SigningMiddleware {
             signer,
             clock: Arc::new(SystemClock),
@@ -119,9 +119,9 @@ impl SigningMiddleware {
     ///
     /// ```
     /// use countersign::middleware::SigningMiddleware;
-    /// use countersign::{FixedClock, KitopaySigner, SecretKey, Timestamp};
+    /// use countersign::{FixedClock, Signer, SecretKey, Timestamp};
     ///
-    /// let middleware = SigningMiddleware::new(KitopaySigner::new("m", SecretKey::new("s")?)?)
+    /// let middleware = SigningMiddleware::new(Signer::kitopay("m", SecretKey::new("s")?)?)
     ///     .with_clock(FixedClock::new(Timestamp::from_unix_secs(1_601_234_567)?));
     /// # Ok::<(), countersign::Error>(())
     /// ```
@@ -138,9 +138,9 @@ impl SigningMiddleware {
     ///
     /// ```
     /// use countersign::middleware::SigningMiddleware;
-    /// use countersign::{KitopaySigner, SecretKey, TrailingSlash};
+    /// use countersign::{Signer, SecretKey, TrailingSlash};
     ///
-    /// let middleware = SigningMiddleware::new(KitopaySigner::new("m", SecretKey::new("s")?)?)
+    /// let middleware = SigningMiddleware::new(Signer::kitopay("m", SecretKey::new("s")?)?)
     ///     .with_trailing_slash(TrailingSlash::Require);
     /// # Ok::<(), countersign::Error>(())
     /// ```

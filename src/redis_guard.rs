@@ -553,10 +553,7 @@ mod tests {
 
     #[test]
     fn values_carry_state_and_token() {
-        let key = ReplayKey::new(
-            crate::Scheme::Kitopay,
-            crate::Signature::from_bytes([1; 32]),
-        );
+        let key = ReplayKey::new(&crate::kitopay::FULL, crate::Signature::from_bytes([1; 32]));
         let claim = Claim::new(key, 0xab, Timestamp::UNIX_EPOCH);
         assert_eq!(in_flight(&claim), format!("i:{}ab", "0".repeat(30)));
         assert_eq!(done(&claim), format!("d:{}ab", "0".repeat(30)));

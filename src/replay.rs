@@ -55,14 +55,14 @@ use crate::time::Timestamp;
 /// # Examples
 ///
 /// ```
-/// use countersign::{ReplayKey, Scheme, Signature};
+/// use countersign::{kamiokash, kitopay, ReplayKey, Signature};
 ///
-/// let key = ReplayKey::new(Scheme::KamioKashWebhook, Signature::from_bytes([7; 32]));
+/// let key = ReplayKey::new(&kamiokash::WEBHOOK, Signature::from_bytes([7; 32]));
 /// assert_eq!(key.to_string(), format!("kamiokash-webhook:{}", "07".repeat(32)));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ReplayKey {
-    scheme: Scheme,
+    scheme: &'static Scheme,
     signature: [u8; 32],
 }
 
@@ -73,7 +73,7 @@ impl ReplayKey {
     ///
     /// See [`ReplayKey`].
     #[must_use]
-    pub fn new(scheme: Scheme, signature: Signature) -> Self {
+    pub fn new(scheme: &'static Scheme, signature: Signature) -> Self {
         ReplayKey {
             scheme,
             signature: *signature.as_bytes(),
@@ -85,13 +85,13 @@ impl ReplayKey {
     /// # Examples
     ///
     /// ```
-    /// use countersign::{ReplayKey, Scheme, Signature};
+    /// use countersign::{kamiokash, kitopay, ReplayKey, Signature};
     ///
-    /// let key = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([0; 32]));
-    /// assert_eq!(key.scheme(), Scheme::Kitopay);
+    /// let key = ReplayKey::new(&kitopay::FULL, Signature::from_bytes([0; 32]));
+    /// assert_eq!(key.scheme(), &kitopay::FULL);
     /// ```
     #[must_use]
-    pub fn scheme(&self) -> Scheme {
+    pub fn scheme(&self) -> &'static Scheme {
         self.scheme
     }
 
@@ -100,9 +100,9 @@ impl ReplayKey {
     /// # Examples
     ///
     /// ```
-    /// use countersign::{ReplayKey, Scheme, Signature};
+    /// use countersign::{kamiokash, kitopay, ReplayKey, Signature};
     ///
-    /// let key = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([9; 32]));
+    /// let key = ReplayKey::new(&kitopay::FULL, Signature::from_bytes([9; 32]));
     /// assert_eq!(key.signature(), Signature::from_bytes([9; 32]));
     /// ```
     #[must_use]
@@ -181,10 +181,10 @@ impl fmt::Display for ClaimState {
 /// # Examples
 ///
 /// ```
-/// use countersign::{InMemoryReplayGuard, ReplayGuard, ReplayKey, Scheme, Signature, Timestamp};
+/// use countersign::{kitopay, InMemoryReplayGuard, ReplayGuard, ReplayKey, Signature, Timestamp};
 ///
 /// let guard = InMemoryReplayGuard::new(10);
-/// let key = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([1; 32]));
+/// let key = ReplayKey::new(&kitopay::FULL, Signature::from_bytes([1; 32]));
 /// let claim = guard.claim(key, Timestamp::from_unix_secs(121)?, Timestamp::UNIX_EPOCH)?;
 /// assert_eq!(claim.key(), key);
 /// assert_eq!(claim.expires_at(), Timestamp::from_unix_secs(121)?);
@@ -204,9 +204,9 @@ impl Claim {
     /// # Examples
     ///
     /// ```
-    /// use countersign::{Claim, ReplayKey, Scheme, Signature, Timestamp};
+    /// use countersign::{kitopay, Claim, ReplayKey, Signature, Timestamp};
     ///
-    /// let key = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([1; 32]));
+    /// let key = ReplayKey::new(&kitopay::FULL, Signature::from_bytes([1; 32]));
     /// let claim = Claim::new(key, 42, Timestamp::UNIX_EPOCH);
     /// assert_eq!(claim.token(), 42);
     /// ```
@@ -257,10 +257,10 @@ impl Claim {
 /// # Examples
 ///
 /// ```
-/// use countersign::{ClaimState, ErrorKind, InMemoryReplayGuard, ReplayGuard, ReplayKey, Scheme, Signature, Timestamp};
+/// use countersign::{kamiokash, ClaimState, ErrorKind, InMemoryReplayGuard, ReplayGuard, ReplayKey, Signature, Timestamp};
 ///
 /// let guard = InMemoryReplayGuard::new(10_000);
-/// let key = ReplayKey::new(Scheme::KamioKashWebhook, Signature::from_bytes([1; 32]));
+/// let key = ReplayKey::new(&kamiokash::WEBHOOK, Signature::from_bytes([1; 32]));
 /// let now = Timestamp::from_unix_secs(1_000)?;
 /// let until = Timestamp::from_unix_secs(1_121)?;
 /// let claim = guard.claim(key, until, now)?;
@@ -328,11 +328,11 @@ pub type GuardFuture<'a, T = ()> =
 /// # Examples
 ///
 /// ```
-/// use countersign::{AsyncReplayGuard, InMemoryReplayGuard, ReplayKey, Scheme, Signature, Timestamp};
+/// use countersign::{kitopay, AsyncReplayGuard, InMemoryReplayGuard, ReplayKey, Signature, Timestamp};
 /// use std::sync::Arc;
 ///
 /// let guard: Arc<dyn AsyncReplayGuard> = Arc::new(InMemoryReplayGuard::new(1_000));
-/// let key = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([3; 32]));
+/// let key = ReplayKey::new(&kitopay::FULL, Signature::from_bytes([3; 32]));
 /// let claim = guard.claim_async(key, Timestamp::from_unix_secs(121)?, Timestamp::UNIX_EPOCH);
 /// // `let claim = claim.await?;` inside an async function.
 /// # drop(claim);
@@ -608,9 +608,10 @@ impl fmt::Debug for InMemoryReplayGuard {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::kitopay;
 
     fn key(n: u8) -> ReplayKey {
-        ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([n; 32]))
+        ReplayKey::new(&kitopay::FULL, Signature::from_bytes([n; 32]))
     }
     fn t(secs: u64) -> Timestamp {
         Timestamp::from_unix_secs(secs).unwrap()
@@ -714,7 +715,7 @@ mod tests {
 
     #[test]
     fn names_and_formats() {
-        let key = ReplayKey::new(Scheme::KitopayWebhook, Signature::from_bytes([0xab; 32]));
+        let key = ReplayKey::new(&kitopay::WEBHOOK, Signature::from_bytes([0xab; 32]));
         assert_eq!(
             key.to_string(),
             format!("kitopay-webhook:{}", "ab".repeat(32))

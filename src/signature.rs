@@ -5,6 +5,7 @@ use core::fmt;
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, ErrorKind, err};
+use crate::scheme::{Encoding, MAX_PREFIX, MAX_SIGNATURES, SignatureFormat};
 
 /// An HMAC-SHA256 signature: 32 bytes on the stack.
 ///
@@ -99,6 +100,47 @@ impl Signature {
             err(ErrorKind::MalformedSignature {
                 reason: "expected only hex digits 0-9 and a-f",
             })
+        }
+    }
+
+    /// Decodes 44 characters of standard base64 with padding (RFC 4648 §4). The length is
+    /// checked before anything else.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::MalformedSignature`] for any other length, a character outside the
+    /// alphabet, or padding bits that are not zero (a second spelling of the same bytes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Signature;
+    ///
+    /// let sig = Signature::from_base64(b"g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")?;
+    /// assert_eq!(sig.to_base64().as_str(), "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    /// assert!(Signature::from_base64(b"g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OF=").is_err());
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn from_base64(text: &[u8]) -> Result<Self, Error> {
+        const WRONG: ErrorKind = ErrorKind::MalformedSignature {
+            reason: "expected 44 characters of standard base64 (a base64 HMAC-SHA256)",
+        };
+        if text.len() != Base64Signature::LEN {
+            return err(WRONG);
+        }
+        let mut out = [0u8; 33];
+        // The standard engine refuses non-canonical trailing bits and misplaced padding.
+        match base64::Engine::decode_slice(
+            &base64::engine::general_purpose::STANDARD,
+            text,
+            &mut out,
+        ) {
+            Ok(32) => {
+                let mut bytes = [0u8; 32];
+                bytes.copy_from_slice(&out[..32]);
+                Ok(Signature(bytes))
+            }
+            _ => err(WRONG),
         }
     }
 
@@ -302,6 +344,9 @@ impl fmt::Debug for HexSignature {
 pub struct Base64Signature([u8; 44]);
 
 impl Base64Signature {
+    /// The length of a base64-encoded signature.
+    pub const LEN: usize = 44;
+
     /// The base64 text.
     ///
     /// # Examples
@@ -326,6 +371,112 @@ impl fmt::Display for Base64Signature {
 impl fmt::Debug for Base64Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// A signature as its scheme sends it: the prefix, then hex or base64. On the stack.
+#[derive(Clone, Copy)]
+pub(crate) struct SignatureText {
+    buf: [u8; MAX_PREFIX + 64],
+    len: usize,
+}
+
+impl SignatureText {
+    /// `signature` in `format` (one signature; a list of one is the same text).
+    pub(crate) fn new(format: &SignatureFormat, signature: &Signature, hex: &HexSignature) -> Self {
+        let mut out = SignatureText {
+            buf: [0; MAX_PREFIX + 64],
+            len: 0,
+        };
+        let prefix = format.prefix().as_bytes();
+        let base64 = signature.to_base64();
+        let encoded: &[u8] = match format.encoding() {
+            Encoding::Hex => &hex.0,
+            Encoding::Base64 => &base64.0,
+        };
+        // `Scheme::check` bounds the prefix to MAX_PREFIX bytes.
+        let end = prefix.len() + encoded.len();
+        if let Some(slot) = out.buf.get_mut(..end) {
+            slot[..prefix.len()].copy_from_slice(prefix);
+            slot[prefix.len()..].copy_from_slice(encoded);
+            out.len = end;
+        }
+        out
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only a visible-ASCII prefix and hex or base64 characters are ever written.
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+/// The signatures a header offers, decoded: one, or (a list, during rotation) up to
+/// [`MAX_SIGNATURES`].
+// On the stack on purpose: boxing the list would allocate per verification, and the single
+// signature (the common case) never initialises the list's 256 bytes.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Candidates {
+    One(Signature),
+    Many([Signature; MAX_SIGNATURES], usize),
+}
+
+impl Candidates {
+    /// Reads the signature header `raw` as `format` says. Every signature is decoded before
+    /// any MAC is computed, so a malformed header costs no MAC.
+    ///
+    /// A single signature must carry the prefix and decode. In a list, entries without the
+    /// prefix (another version, e.g. `v1a,`) are skipped, and so are entries that do not
+    /// decode (as the reference implementations, which compare text); at least one must
+    /// decode, and at most [`MAX_SIGNATURES`] are read.
+    pub(crate) fn read(format: &SignatureFormat, raw: &[u8]) -> Result<Self, Error> {
+        let decode = |text: &[u8]| match format.encoding() {
+            Encoding::Hex => Signature::from_hex_bytes(text),
+            Encoding::Base64 => Signature::from_base64(text),
+        };
+        let prefix = format.prefix().as_bytes();
+        let Some(separator) = format.separator() else {
+            return match raw.strip_prefix(prefix) {
+                Some(text) => decode(text).map(Candidates::One),
+                None => err(ErrorKind::MalformedSignature {
+                    reason: "the signature lacks its scheme's prefix (e.g. sha256= or v1,)",
+                }),
+            };
+        };
+        let mut found = [Signature([0; 32]); MAX_SIGNATURES];
+        let mut n = 0;
+        for entry in raw.split(|&b| b == separator) {
+            let Some(text) = entry.strip_prefix(prefix) else {
+                continue;
+            };
+            let Ok(signature) = decode(text) else {
+                continue;
+            };
+            let Some(slot) = found.get_mut(n) else {
+                return err(ErrorKind::MalformedSignature {
+                    reason: "more than 8 signatures in one header",
+                });
+            };
+            *slot = signature;
+            n += 1;
+        }
+        if n == 0 {
+            return err(ErrorKind::MalformedSignature {
+                reason: "no signature in the scheme's form in the header (its prefix, then hex or base64, separated by the scheme's separator)",
+            });
+        }
+        Ok(Candidates::Many(found, n))
+    }
+
+    /// Whether `mac` equals one of the candidates. Each comparison is constant-time; which
+    /// candidate matched (public: the sender wrote it) is all the timing can tell.
+    #[inline]
+    pub(crate) fn matches(&self, mac: &Signature) -> bool {
+        match self {
+            Candidates::One(signature) => signature == mac,
+            Candidates::Many(found, n) => found[..*n]
+                .iter()
+                .fold(false, |matched, candidate| matched | (candidate == mac)),
+        }
     }
 }
 

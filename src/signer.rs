@@ -1,54 +1,320 @@
-//! The [`Signer`] trait, the request view it signs ([`SignableRequest`]), and what it
-//! produces ([`SignedRequest`]); [`BodySigner`] streams large bodies.
+//! [`Signer`]: signs requests for any [`Scheme`]; the request view it signs
+//! ([`SignableRequest`]), what it produces ([`SignedRequest`]), and [`BodySigner`] for large
+//! bodies.
 
 use core::fmt;
 
 use crate::error::{Error, ErrorKind, err};
-use crate::mac::Mac;
-use crate::scheme::{Scheme, is_standard_method};
-use crate::signature::{HexSignature, Signature};
+use crate::key::SecretKey;
+use crate::mac::{Mac, Prefix};
+use crate::message::{Inputs, StringToSign};
+use crate::scheme::{MAX_VALUES, Part, Scheme, is_header_value, is_standard_method};
+use crate::signature::{HexSignature, Signature, SignatureText};
 use crate::time::{Timestamp, TimestampText};
 use crate::url::CanonicalUrl;
 
-/// Signs requests for one provider scheme. Object-safe: choose a `Box<dyn Signer>` from
-/// configuration and sign every request through it.
+/// Signs requests (or test webhook deliveries) with one scheme, one key and, where the
+/// scheme has one, one identity.
 ///
-/// The signing time is always an input. Signing does not allocate.
+/// Keyed once: the HMAC pad states are precomputed, and so is the MAC state after the fixed
+/// parts every message starts with (Kitopay's merchant id), so each signature costs only the
+/// compressions of the rest. The signing time is always an input. Signing does not allocate.
 ///
 /// # Examples
 ///
 /// ```
-/// use countersign::{CanonicalUrl, KamioKashSigner, KitopaySigner, SecretKey, SignableRequest, Signer, Timestamp};
+/// use countersign::{kitopay, CanonicalUrl, SecretKey, SignableRequest, Signer, Timestamp};
 ///
-/// fn from_config(provider: &str) -> Result<Box<dyn Signer>, countersign::Error> {
-///     Ok(match provider {
-///         "kitopay" => Box::new(KitopaySigner::new("merchant-1", SecretKey::new("s3cret")?)?),
-///         _ => Box::new(KamioKashSigner::new("kk_test_pk_8c1f0b2e", SecretKey::new("s3cret")?)?),
-///     })
-/// }
-///
-/// let signer = from_config("kitopay")?;
+/// let signer = Signer::new(&kitopay::FULL, SecretKey::new("s3cret")?)?.with_identity("merchant-1")?;
 /// let url = CanonicalUrl::parse("https://api.example.com/orders")?;
 /// let request = SignableRequest::new("POST", &url, b"{}")?;
 /// let signed = signer.sign(&request, Timestamp::from_unix_secs(1_601_234_567)?)?;
-/// assert_eq!(signed.headers().count(), 3);
+/// let names: Vec<_> = signed.headers().map(|(name, _)| name).collect();
+/// assert_eq!(names, ["x-merchant-id", "x-timestamp", "x-signature"]);
 /// # Ok::<(), countersign::Error>(())
 /// ```
-pub trait Signer: Send + Sync + fmt::Debug {
-    /// The scheme this signer implements.
-    fn scheme(&self) -> Scheme;
+pub struct Signer {
+    scheme: &'static Scheme,
+    key: SecretKey,
+    identity: Option<String>,
+    /// The MAC state after the fixed parts the message starts with, and how many pieces
+    /// that is.
+    prefix: Option<(Box<Prefix>, usize)>,
+}
+
+impl Signer {
+    /// A signer for `scheme` with `key` (see [`Scheme::key`] for keys from a scheme's text
+    /// form). Schemes with an identity need [`Signer::with_identity`] too.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidScheme`] if the scheme is not self-consistent ([`Scheme::check`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{kamiokash, SecretKey, Signer};
+    ///
+    /// let signer = Signer::new(&kamiokash::WEBHOOK, SecretKey::new("whsec")?)?;
+    /// assert_eq!(signer.scheme(), &kamiokash::WEBHOOK);
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn new(scheme: &'static Scheme, key: SecretKey) -> Result<Self, Error> {
+        scheme.check()?;
+        Ok(Self::unchecked(scheme, key))
+    }
+
+    /// For the built-in schemes, which pass [`Scheme::check`] (a unit test says so).
+    pub(crate) fn unchecked(scheme: &'static Scheme, key: SecretKey) -> Self {
+        let mut signer = Signer {
+            scheme,
+            key,
+            identity: None,
+            prefix: None,
+        };
+        signer.precompute();
+        signer
+    }
+
+    /// The sender's identity (Kitopay's merchant id, KamioKash's API key), sent in the
+    /// scheme's identity header and signed where the scheme signs it.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidHeaderValue`] if it cannot be sent as a header value;
+    /// [`ErrorKind::InvalidScheme`] if the scheme has no identity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{kitopay, SecretKey, Signer};
+    ///
+    /// let signer = Signer::new(&kitopay::FULL, SecretKey::new("s")?)?;
+    /// assert!(signer.with_identity("merchant\n1").is_err());
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn with_identity(mut self, identity: &str) -> Result<Self, Error> {
+        let Some(header) = self.scheme.identity_header() else {
+            return err(ErrorKind::InvalidScheme("this scheme has no identity"));
+        };
+        if !is_header_value(identity) {
+            return err(ErrorKind::InvalidHeaderValue(header));
+        }
+        self.identity = Some(identity.to_owned());
+        self.precompute();
+        Ok(self)
+    }
+
+    /// Absorbs the fixed parts every message starts with (identity, separators) once.
+    fn precompute(&mut self) {
+        let mut fixed: [&[u8]; crate::scheme::MAX_PARTS] = [&[]; crate::scheme::MAX_PARTS];
+        let mut n = 0;
+        for part in self.scheme.message() {
+            let bytes: &[u8] = match part {
+                Part::Literal(text) => text.as_bytes(),
+                Part::Identity => match &self.identity {
+                    Some(identity) => identity.as_bytes(),
+                    None => break,
+                },
+                _ => break,
+            };
+            if let Some(slot) = fixed.get_mut(n) {
+                *slot = bytes;
+                n += 1;
+            }
+        }
+        self.prefix = (n > 0).then(|| (self.key.prefix(&fixed[..n].concat()), n));
+    }
+
+    /// The scheme signed with.
+    ///
+    /// # Examples
+    ///
+    /// See [`Signer::new`].
+    #[must_use]
+    pub fn scheme(&self) -> &'static Scheme {
+        self.scheme
+    }
+
+    /// The identity sent (and, where the scheme signs it, signed), if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use countersign::{SecretKey, Signer};
+    /// let signer = Signer::kitopay("merchant-1", SecretKey::new("s")?)?;
+    /// assert_eq!(signer.identity(), Some("merchant-1"));
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn identity(&self) -> Option<&str> {
+        self.identity.as_deref()
+    }
+
+    /// The MAC, started (and resumed past the fixed prefix, if any), and how many pieces
+    /// of the message it has absorbed.
+    #[inline]
+    fn start(&self) -> (Mac<'_>, usize) {
+        match &self.prefix {
+            Some((prefix, n)) => (self.key.pads().resume(prefix), *n),
+            None => (self.key.pads().start(), 0),
+        }
+    }
+
+    fn identity_checked(&self) -> Result<Option<&str>, Error> {
+        match (self.scheme.identity_name(), &self.identity) {
+            (Some(name), None) => err(ErrorKind::MissingField(name)),
+            (_, identity) => Ok(identity.as_deref()),
+        }
+    }
 
     /// Signs `request` as of `at`.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::MissingUrl`], [`ErrorKind::InvalidMethod`] or
-    /// [`ErrorKind::MissingTransactionId`] when the request lacks a part the scheme signs.
-    fn sign(
-        &self,
-        request: &SignableRequest<'_>,
+    /// [`ErrorKind::MissingUrl`], [`ErrorKind::InvalidMethod`] or [`ErrorKind::MissingField`]
+    /// when the request lacks a part the scheme signs (or the signer its identity);
+    /// [`ErrorKind::InvalidField`] when a value is outside its domain (a Kitopay transaction
+    /// id with a `/`, say).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{SecretKey, SignableRequest, Signer, Timestamp};
+    ///
+    /// let signer = Signer::kamiokash("kk_test_pk_8c1f0b2e", SecretKey::new("kk_test_sk_3b9d7f51a2c64e0e9f7d")?)?;
+    /// let at = Timestamp::from_unix_millis(1_769_505_786_658)?; // 2026-01-27T09:23:06.658Z
+    /// let signed = signer.sign(&SignableRequest::body(br#"{"wallet_id":"w_123"}"#), at)?;
+    /// assert_eq!(signed.signature_hex(), "6307031171ff7ce2a46a2535b8b062115c57a045714434b0ec3d047cb5e2f325");
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn sign<'a>(
+        &'a self,
+        request: &SignableRequest<'a>,
         at: Timestamp,
-    ) -> Result<SignedRequest<'_>, Error>;
+    ) -> Result<SignedRequest<'a>, Error> {
+        let identity = self.identity_checked()?;
+        let timestamp = self.scheme.format_timestamp(at);
+        let signature = {
+            let text = timestamp.as_ref().map_or(&[][..], TimestampText::as_bytes);
+            let inputs = request.inputs(self.scheme, identity, text);
+            let message = StringToSign::layout(self.scheme, &inputs)?;
+            let (mac, skip) = self.start();
+            message.finish(mac, skip)
+        };
+        Ok(SignedRequest::new(
+            self.scheme,
+            identity,
+            request,
+            timestamp,
+            signature,
+        ))
+    }
+
+    /// The exact message [`Signer::sign`] would sign for `request` with this timestamp text.
+    ///
+    /// # Errors
+    ///
+    /// As [`Signer::sign`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{SecretKey, SignableRequest, Signer};
+    ///
+    /// let signer = Signer::kitopay_simplified("m-1", SecretKey::new("s")?)?;
+    /// let request = SignableRequest::simplified("GET", "tx-1")?;
+    /// assert_eq!(signer.string_to_sign(&request, "1601234567")?.to_string(), "m-11601234567GETtx-1");
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn string_to_sign<'a>(
+        &'a self,
+        request: &SignableRequest<'a>,
+        timestamp: &'a str,
+    ) -> Result<StringToSign<'a>, Error> {
+        StringToSign::new(self.scheme, self.identity_checked()?, timestamp, request)
+    }
+
+    /// Starts signing a request whose body is fed in chunks, in constant memory: everything
+    /// but the body is taken from `request` (its body is ignored). Feed every byte of the
+    /// body with [`BodySigner::update`], then [`BodySigner::finish`]; the result is the same
+    /// as signing the whole body at once.
+    ///
+    /// # Errors
+    ///
+    /// As [`Signer::sign`]; [`ErrorKind::UnbufferedBody`] if the scheme signs no body.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{CanonicalUrl, SecretKey, SignableRequest, Signer, Timestamp};
+    ///
+    /// let signer = Signer::kitopay("merchant-1", SecretKey::new("s3cret")?)?;
+    /// let url = CanonicalUrl::parse("https://api.example.com/upload")?;
+    /// let at = Timestamp::from_unix_secs(1_601_234_567)?;
+    ///
+    /// let mut stream = signer.begin(&SignableRequest::new("PUT", &url, b"")?, at)?;
+    /// for chunk in [&b"hello "[..], b"world"] {
+    ///     stream.update(chunk);
+    /// }
+    /// let streamed = stream.finish();
+    /// let whole = signer.sign(&SignableRequest::new("PUT", &url, b"hello world")?, at)?;
+    /// assert_eq!(streamed.signature(), whole.signature());
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn begin<'a>(
+        &'a self,
+        request: &SignableRequest<'a>,
+        at: Timestamp,
+    ) -> Result<BodySigner<'a>, Error> {
+        let Some(body_part) = self
+            .scheme
+            .message()
+            .iter()
+            .position(|p| matches!(p, Part::Body))
+        else {
+            return err(ErrorKind::UnbufferedBody);
+        };
+        let identity = self.identity_checked()?;
+        let timestamp = self.scheme.format_timestamp(at);
+        let request = request.with_body(&[]);
+        let (mut mac, skip) = self.start();
+        {
+            let text = timestamp.as_ref().map_or(&[][..], TimestampText::as_bytes);
+            let message =
+                StringToSign::layout(self.scheme, &request.inputs(self.scheme, identity, text))?;
+            let body_piece = message.piece_of(body_part).unwrap_or(skip);
+            for piece in message
+                .pieces_from(skip)
+                .iter()
+                .take(body_piece.saturating_sub(skip))
+            {
+                mac.update(piece);
+            }
+        }
+        Ok(BodySigner {
+            mac,
+            body_part,
+            request,
+            signed: SignedRequest::new(
+                self.scheme,
+                identity,
+                &request,
+                timestamp,
+                Signature::from_bytes([0; 32]),
+            ),
+        })
+    }
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer")
+            .field("scheme", &self.scheme)
+            .field("identity", &self.identity)
+            .field("key", &self.key)
+            .finish()
+    }
 }
 
 /// A borrowed view of the parts of a request a scheme may sign.
@@ -73,7 +339,8 @@ pub struct SignableRequest<'a> {
     method: Option<&'a str>,
     url: Option<&'a CanonicalUrl>,
     body: &'a [u8],
-    transaction_id: Option<&'a str>,
+    values: [(&'a str, &'a str); MAX_VALUES],
+    value_count: usize,
 }
 
 impl<'a> SignableRequest<'a> {
@@ -83,7 +350,8 @@ impl<'a> SignableRequest<'a> {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidMethod`] unless the method is an RFC 9110 token.
+    /// [`ErrorKind::InvalidMethod`] unless the method is one of the standard upper-case
+    /// methods ([`STANDARD_METHODS`](crate::STANDARD_METHODS)).
     ///
     /// # Examples
     ///
@@ -96,18 +364,11 @@ impl<'a> SignableRequest<'a> {
     /// # Ok::<(), countersign::Error>(())
     /// ```
     pub fn new(method: &'a str, url: &'a CanonicalUrl, body: &'a [u8]) -> Result<Self, Error> {
-        if !is_standard_method(method) {
-            return err(ErrorKind::InvalidMethod);
-        }
-        Ok(SignableRequest {
-            method: Some(method),
-            url: Some(url),
-            body,
-            transaction_id: None,
-        })
+        Ok(Self::body(body).with_method(method)?.with_url(url))
     }
 
-    /// Only a body: enough for the KamioKash schemes, which sign neither method nor URL.
+    /// Only a body: enough for schemes that sign neither method nor URL (KamioKash,
+    /// Standard Webhooks with its id added by [`SignableRequest::with_value`]).
     ///
     /// # Examples
     ///
@@ -123,52 +384,92 @@ impl<'a> SignableRequest<'a> {
             method: None,
             url: None,
             body,
-            transaction_id: None,
+            values: [("", ""); MAX_VALUES],
+            value_count: 0,
         }
     }
 
-    /// Method and transaction id: what the Kitopay simplified scheme signs.
+    /// Sets the method.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidMethod`] unless the method is an RFC 9110 token.
+    /// [`ErrorKind::InvalidMethod`] unless the method is one of the standard upper-case
+    /// methods.
     ///
     /// # Examples
     ///
     /// ```
     /// use countersign::SignableRequest;
     ///
-    /// let request = SignableRequest::simplified("GET", "6956d4fc-d7b7-4514-9759-c699fc029b25")?;
-    /// assert!(request.transaction_id().is_some());
+    /// let request = SignableRequest::body(b"").with_method("DELETE")?;
+    /// assert_eq!(request.method(), Some("DELETE"));
     /// # Ok::<(), countersign::Error>(())
     /// ```
-    pub fn simplified(method: &'a str, transaction_id: &'a str) -> Result<Self, Error> {
+    pub fn with_method(mut self, method: &'a str) -> Result<Self, Error> {
         if !is_standard_method(method) {
             return err(ErrorKind::InvalidMethod);
         }
-        Ok(SignableRequest {
-            method: Some(method),
-            url: None,
-            body: &[],
-            transaction_id: Some(transaction_id),
-        })
+        self.method = Some(method);
+        Ok(self)
     }
 
-    /// Adds the transaction id (for the Kitopay simplified scheme).
+    /// Sets the canonical URL.
     ///
     /// # Examples
     ///
     /// ```
     /// use countersign::{CanonicalUrl, SignableRequest};
     ///
-    /// let url = CanonicalUrl::parse("https://api.example.com/payins/tx-1")?;
-    /// let request = SignableRequest::new("GET", &url, b"")?.with_transaction_id("tx-1");
-    /// assert_eq!(request.transaction_id(), Some("tx-1"));
+    /// let url = CanonicalUrl::parse("https://api.example.com/x")?;
+    /// assert!(SignableRequest::body(b"").with_url(&url).url().is_some());
     /// # Ok::<(), countersign::Error>(())
     /// ```
     #[must_use]
-    pub fn with_transaction_id(mut self, transaction_id: &'a str) -> Self {
-        self.transaction_id = Some(transaction_id);
+    pub fn with_url(mut self, url: &'a CanonicalUrl) -> Self {
+        self.url = Some(url);
+        self
+    }
+
+    /// Sets the body (empty for none).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::SignableRequest;
+    ///
+    /// let request = SignableRequest::simplified("GET", "tx-1")?.with_body(b"{}");
+    /// assert_eq!(request.body_bytes(), b"{}");
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_body(mut self, body: &'a [u8]) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// Adds (or replaces) the named value `name` the scheme signs (Standard Webhooks' `id`,
+    /// Kitopay's `transaction_id`; see [`Scheme::values`]). At most
+    /// [`MAX_VALUES`](crate::MAX_VALUES) names; further ones are ignored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::SignableRequest;
+    ///
+    /// let request = SignableRequest::body(b"{}").with_value("id", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W");
+    /// assert_eq!(request.value("id"), Some("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"));
+    /// ```
+    #[must_use]
+    pub fn with_value(mut self, name: &'a str, value: &'a str) -> Self {
+        if let Some(slot) = self.values[..self.value_count]
+            .iter_mut()
+            .find(|(n, _)| *n == name)
+        {
+            slot.1 = value;
+        } else if let Some(slot) = self.values.get_mut(self.value_count) {
+            *slot = (name, value);
+            self.value_count += 1;
+        }
         self
     }
 
@@ -215,31 +516,38 @@ impl<'a> SignableRequest<'a> {
         self.body
     }
 
-    /// The transaction id, if given.
+    /// The named value `name`, if given.
     ///
     /// # Examples
     ///
-    /// ```
-    /// use countersign::SignableRequest;
-    ///
-    /// assert_eq!(SignableRequest::body(b"").transaction_id(), None);
-    /// ```
+    /// See [`SignableRequest::with_value`].
     #[must_use]
-    pub fn transaction_id(&self) -> Option<&'a str> {
-        self.transaction_id
+    pub fn value(&self, name: &str) -> Option<&'a str> {
+        self.values[..self.value_count]
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, v)| v)
     }
 
-    pub(crate) fn require_method(&self) -> Result<&'a str, Error> {
-        self.method.ok_or(Error::from(ErrorKind::InvalidMethod))
-    }
-
-    pub(crate) fn require_url(&self) -> Result<&'a CanonicalUrl, Error> {
-        self.url.ok_or(Error::from(ErrorKind::MissingUrl))
-    }
-
-    pub(crate) fn require_transaction_id(&self) -> Result<&'a str, Error> {
-        self.transaction_id
-            .ok_or(Error::from(ErrorKind::MissingTransactionId))
+    /// What `scheme`'s message is laid out from, with the signer's identity and timestamp.
+    pub(crate) fn inputs(
+        &self,
+        scheme: &Scheme,
+        identity: Option<&'a str>,
+        timestamp: &'a [u8],
+    ) -> Inputs<'a> {
+        let mut values = [None; MAX_VALUES];
+        for (slot, spec) in values.iter_mut().zip(scheme.values()) {
+            *slot = self.value(spec.name()).map(str::as_bytes);
+        }
+        Inputs {
+            identity: identity.map(str::as_bytes),
+            timestamp,
+            method: self.method,
+            url: self.url.map(|url| [url.as_str(), "", ""]),
+            body: self.body,
+            values,
+        }
     }
 }
 
@@ -248,9 +556,9 @@ impl<'a> SignableRequest<'a> {
 /// # Examples
 ///
 /// ```
-/// use countersign::{KamioKashSigner, SecretKey, SignableRequest, Signer, Timestamp};
+/// use countersign::{SecretKey, SignableRequest, Signer, Timestamp};
 ///
-/// let signer = KamioKashSigner::new("kk_test_pk_8c1f0b2e", SecretKey::new("kk_test_sk_3b9d7f51a2c64e0e9f7d")?)?;
+/// let signer = Signer::kamiokash("kk_test_pk_8c1f0b2e", SecretKey::new("kk_test_sk_3b9d7f51a2c64e0e9f7d")?)?;
 /// let at = Timestamp::from_unix_millis(1_769_505_786_658)?;
 /// let signed = signer.sign(&SignableRequest::body(br#"{"wallet_id":"w_123"}"#), at)?;
 /// let headers: Vec<_> = signed.headers().collect();
@@ -262,28 +570,57 @@ impl<'a> SignableRequest<'a> {
 /// # Ok::<(), countersign::Error>(())
 /// ```
 #[derive(Clone, Copy)]
-pub struct SignedRequest<'s> {
-    scheme: Scheme,
-    identity: Option<&'s str>,
-    timestamp: TimestampText,
+pub struct SignedRequest<'a> {
+    scheme: &'static Scheme,
+    identity: Option<&'a str>,
+    /// The values the scheme sends in headers, as `(header, value)`.
+    values: [(&'static str, &'a str); MAX_VALUES],
+    value_count: usize,
+    timestamp: Option<TimestampText>,
     signature: Signature,
     hex: HexSignature,
+    /// The header value, when it is more than the bare hex (a prefix, base64).
+    text: Option<SignatureText>,
 }
 
-impl<'s> SignedRequest<'s> {
-    pub(crate) fn new(
-        scheme: Scheme,
-        identity: Option<&'s str>,
-        timestamp: TimestampText,
+impl<'a> SignedRequest<'a> {
+    #[inline]
+    fn new(
+        scheme: &'static Scheme,
+        identity: Option<&'a str>,
+        request: &SignableRequest<'a>,
+        timestamp: Option<TimestampText>,
         signature: Signature,
     ) -> Self {
-        SignedRequest {
+        let mut values = [("", ""); MAX_VALUES];
+        let mut value_count = 0;
+        for spec in scheme.values() {
+            if let (Some(header), Some(value)) = (spec.header_name(), request.value(spec.name()))
+                && let Some(slot) = values.get_mut(value_count)
+            {
+                *slot = (header, value);
+                value_count += 1;
+            }
+        }
+        let mut signed = SignedRequest {
             scheme,
             identity,
+            values,
+            value_count,
             timestamp,
             signature,
             hex: signature.to_hex(),
-        }
+            text: None,
+        };
+        signed.encode();
+        signed
+    }
+
+    fn encode(&mut self) {
+        let format = self.scheme.signature();
+        let bare_hex =
+            format.prefix().is_empty() && format.encoding() == crate::scheme::Encoding::Hex;
+        self.text = (!bare_hex).then(|| SignatureText::new(format, &self.signature, &self.hex));
     }
 
     /// The scheme that produced it.
@@ -291,14 +628,14 @@ impl<'s> SignedRequest<'s> {
     /// # Examples
     ///
     /// ```
-    /// # use countersign::{KamioKashWebhookSigner, SecretKey, SignableRequest, Signer, Timestamp, Scheme};
-    /// let signer = KamioKashWebhookSigner::new(SecretKey::new("whsec")?);
+    /// # use countersign::{kamiokash, SecretKey, SignableRequest, Signer, Timestamp};
+    /// let signer = Signer::kamiokash_webhook(SecretKey::new("whsec")?);
     /// let signed = signer.sign(&SignableRequest::body(b"{}"), Timestamp::UNIX_EPOCH)?;
-    /// assert_eq!(signed.scheme(), Scheme::KamioKashWebhook);
+    /// assert_eq!(signed.scheme(), &kamiokash::WEBHOOK);
     /// # Ok::<(), countersign::Error>(())
     /// ```
     #[must_use]
-    pub fn scheme(&self) -> Scheme {
+    pub fn scheme(&self) -> &'static Scheme {
         self.scheme
     }
 
@@ -307,8 +644,8 @@ impl<'s> SignedRequest<'s> {
     /// # Examples
     ///
     /// ```
-    /// # use countersign::{KamioKashWebhookSigner, SecretKey, SignableRequest, Signer, Timestamp};
-    /// let signer = KamioKashWebhookSigner::new(SecretKey::new("whsec")?);
+    /// # use countersign::{SecretKey, SignableRequest, Signer, Timestamp};
+    /// let signer = Signer::kamiokash_webhook(SecretKey::new("whsec")?);
     /// let signed = signer.sign(&SignableRequest::body(b"{}"), Timestamp::UNIX_EPOCH)?;
     /// assert_eq!(signed.signature().to_hex().as_str(), signed.signature_hex());
     /// # Ok::<(), countersign::Error>(())
@@ -318,13 +655,13 @@ impl<'s> SignedRequest<'s> {
         &self.signature
     }
 
-    /// The signature as sent: lowercase hex.
+    /// The signature as lower-case hex (what the hex schemes send, without any prefix).
     ///
     /// # Examples
     ///
     /// ```
-    /// # use countersign::{KamioKashWebhookSigner, SecretKey, SignableRequest, Signer, Timestamp};
-    /// let signer = KamioKashWebhookSigner::new(SecretKey::new("whsec")?);
+    /// # use countersign::{SecretKey, SignableRequest, Signer, Timestamp};
+    /// let signer = Signer::kamiokash_webhook(SecretKey::new("whsec")?);
     /// let signed = signer.sign(&SignableRequest::body(b"{}"), Timestamp::UNIX_EPOCH)?;
     /// assert_eq!(signed.signature_hex().len(), 64);
     /// # Ok::<(), countersign::Error>(())
@@ -334,30 +671,52 @@ impl<'s> SignedRequest<'s> {
         self.hex.as_str()
     }
 
-    /// The timestamp as sent.
+    /// The signature header's value, exactly as sent (`sha256=…`, `v1,…`, or bare hex).
     ///
     /// # Examples
     ///
     /// ```
-    /// # use countersign::{KamioKashWebhookSigner, SecretKey, SignableRequest, Signer, Timestamp};
-    /// let signer = KamioKashWebhookSigner::new(SecretKey::new("whsec")?);
-    /// let signed = signer.sign(&SignableRequest::body(b"{}"), Timestamp::UNIX_EPOCH)?;
-    /// assert_eq!(signed.timestamp(), "1970-01-01T00:00:00.000Z");
+    /// use countersign::{SecretKey, SignableRequest, Signer, Timestamp};
+    ///
+    /// let signer = Signer::standard_webhooks(countersign::standard_webhooks::SCHEME.key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?);
+    /// let request = SignableRequest::body(br#"{"test": 2432232314}"#).with_value("id", "msg_p5jXN8AQM9LWM0D4loKWxJek");
+    /// let signed = signer.sign(&request, Timestamp::from_unix_secs(1_614_265_330)?)?;
+    /// assert_eq!(signed.signature_value(), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     /// # Ok::<(), countersign::Error>(())
     /// ```
     #[must_use]
-    pub fn timestamp(&self) -> &str {
-        self.timestamp.as_str()
+    pub fn signature_value(&self) -> &str {
+        match &self.text {
+            Some(text) => text.as_str(),
+            None => self.hex.as_str(),
+        }
     }
 
-    /// The headers to send, `(name, value)`, names spelled as the provider spells them.
-    /// Treat the signature header's value as sensitive in logs.
+    /// The timestamp as sent, if the scheme has one.
     ///
     /// # Examples
     ///
     /// ```
-    /// # use countersign::{KitopaySimplifiedSigner, SecretKey, SignableRequest, Signer, Timestamp};
-    /// let signer = KitopaySimplifiedSigner::new("m-1", SecretKey::new("s")?)?;
+    /// # use countersign::{SecretKey, SignableRequest, Signer, Timestamp};
+    /// let signer = Signer::kamiokash_webhook(SecretKey::new("whsec")?);
+    /// let signed = signer.sign(&SignableRequest::body(b"{}"), Timestamp::UNIX_EPOCH)?;
+    /// assert_eq!(signed.timestamp(), Some("1970-01-01T00:00:00.000Z"));
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn timestamp(&self) -> Option<&str> {
+        self.timestamp.as_ref().map(TimestampText::as_str)
+    }
+
+    /// The headers to send, `(name, value)`, names spelled as the provider spells them:
+    /// the identity, the values sent in headers, the timestamp, then the signature. Treat
+    /// the signature header's value as sensitive in logs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use countersign::{SecretKey, SignableRequest, Signer, Timestamp};
+    /// let signer = Signer::kitopay_simplified("m-1", SecretKey::new("s")?)?;
     /// let signed = signer.sign(&SignableRequest::simplified("GET", "tx-1")?, Timestamp::from_unix_secs(1_601_234_567)?)?;
     /// let names: Vec<_> = signed.headers().map(|(name, _)| name).collect();
     /// assert_eq!(names, ["x-merchant-id", "x-timestamp", "x-simplified-signature"]);
@@ -365,10 +724,12 @@ impl<'s> SignedRequest<'s> {
     /// ```
     pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
         let identity = self.scheme.identity_header().zip(self.identity);
-        identity.into_iter().chain([
-            (self.scheme.timestamp_header(), self.timestamp.as_str()),
-            (self.scheme.signature_header(), self.hex.as_str()),
-        ])
+        let timestamp = self.scheme.timestamp_header().zip(self.timestamp());
+        identity
+            .into_iter()
+            .chain(self.values[..self.value_count].iter().copied())
+            .chain(timestamp)
+            .chain([(self.scheme.signature_header(), self.signature_value())])
     }
 }
 
@@ -380,86 +741,67 @@ impl fmt::Debug for SignedRequest<'_> {
 
 /// Signs a body fed in chunks, in constant memory, for bodies that should not be buffered.
 ///
-/// Get one from [`KitopaySigner::begin`](crate::KitopaySigner::begin),
-/// [`KamioKashSigner::begin`](crate::KamioKashSigner::begin) or
-/// [`KamioKashWebhookSigner::begin`](crate::KamioKashWebhookSigner::begin); feed every byte
-/// of the body with [`BodySigner::update`], then [`BodySigner::finish`]. The result is the
-/// same as signing the whole body at once.
+/// Get one from [`Signer::begin`]; feed every byte of the body with [`BodySigner::update`],
+/// then [`BodySigner::finish`]. The result is the same as signing the whole body at once.
 ///
 /// # Examples
 ///
-/// ```
-/// use countersign::{CanonicalUrl, KitopaySigner, SecretKey, SignableRequest, Signer, Timestamp};
-///
-/// let signer = KitopaySigner::new("merchant-1", SecretKey::new("s3cret")?)?;
-/// let url = CanonicalUrl::parse("https://api.example.com/upload")?;
-/// let at = Timestamp::from_unix_secs(1_601_234_567)?;
-///
-/// let mut stream = signer.begin("PUT", &url, at)?;
-/// for chunk in [&b"hello "[..], b"world"] {
-///     stream.update(chunk);
-/// }
-/// let streamed = stream.finish();
-/// let whole = signer.sign(&SignableRequest::new("PUT", &url, b"hello world")?, at)?;
-/// assert_eq!(streamed.signature(), whole.signature());
-/// # Ok::<(), countersign::Error>(())
-/// ```
-pub struct BodySigner<'s> {
-    mac: Mac<'s>,
-    scheme: Scheme,
-    identity: Option<&'s str>,
-    timestamp: TimestampText,
-    /// KamioKash requests put `":" || timestamp` after the body.
-    timestamp_after_body: bool,
+/// See [`Signer::begin`].
+pub struct BodySigner<'a> {
+    mac: Mac<'a>,
+    /// The index of the body among the scheme's parts.
+    body_part: usize,
+    request: SignableRequest<'a>,
+    /// Everything but the signature.
+    signed: SignedRequest<'a>,
 }
 
-impl<'s> BodySigner<'s> {
-    pub(crate) fn new(
-        mac: Mac<'s>,
-        scheme: Scheme,
-        identity: Option<&'s str>,
-        timestamp: TimestampText,
-        timestamp_after_body: bool,
-    ) -> Self {
-        BodySigner {
-            mac,
-            scheme,
-            identity,
-            timestamp,
-            timestamp_after_body,
-        }
-    }
-
+impl<'a> BodySigner<'a> {
     /// Feeds the next body bytes.
     ///
     /// # Examples
     ///
-    /// See [`BodySigner`].
+    /// See [`Signer::begin`].
     pub fn update(&mut self, chunk: &[u8]) {
         self.mac.update(chunk);
     }
 
-    /// Completes the signature.
+    /// Completes the signature: the parts after the body (KamioKash requests:
+    /// `":" || timestamp`) are absorbed, then the MAC is finished.
     ///
     /// # Examples
     ///
-    /// See [`BodySigner`].
+    /// See [`Signer::begin`].
     #[must_use]
-    pub fn finish(mut self) -> SignedRequest<'s> {
-        if self.timestamp_after_body {
-            self.mac.update(b":");
-            self.mac.update(self.timestamp.as_bytes());
+    pub fn finish(mut self) -> SignedRequest<'a> {
+        let scheme = self.signed.scheme;
+        let text = self
+            .signed
+            .timestamp
+            .as_ref()
+            .map_or(&[][..], TimestampText::as_bytes);
+        // Laid out and checked in `Signer::begin`: this cannot fail now.
+        if let Ok(message) = StringToSign::layout(
+            scheme,
+            &self.request.inputs(scheme, self.signed.identity, text),
+        ) && let Some(body) = message.piece_of(self.body_part)
+        {
+            for piece in message.pieces_from(body + 1) {
+                self.mac.update(piece);
+            }
         }
-        let signature = Signature::from_bytes(self.mac.finish());
-        SignedRequest::new(self.scheme, self.identity, self.timestamp, signature)
+        self.signed.signature = Signature::from_bytes(self.mac.finish());
+        self.signed.hex = self.signed.signature.to_hex();
+        self.signed.encode();
+        self.signed
     }
 }
 
 impl fmt::Debug for BodySigner<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BodySigner")
-            .field("scheme", &self.scheme)
-            .field("timestamp", &self.timestamp)
+            .field("scheme", &self.signed.scheme)
+            .field("timestamp", &self.signed.timestamp())
             .finish_non_exhaustive()
     }
 }

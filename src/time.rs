@@ -506,14 +506,34 @@ pub struct Freshness {
 
 impl Default for Freshness {
     fn default() -> Self {
-        Freshness {
-            max_age: Duration::from_secs(60),
-            max_future: Duration::from_secs(60),
-        }
+        Freshness::DEFAULT
     }
 }
 
 impl Freshness {
+    /// 60 s either way: the KamioKash and Kitopay window, and the default of a
+    /// [`Scheme`](crate::Scheme) that says nothing else.
+    pub const DEFAULT: Freshness = Freshness::symmetric(Duration::from_secs(60));
+
+    /// The same window both ways (Standard Webhooks: 5 minutes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Freshness;
+    /// use std::time::Duration;
+    ///
+    /// let five = Freshness::symmetric(Duration::from_secs(300));
+    /// assert_eq!(five.max_age, five.max_future);
+    /// ```
+    #[must_use]
+    pub const fn symmetric(window: Duration) -> Self {
+        Freshness {
+            max_age: window,
+            max_future: window,
+        }
+    }
+
     /// Checks `timestamp` against `now`.
     ///
     /// # Errors
@@ -565,17 +585,39 @@ impl Freshness {
     }
 }
 
-/// Which of the two wire formats a provider uses.
+/// How a scheme writes its timestamp.
+///
+/// # Examples
+///
+/// ```
+/// use countersign::{TimeFormat, Timestamp};
+///
+/// let t = TimeFormat::UnixSecs.parse("1601234567")?;
+/// assert_eq!(TimeFormat::Rfc3339.format(t).as_str(), "2020-09-27T19:22:47.000Z");
+/// # Ok::<(), countersign::Error>(())
+/// ```
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TimeFormat {
-    /// Kitopay: UNIX seconds.
+pub enum TimeFormat {
+    /// UNIX seconds as ASCII digits (Kitopay, Standard Webhooks); see
+    /// [`Timestamp::parse_unix`].
     UnixSecs,
-    /// KamioKash: RFC 3339 (written as `toISOString()`).
+    /// RFC 3339, written as JavaScript's `toISOString()` writes it (KamioKash); see
+    /// [`Timestamp::parse_rfc3339`].
     Rfc3339,
 }
 
 impl TimeFormat {
-    pub(crate) fn parse(self, text: &str) -> Result<Timestamp, Error> {
+    /// Parses a timestamp in this format.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::MalformedTimestamp`], saying what the format should be.
+    ///
+    /// # Examples
+    ///
+    /// See [`TimeFormat`].
+    pub fn parse(self, text: &str) -> Result<Timestamp, Error> {
         self.parse_bytes(text.as_bytes())
     }
 
@@ -588,7 +630,13 @@ impl TimeFormat {
         }
     }
 
-    pub(crate) fn format(self, at: Timestamp) -> TimestampText {
+    /// Writes `at` in this format.
+    ///
+    /// # Examples
+    ///
+    /// See [`TimeFormat`].
+    #[must_use]
+    pub fn format(self, at: Timestamp) -> TimestampText {
         match self {
             TimeFormat::UnixSecs => at.to_unix_text(),
             TimeFormat::Rfc3339 => at.to_iso_text(),

@@ -1,146 +1,29 @@
-//! Verification: [`Verifier`] checks what a provider (or a mock of one) sent.
+//! Verification: [`Verifier`] checks what a provider (or a mock of one) sent, for any
+//! [`Scheme`].
 //!
 //! Order of checks, each failing with its own [`ErrorKind`]: required headers present; the
 //! sender's identity header matches the configuration; the timestamp parses strictly and is
-//! fresh against the injected [`Clock`]; the signature is 64 hex characters; then the MAC of
-//! the message (built from the timestamp header's **raw** text, exactly as received) is
-//! compared in constant time with each configured key in turn.
+//! fresh against the injected [`Clock`]; the signature header is well-formed (every
+//! signature in it decoded); the named values are in their domains; then the MAC of the
+//! message (built from the headers' **raw** text, exactly as received) is compared in
+//! constant time with every signature offered, for each configured key in turn.
 
 use core::fmt;
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, err};
+use crate::headers::{DuplicateHeader, HeaderLookup};
 use crate::key::SharedKeys;
-use crate::message::{FieldName, StringToSign};
+use crate::message::{Inputs, StringToSign};
 use crate::replay::{Claim, ReplayGuard, ReplayKey};
-use crate::scheme::{Scheme, is_header_value, is_standard_method};
-use crate::signature::Signature;
+use crate::scheme::{MAX_VALUES, NO_WINDOW_RETENTION, Scheme, is_header_value, is_standard_method};
+use crate::signature::{Candidates, Signature};
 use crate::time::{Clock, Freshness, SystemClock, Timestamp};
 use crate::url::CanonicalUrl;
 
-/// Case-insensitive header lookup over whatever a transport uses for headers.
-///
-/// Implemented for slices, arrays and vectors of `(name, value)` pairs, `HashMap` and
-/// `BTreeMap` of string names to values, and (feature `http`) `http::HeaderMap`.
-///
-/// A header that appears more than once (in any spelling) is a [`DuplicateHeader`]: a
-/// verifier refuses the request instead of choosing one of the values, because two layers
-/// that choose differently (first wins, last wins, exact spelling wins) can be made to
-/// check one value and act on another.
-///
-/// # Examples
-///
-/// ```
-/// use countersign::{DuplicateHeader, HeaderLookup};
-///
-/// let headers = [("X-Timestamp", "1601234567")];
-/// assert_eq!(headers.header("x-timestamp"), Ok(Some(&b"1601234567"[..])));
-/// assert_eq!(headers.header("x-signature"), Ok(None));
-/// let twice = [("x-timestamp", "1"), ("X-Timestamp", "2")];
-/// assert_eq!(twice.header("x-timestamp"), Err(DuplicateHeader));
-/// ```
-pub trait HeaderLookup {
-    /// The value of the header `name` (ASCII case-insensitive) as raw bytes, or `None`.
-    ///
-    /// # Errors
-    ///
-    /// [`DuplicateHeader`] when the header appears more than once.
-    fn header(&self, name: &str) -> Result<Option<&[u8]>, DuplicateHeader>;
-}
-
-/// A header appeared more than once where one value was expected; see [`HeaderLookup`].
-///
-/// # Examples
-///
-/// See [`HeaderLookup`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DuplicateHeader;
-
-impl fmt::Display for DuplicateHeader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the header appears more than once")
-    }
-}
-
-impl std::error::Error for DuplicateHeader {}
-
-/// The only value among `pairs` whose name matches `name` in any case.
-fn only<'a, K: AsRef<str> + 'a, V: AsRef<[u8]> + ?Sized + 'a>(
-    pairs: impl Iterator<Item = (&'a K, &'a V)>,
-    name: &str,
-) -> Result<Option<&'a [u8]>, DuplicateHeader> {
-    let mut found = None;
-    for (k, v) in pairs {
-        let k = k.as_ref();
-        // Lengths first (one compare), then the exact spelling (one memcmp, the usual case),
-        // then any case.
-        if k.len() == name.len() && (k == name || k.eq_ignore_ascii_case(name)) {
-            if found.is_some() {
-                return Err(DuplicateHeader);
-            }
-            found = Some(v.as_ref());
-        }
-    }
-    Ok(found)
-}
-
-impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for [(K, V)] {
-    fn header(&self, name: &str) -> Result<Option<&[u8]>, DuplicateHeader> {
-        only(self.iter().map(|(k, v)| (k, v)), name)
-    }
-}
-
-impl<K: AsRef<str>, V: AsRef<[u8]>, const N: usize> HeaderLookup for [(K, V); N] {
-    fn header(&self, name: &str) -> Result<Option<&[u8]>, DuplicateHeader> {
-        self.as_slice().header(name)
-    }
-}
-
-/// For a borrowed slice (a `&[(K, V)]` is sized, so it can stand behind `&dyn HeaderLookup`).
-impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for &[(K, V)] {
-    fn header(&self, name: &str) -> Result<Option<&[u8]>, DuplicateHeader> {
-        (**self).header(name)
-    }
-}
-
-impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for Vec<(K, V)> {
-    fn header(&self, name: &str) -> Result<Option<&[u8]>, DuplicateHeader> {
-        self.as_slice().header(name)
-    }
-}
-
-/// Names are compared in any case, so `{"X-A": .., "x-a": ..}` holds a duplicate.
-///
-/// ```
-/// use countersign::HeaderLookup;
-/// use std::collections::HashMap;
-///
-/// let headers = HashMap::from([("X-Timestamp".to_owned(), "1601234567".to_owned())]);
-/// assert_eq!(headers.header("x-timestamp"), Ok(Some(&b"1601234567"[..])));
-/// ```
-impl<K: AsRef<str>, V: AsRef<[u8]>, S> HeaderLookup for std::collections::HashMap<K, V, S> {
-    fn header(&self, name: &str) -> Result<Option<&[u8]>, DuplicateHeader> {
-        only(self.iter(), name)
-    }
-}
-
-/// Names are compared in any case, so `{"X-A": .., "x-a": ..}` holds a duplicate.
-///
-/// ```
-/// use countersign::HeaderLookup;
-/// use std::collections::BTreeMap;
-///
-/// let headers = BTreeMap::from([("x-timestamp", "1601234567")]);
-/// assert_eq!(headers.header("X-Timestamp"), Ok(Some(&b"1601234567"[..])));
-/// ```
-impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for std::collections::BTreeMap<K, V> {
-    fn header(&self, name: &str) -> Result<Option<&[u8]>, DuplicateHeader> {
-        only(self.iter(), name)
-    }
-}
-
 /// A borrowed view of a received request: headers, body, and (where the scheme signs them)
-/// method, canonical URL and transaction id.
+/// method, canonical URL and named values the scheme does not send in headers (Kitopay's
+/// transaction id).
 ///
 /// # Examples
 ///
@@ -157,7 +40,8 @@ pub struct ReceivedRequest<'a> {
     body: &'a [u8],
     method: Option<&'a str>,
     url: Option<&'a CanonicalUrl>,
-    transaction_id: Option<&'a str>,
+    values: [(&'a str, &'a str); MAX_VALUES],
+    value_count: usize,
 }
 
 impl<'a> ReceivedRequest<'a> {
@@ -178,7 +62,8 @@ impl<'a> ReceivedRequest<'a> {
             body,
             method: None,
             url: None,
-            transaction_id: None,
+            values: [("", ""); MAX_VALUES],
+            value_count: 0,
         }
     }
 
@@ -198,8 +83,8 @@ impl<'a> ReceivedRequest<'a> {
         self
     }
 
-    /// The canonical URL the request was sent to (Kitopay full-scheme requests). Webhook
-    /// verifiers ignore it and use their configured public URL.
+    /// The canonical URL the request was sent to (request schemes that sign the URL).
+    /// Webhook verifiers ignore it and use their configured public URL.
     ///
     /// # Examples
     ///
@@ -216,19 +101,43 @@ impl<'a> ReceivedRequest<'a> {
         self
     }
 
-    /// The transaction id the request refers to (Kitopay simplified scheme).
+    /// A named value the scheme signs but does not send in a header (see
+    /// [`Value::param`](crate::Value::param)), e.g. Kitopay's `transaction_id`. At most
+    /// [`MAX_VALUES`](crate::MAX_VALUES) names; further ones are ignored.
     ///
     /// # Examples
     ///
     /// ```
     /// # use countersign::ReceivedRequest;
     /// let headers = [("a", "b")];
-    /// let request = ReceivedRequest::new(&headers, b"").with_transaction_id("tx-1");
+    /// let request = ReceivedRequest::new(&headers, b"").with_value("transaction_id", "tx-1");
+    /// assert_eq!(request.value("transaction_id"), Some("tx-1"));
     /// ```
     #[must_use]
-    pub fn with_transaction_id(mut self, transaction_id: &'a str) -> Self {
-        self.transaction_id = Some(transaction_id);
+    pub fn with_value(mut self, name: &'a str, value: &'a str) -> Self {
+        if let Some(slot) = self.values[..self.value_count]
+            .iter_mut()
+            .find(|(n, _)| *n == name)
+        {
+            slot.1 = value;
+        } else if let Some(slot) = self.values.get_mut(self.value_count) {
+            *slot = (name, value);
+            self.value_count += 1;
+        }
         self
+    }
+
+    /// The named value `name`, if given.
+    ///
+    /// # Examples
+    ///
+    /// See [`ReceivedRequest::with_value`].
+    #[must_use]
+    pub fn value(&self, name: &str) -> Option<&'a str> {
+        self.values[..self.value_count]
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, v)| v)
     }
 
     /// The body bytes.
@@ -243,6 +152,34 @@ impl<'a> ReceivedRequest<'a> {
     #[must_use]
     pub fn body(&self) -> &'a [u8] {
         self.body
+    }
+
+    /// The method, if given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use countersign::ReceivedRequest;
+    /// let headers = [("a", "b")];
+    /// assert_eq!(ReceivedRequest::new(&headers, b"").with_method("PUT").method(), Some("PUT"));
+    /// ```
+    #[must_use]
+    pub fn method(&self) -> Option<&'a str> {
+        self.method
+    }
+
+    /// The URL, if given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use countersign::ReceivedRequest;
+    /// let headers = [("a", "b")];
+    /// assert!(ReceivedRequest::new(&headers, b"").url().is_none());
+    /// ```
+    #[must_use]
+    pub fn url(&self) -> Option<&'a CanonicalUrl> {
+        self.url
     }
 
     /// Looks up a header (see [`HeaderLookup`]).
@@ -269,7 +206,7 @@ impl fmt::Debug for ReceivedRequest<'_> {
             .field("body_len", &self.body.len())
             .field("method", &self.method)
             .field("url", &self.url)
-            .field("transaction_id", &self.transaction_id)
+            .field("values", &&self.values[..self.value_count])
             .finish_non_exhaustive()
     }
 }
@@ -281,9 +218,9 @@ impl fmt::Debug for ReceivedRequest<'_> {
 /// See [`Verifier`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
-    scheme: Scheme,
+    scheme: &'static Scheme,
     key_id: Arc<str>,
-    timestamp: Timestamp,
+    timestamp: Option<Timestamp>,
     signature: Signature,
     trailing_slash_toggled: bool,
     expires_at: Timestamp,
@@ -305,16 +242,17 @@ impl Verified {
     /// `now < expires_at`, where `expires_at = timestamp + max_age + resolution +
     /// max_future`, which covers the last instant any verifier whose clock is at most
     /// `max_future` off could still accept it (see the [replay module](crate::ReplayGuard)
-    /// documentation for the derivation).
+    /// documentation for the derivation). A scheme without a timestamp has no window: its
+    /// signatures verify forever, and a claim is held for 7 days from verification.
     ///
     /// # Examples
     ///
     /// ```
-    /// use countersign::{FixedClock, KamioKashWebhookSigner, ReceivedRequest, SecretKey, SignableRequest, Signer, Timestamp, Verifier};
+    /// use countersign::{FixedClock, ReceivedRequest, SecretKey, SignableRequest, Signer, Timestamp, Verifier};
     /// use std::time::Duration;
     ///
     /// let at = Timestamp::from_unix_secs(1_700_000_000)?;
-    /// let signer = KamioKashWebhookSigner::new(SecretKey::new("whsec")?);
+    /// let signer = Signer::kamiokash_webhook(SecretKey::new("whsec")?);
     /// let signed = signer.sign(&SignableRequest::body(b"{}"), at)?;
     /// let headers: Vec<_> = signed.headers().collect();
     /// let verifier = Verifier::kamiokash_webhook(SecretKey::new("whsec")?).with_clock(FixedClock::new(at));
@@ -344,7 +282,7 @@ impl Verified {
     ///
     /// See [`Verifier`].
     #[must_use]
-    pub fn scheme(&self) -> Scheme {
+    pub fn scheme(&self) -> &'static Scheme {
         self.scheme
     }
 
@@ -358,13 +296,13 @@ impl Verified {
         &self.key_id
     }
 
-    /// The sender's timestamp.
+    /// The sender's timestamp (`None` for a scheme without one).
     ///
     /// # Examples
     ///
     /// See [`Verifier`].
     #[must_use]
-    pub fn timestamp(&self) -> Timestamp {
+    pub fn timestamp(&self) -> Option<Timestamp> {
         self.timestamp
     }
 
@@ -391,10 +329,12 @@ impl Verified {
     }
 }
 
-/// Verifies signed requests and webhooks for one scheme.
+/// Verifies signed requests and webhooks for one [`Scheme`].
 ///
-/// Built per scheme with secure defaults: a 60 s [`Freshness`] window both ways, the
-/// [`SystemClock`], no trailing-slash tolerance. Verification does not allocate.
+/// Built with secure defaults: the scheme's [`Freshness`] window (60 s either way for
+/// KamioKash and Kitopay, 5 minutes for Standard Webhooks), the [`SystemClock`], no
+/// trailing-slash tolerance, no body on `GET`/`HEAD` where the URL meets the body.
+/// Verification does not allocate.
 ///
 /// # Examples
 ///
@@ -417,157 +357,124 @@ impl Verified {
 /// # Ok::<(), countersign::Error>(())
 /// ```
 pub struct Verifier {
-    scheme: Scheme,
+    scheme: &'static Scheme,
     keys: SharedKeys,
     freshness: Freshness,
     clock: Arc<dyn Clock>,
-    /// Kitopay: the merchant id (signed). KamioKash requests: the expected API key, if set.
+    /// The sender's identity: signed (Kitopay's merchant id) or only checked (an API key).
     identity: Option<String>,
     /// Webhooks: the public URL the webhook was registered with.
     url: Option<CanonicalUrl>,
-    /// Webhooks: the method used when the request does not say.
+    /// The method used when the request does not say (webhooks: `POST`).
     default_method: Option<String>,
     slash_tolerance: bool,
     body_on_get: bool,
     replay: Option<Arc<dyn ReplayGuard>>,
+    /// What the scheme's message covers, looked up once.
+    layout: Layout,
+}
+
+/// What a scheme's message covers, read off its parts once per verifier.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    method: bool,
+    url: bool,
+    url_meets_body: bool,
 }
 
 impl Verifier {
-    fn new(scheme: Scheme, keys: SharedKeys) -> Self {
+    /// A verifier for `scheme` with `keys` (see [`Scheme::key`] for keys from a scheme's
+    /// text form). Configure what the scheme needs: [`Verifier::with_identity`] where it
+    /// signs one (Kitopay's merchant id), [`Verifier::with_url`] for webhooks that sign the
+    /// URL.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidScheme`] if the scheme is not self-consistent ([`Scheme::check`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{standard_webhooks, Verifier};
+    ///
+    /// let key = standard_webhooks::SCHEME.key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+    /// let verifier = Verifier::new(&standard_webhooks::SCHEME, key)?;
+    /// assert_eq!(verifier.freshness().max_age.as_secs(), 300);
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn new(scheme: &'static Scheme, keys: impl Into<SharedKeys>) -> Result<Self, Error> {
+        scheme.check()?;
+        Ok(Self::unchecked(scheme, keys.into()))
+    }
+
+    /// For the built-in schemes, which pass [`Scheme::check`] (a unit test says so).
+    pub(crate) fn unchecked(scheme: &'static Scheme, keys: SharedKeys) -> Self {
         Verifier {
             scheme,
             keys,
-            freshness: Freshness::default(),
+            freshness: scheme.freshness(),
             clock: Arc::new(SystemClock),
             identity: None,
             url: None,
-            default_method: None,
+            default_method: scheme.is_webhook().then(|| "POST".to_owned()),
             slash_tolerance: false,
             body_on_get: false,
             replay: None,
+            layout: Layout {
+                method: scheme.signs_method(),
+                url: scheme.signs_url(),
+                url_meets_body: scheme.url_meets_body(),
+            },
         }
     }
 
-    fn with_merchant(scheme: Scheme, merchant_id: &str, keys: SharedKeys) -> Result<Self, Error> {
-        if !is_header_value(merchant_id) {
-            return err(ErrorKind::InvalidHeaderValue(
-                crate::scheme::headers::KITOPAY_MERCHANT_ID,
-            ));
+    /// The sender's identity the request must carry in the scheme's identity header (and,
+    /// where the scheme signs it, the identity signed): Kitopay's merchant id, KamioKash's
+    /// API key. Required for schemes that sign it; optional otherwise (then not checked).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidHeaderValue`] if it cannot be a header value;
+    /// [`ErrorKind::InvalidScheme`] if the scheme has no identity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{kitopay, SecretKey, Verifier};
+    ///
+    /// let verifier = Verifier::new(&kitopay::FULL, SecretKey::new("s3cret")?)?.with_identity("merchant-1")?;
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    pub fn with_identity(mut self, identity: &str) -> Result<Self, Error> {
+        let Some(header) = self.scheme.identity_header() else {
+            return err(ErrorKind::InvalidScheme("this scheme has no identity"));
+        };
+        if !is_header_value(identity) {
+            return err(ErrorKind::InvalidHeaderValue(header));
         }
-        let mut v = Self::new(scheme, keys);
-        v.identity = Some(merchant_id.to_owned());
-        Ok(v)
+        self.identity = Some(identity.to_owned());
+        Ok(self)
     }
 
-    /// Verifies KamioKash webhooks (`X-Timestamp`, `X-Kamio-Signature`).
-    ///
-    /// # Examples
-    ///
-    /// See [`Verifier`].
-    #[must_use]
-    pub fn kamiokash_webhook(keys: impl Into<SharedKeys>) -> Self {
-        Self::new(Scheme::KamioKashWebhook, keys.into())
-    }
-
-    /// Verifies KamioKash-signed requests (what KamioKash, or a mock of it, checks). Use
-    /// [`Verifier::with_api_key`] to also require a particular `X-API-Key`.
+    /// Webhooks: the public URL the webhook was registered with, verified instead of any
+    /// URL rebuilt from the request (proxies change scheme, host and port).
     ///
     /// # Examples
     ///
     /// ```
-    /// use countersign::{SecretKey, Verifier};
+    /// use countersign::{kitopay, CanonicalUrl, SecretKey, Verifier};
     ///
-    /// let verifier = Verifier::kamiokash_request(SecretKey::new("kk_test_sk_3b9d7f51a2c64e0e9f7d")?)
-    ///     .with_api_key("kk_test_pk_8c1f0b2e")?;
+    /// let url = CanonicalUrl::parse("https://shop.example.com/webhooks/kitopay")?;
+    /// let verifier = Verifier::new(&kitopay::WEBHOOK, SecretKey::new("s")?)?.with_identity("m-1")?.with_url(url);
     /// # Ok::<(), countersign::Error>(())
     /// ```
     #[must_use]
-    pub fn kamiokash_request(keys: impl Into<SharedKeys>) -> Self {
-        Self::new(Scheme::KamioKash, keys.into())
+    pub fn with_url(mut self, public_url: CanonicalUrl) -> Self {
+        self.url = Some(public_url);
+        self
     }
 
-    /// Verifies Kitopay webhooks to a merchant: the full scheme over `public_url`, the URL
-    /// the webhook was registered with (never rebuilt from the request: proxies change
-    /// scheme, host and port). The method defaults to `POST`.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidHeaderValue`] for a merchant id that cannot be a header value.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use countersign::{CanonicalUrl, FixedClock, ReceivedRequest, SecretKey, Timestamp, Verifier};
-    ///
-    /// let verifier = Verifier::kitopay_webhook(
-    ///     "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148",
-    ///     // Kitopay's sample secret; its `У` is Cyrillic (UTF-8 keys: a Latin `Y` signs differently).
-    ///     SecretKey::new("dev_sec_7HdEmJy9NXTc3S7LMYEf92FAUeThRSTyHFgHBMH78YKz2uQho596jEУvEiERKDm9")?,
-    ///     CanonicalUrl::parse("https://merchant.example.com/webhooks/kitopay?source=kitopay")?,
-    /// )?
-    /// .with_clock(FixedClock::new(Timestamp::from_unix_secs(1_601_234_570)?));
-    /// let headers = [
-    ///     ("x-merchant-id", "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148"),
-    ///     ("x-timestamp", "1601234567"),
-    ///     ("x-signature", "53f1bf6d7f1621879bc20ff197390f663611ee3e78fbf701e5fc2fc088c964fd"),
-    /// ];
-    /// let body = br#"{"id":"6956d4fc-d7b7-4514-9759-c699fc029b25","reference_id":"id-in-merchant-system-485","status":"new"}"#;
-    /// assert!(verifier.verify(&ReceivedRequest::new(&headers, body)).is_ok());
-    /// # Ok::<(), countersign::Error>(())
-    /// ```
-    pub fn kitopay_webhook(
-        merchant_id: &str,
-        keys: impl Into<SharedKeys>,
-        public_url: CanonicalUrl,
-    ) -> Result<Self, Error> {
-        let mut v = Self::with_merchant(Scheme::KitopayWebhook, merchant_id, keys.into())?;
-        v.url = Some(public_url);
-        v.default_method = Some("POST".to_owned());
-        Ok(v)
-    }
-
-    /// Verifies Kitopay full-scheme requests (what Kitopay, or a mock of it, checks). The
-    /// request must carry its method and canonical URL.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidHeaderValue`] for a merchant id that cannot be a header value.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use countersign::{SecretKey, Verifier};
-    ///
-    /// let verifier = Verifier::kitopay_request("merchant-1", SecretKey::new("s3cret")?)?;
-    /// # Ok::<(), countersign::Error>(())
-    /// ```
-    pub fn kitopay_request(merchant_id: &str, keys: impl Into<SharedKeys>) -> Result<Self, Error> {
-        Self::with_merchant(Scheme::Kitopay, merchant_id, keys.into())
-    }
-
-    /// Verifies Kitopay simplified-scheme requests. The request must carry its method and
-    /// transaction id.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidHeaderValue`] for a merchant id that cannot be a header value.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use countersign::{SecretKey, Verifier};
-    ///
-    /// let verifier = Verifier::kitopay_simplified("merchant-1", SecretKey::new("s3cret")?)?;
-    /// # Ok::<(), countersign::Error>(())
-    /// ```
-    pub fn kitopay_simplified(
-        merchant_id: &str,
-        keys: impl Into<SharedKeys>,
-    ) -> Result<Self, Error> {
-        Self::with_merchant(Scheme::KitopaySimplified, merchant_id, keys.into())
-    }
-
-    /// Replaces the freshness window. Defaults to 60 s either way.
+    /// Replaces the freshness window. Defaults to the scheme's ([`Scheme::freshness`]).
     ///
     /// # Examples
     ///
@@ -628,11 +535,11 @@ impl Verifier {
     /// # Examples
     ///
     /// ```
-    /// use countersign::{CanonicalUrl, FixedClock, KitopaySigner, ReceivedRequest, SecretKey, SignableRequest, Signer, Timestamp, Verifier};
+    /// use countersign::{CanonicalUrl, FixedClock, ReceivedRequest, SecretKey, SignableRequest, Signer, Timestamp, Verifier};
     ///
     /// let at = Timestamp::from_unix_secs(1_601_234_567)?;
     /// let sent_to = CanonicalUrl::parse("https://shop.example.com/hooks/kitopay")?;
-    /// let signer = KitopaySigner::for_webhooks("m-1", SecretKey::new("s3cret")?)?;
+    /// let signer = Signer::kitopay_webhook("m-1", SecretKey::new("s3cret")?)?;
     /// let signed = signer.sign(&SignableRequest::new("POST", &sent_to, b"{}")?, at)?;
     /// let headers: Vec<_> = signed.headers().collect();
     ///
@@ -732,11 +639,11 @@ impl Verifier {
         }
     }
 
-    /// Accepts a body on `GET` and `HEAD` requests (Kitopay full scheme). Defaults to off:
-    /// with a body on a request whose URL ends in a query, bytes can move between the end
-    /// of the query and the start of the body without changing the signed message
-    /// (`?amount=1000` + `` verifies as `?amount=10` + `00`), and GET bodies have no
-    /// meaning anyway.
+    /// Accepts a body on `GET` and `HEAD` requests where the scheme's URL meets the body
+    /// (Kitopay full scheme). Defaults to off: with a body on a request whose URL ends in a
+    /// query, bytes can move between the end of the query and the start of the body
+    /// without changing the signed message (`?amount=1000` + `` verifies as `?amount=10` +
+    /// `00`), and GET bodies have no meaning anyway.
     ///
     /// # Examples
     ///
@@ -752,8 +659,8 @@ impl Verifier {
         self
     }
 
-    /// The method a webhook verifier assumes when the request does not carry one. Defaults
-    /// to `POST` for Kitopay webhooks.
+    /// The method a verifier assumes when the request does not carry one. Defaults to
+    /// `POST` for webhook schemes.
     ///
     /// # Errors
     ///
@@ -777,37 +684,18 @@ impl Verifier {
         Ok(self)
     }
 
-    /// KamioKash requests: also require this `X-API-Key`.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidHeaderValue`] if it cannot be a header value.
-    ///
-    /// # Examples
-    ///
-    /// See [`Verifier::kamiokash_request`].
-    pub fn with_api_key(mut self, api_key: &str) -> Result<Self, Error> {
-        if !is_header_value(api_key) {
-            return err(ErrorKind::InvalidHeaderValue(
-                crate::scheme::headers::KAMIOKASH_API_KEY,
-            ));
-        }
-        self.identity = Some(api_key.to_owned());
-        Ok(self)
-    }
-
     /// The scheme verified.
     ///
     /// # Examples
     ///
     /// ```
-    /// use countersign::{Scheme, SecretKey, Verifier};
+    /// use countersign::{kamiokash, SecretKey, Verifier};
     ///
-    /// assert_eq!(Verifier::kamiokash_webhook(SecretKey::new("w")?).scheme(), Scheme::KamioKashWebhook);
+    /// assert_eq!(Verifier::kamiokash_webhook(SecretKey::new("w")?).scheme(), &kamiokash::WEBHOOK);
     /// # Ok::<(), countersign::Error>(())
     /// ```
     #[must_use]
-    pub fn scheme(&self) -> Scheme {
+    pub fn scheme(&self) -> &'static Scheme {
         self.scheme
     }
 
@@ -819,6 +707,16 @@ impl Verifier {
     #[must_use]
     pub fn freshness(&self) -> Freshness {
         self.freshness
+    }
+
+    /// The configured public URL (webhooks), if any.
+    ///
+    /// # Examples
+    ///
+    /// See [`Verifier::with_url`].
+    #[must_use]
+    pub fn url(&self) -> Option<&CanonicalUrl> {
+        self.url.as_ref()
     }
 
     /// A handle to the verifier's keys, to rotate them while it runs (see [`SharedKeys`]).
@@ -843,11 +741,13 @@ impl Verifier {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::MissingHeader`], [`ErrorKind::IdentityMismatch`],
-    /// [`ErrorKind::MalformedTimestamp`], [`ErrorKind::Expired`], [`ErrorKind::Future`],
-    /// [`ErrorKind::MalformedSignature`], [`ErrorKind::MissingUrl`],
-    /// [`ErrorKind::InvalidMethod`], [`ErrorKind::MissingTransactionId`],
-    /// [`ErrorKind::NoKeys`], or [`ErrorKind::SignatureMismatch`].
+    /// [`ErrorKind::MissingHeader`], [`ErrorKind::DuplicateHeader`],
+    /// [`ErrorKind::IdentityMismatch`], [`ErrorKind::MalformedTimestamp`],
+    /// [`ErrorKind::Expired`], [`ErrorKind::Future`], [`ErrorKind::MalformedSignature`],
+    /// [`ErrorKind::MissingUrl`], [`ErrorKind::InvalidMethod`], [`ErrorKind::BodyNotAllowed`],
+    /// [`ErrorKind::MissingField`], [`ErrorKind::InvalidField`], [`ErrorKind::NoKeys`], or
+    /// [`ErrorKind::SignatureMismatch`]; with a replay guard, [`ErrorKind::Replayed`] or
+    /// [`ErrorKind::ReplayGuardUnavailable`].
     ///
     /// # Examples
     ///
@@ -869,42 +769,120 @@ impl Verifier {
         now: Timestamp,
     ) -> Result<Verified, Error> {
         let scheme = self.scheme;
-        let timestamp_raw = required(request, scheme.timestamp_header())?;
+        let format = scheme.time_format();
+        let timestamp_raw = match scheme.timestamp_header() {
+            Some(name) => required(request, name)?,
+            None => &[],
+        };
         let signature_raw = required(request, scheme.signature_header())?;
-        if let (Some(name), Some(expected)) = (scheme.identity_header(), &self.identity)
-            && required(request, name)? != expected.as_bytes()
-        {
-            return err(ErrorKind::IdentityMismatch(name));
+        if let Some(name) = scheme.identity_header() {
+            match &self.identity {
+                Some(expected) if required(request, name)? != expected.as_bytes() => {
+                    return err(ErrorKind::IdentityMismatch(name));
+                }
+                Some(_) => {}
+                None if scheme.signs_identity() => {
+                    return err(ErrorKind::MissingField(
+                        scheme.identity_name().unwrap_or("identity"),
+                    ));
+                }
+                None => {}
+            }
         }
 
-        let format = scheme.time_format();
-        let timestamp = format.parse_bytes(timestamp_raw)?;
-        self.freshness.check(timestamp, format.truncate(now))?;
-        let signature = Signature::from_hex_bytes(signature_raw)?;
+        let timestamp = match format {
+            Some(format) => {
+                let timestamp = format.parse_bytes(timestamp_raw)?;
+                self.freshness.check(timestamp, format.truncate(now))?;
+                Some(timestamp)
+            }
+            None => None,
+        };
+        let candidates = Candidates::read(scheme.signature(), signature_raw)?;
 
-        let message = self.message(request, timestamp_raw, false)?;
-        let toggled = match self.slash_tolerance {
-            true => self.message(request, timestamp_raw, true)?,
+        let mut inputs = Inputs {
+            identity: self.identity.as_deref().map(str::as_bytes),
+            timestamp: timestamp_raw,
+            method: None,
+            url: None,
+            body: request.body,
+            values: [None; MAX_VALUES],
+        };
+        for (slot, spec) in inputs.values.iter_mut().zip(scheme.values()) {
+            *slot = Some(match spec.header_name() {
+                Some(name) => required(request, name)?,
+                None => match request.value(spec.name()) {
+                    Some(value) => value.as_bytes(),
+                    None => return err(ErrorKind::MissingField(spec.name())),
+                },
+            });
+        }
+        if self.layout.method {
+            let method = request
+                .method
+                .or(self.default_method.as_deref())
+                .ok_or(Error::from(ErrorKind::InvalidMethod))?;
+            if !is_standard_method(method) {
+                return err(ErrorKind::InvalidMethod);
+            }
+            if self.layout.url_meets_body && !self.body_on_get && !request.body.is_empty() {
+                match method {
+                    "GET" => return err(ErrorKind::BodyNotAllowed("GET")),
+                    "HEAD" => return err(ErrorKind::BodyNotAllowed("HEAD")),
+                    _ => {}
+                }
+            }
+            inputs.method = Some(method);
+        }
+        let url = match self.layout.url {
+            true => Some(
+                self.url
+                    .as_ref()
+                    .or(request.url)
+                    .ok_or(Error::from(ErrorKind::MissingUrl))?,
+            ),
             false => None,
         };
+        inputs.url = url.map(|url| [url.as_str(), "", ""]);
+        let message = StringToSign::layout(scheme, &inputs)?;
+        let toggled = match (
+            self.slash_tolerance,
+            url.and_then(CanonicalUrl::toggled_slash),
+        ) {
+            (true, Some(pieces)) => {
+                inputs.url = Some(pieces);
+                Some(StringToSign::layout(scheme, &inputs)?)
+            }
+            _ => None,
+        };
+
         let keys = self.keys.read();
         if keys.is_empty() {
             return err(ErrorKind::NoKeys);
         }
         for (key_id, key) in keys.iter() {
-            for (message, trailing_slash_toggled) in [(&message, false), (&toggled, true)] {
-                if let Some(message) = message
-                    && message.sign(key) == signature
-                {
+            for (message, trailing_slash_toggled) in
+                [(Some(&message), false), (toggled.as_ref(), true)]
+            {
+                let Some(message) = message else { continue };
+                let mac = message.sign(key);
+                if candidates.matches(&mac) {
+                    let expires_at = match (timestamp, format) {
+                        (Some(timestamp), Some(format)) => {
+                            self.freshness.claim_expiry(timestamp, format.resolution())
+                        }
+                        _ => Timestamp::from_duration(
+                            now.since_epoch().saturating_add(NO_WINDOW_RETENTION),
+                        )
+                        .unwrap_or(Timestamp::MAX),
+                    };
                     return Ok(Verified {
                         scheme,
                         key_id: Arc::clone(key_id),
                         timestamp,
-                        signature,
+                        signature: mac,
                         trailing_slash_toggled,
-                        expires_at: self
-                            .freshness
-                            .claim_expiry(timestamp, self.scheme.time_format().resolution()),
+                        expires_at,
                         claim: None,
                     });
                 }
@@ -917,84 +895,6 @@ impl Verifier {
     #[cfg(feature = "tower")]
     pub(crate) fn clock(&self) -> &dyn Clock {
         &*self.clock
-    }
-
-    /// The message to check, built from the timestamp header's raw bytes; with `toggled`,
-    /// the one with the URL's trailing slash toggled (`None` where there is no such form).
-    fn message<'a>(
-        &'a self,
-        request: &ReceivedRequest<'a>,
-        timestamp: &'a [u8],
-        toggled: bool,
-    ) -> Result<Option<StringToSign<'a>>, Error> {
-        let merchant = self.identity.as_deref().unwrap_or_default().as_bytes();
-        let method = || -> Result<&'a str, Error> {
-            let method = request
-                .method
-                .or(self.default_method.as_deref())
-                .ok_or(Error::from(ErrorKind::InvalidMethod))?;
-            if !is_standard_method(method) {
-                return err(ErrorKind::InvalidMethod);
-            }
-            Ok(method)
-        };
-        if toggled && !self.scheme.signs_url() {
-            return Ok(None);
-        }
-        Ok(Some(match self.scheme {
-            Scheme::KamioKash => StringToSign::from_fields(&[
-                (FieldName::Body, request.body),
-                (FieldName::Delimiter, b":"),
-                (FieldName::Timestamp, timestamp),
-            ]),
-            Scheme::KamioKashWebhook => StringToSign::from_fields(&[
-                (FieldName::Timestamp, timestamp),
-                (FieldName::Body, request.body),
-            ]),
-            Scheme::KitopaySimplified => {
-                let transaction_id = request
-                    .transaction_id
-                    .ok_or(Error::from(ErrorKind::MissingTransactionId))?;
-                StringToSign::from_fields(&[
-                    (FieldName::MerchantId, merchant),
-                    (FieldName::Timestamp, timestamp),
-                    (FieldName::Method, method()?.as_bytes()),
-                    (FieldName::TransactionId, transaction_id.as_bytes()),
-                ])
-            }
-            Scheme::Kitopay | Scheme::KitopayWebhook => {
-                let url = self
-                    .url
-                    .as_ref()
-                    .or(request.url)
-                    .ok_or(Error::from(ErrorKind::MissingUrl))?;
-                let pieces = if toggled {
-                    match url.toggled_slash() {
-                        Some(pieces) => pieces,
-                        None => return Ok(None),
-                    }
-                } else {
-                    [url.as_str(), "", ""]
-                };
-                let method = method()?;
-                if !self.body_on_get && !request.body.is_empty() {
-                    match method {
-                        "GET" => return err(ErrorKind::BodyNotAllowed("GET")),
-                        "HEAD" => return err(ErrorKind::BodyNotAllowed("HEAD")),
-                        _ => {}
-                    }
-                }
-                let mut message = StringToSign::from_fields(&[
-                    (FieldName::MerchantId, merchant),
-                    (FieldName::Timestamp, timestamp),
-                    (FieldName::Method, method.as_bytes()),
-                    (FieldName::Url, pieces[0].as_bytes()),
-                    (FieldName::Body, request.body),
-                ]);
-                message.set_url_extra([pieces[1].as_bytes(), pieces[2].as_bytes()]);
-                message
-            }
-        }))
     }
 }
 

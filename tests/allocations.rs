@@ -5,9 +5,8 @@
 use std::alloc::System;
 
 use countersign::{
-    CanonicalUrl, FixedClock, KamioKashSigner, KamioKashWebhookSigner, KeyRing, KitopaySigner,
-    KitopaySimplifiedSigner, ReceivedRequest, SecretKey, SignableRequest, Signer, Timestamp,
-    Verifier,
+    CanonicalUrl, FixedClock, KeyRing, ReceivedRequest, SecretKey, SignableRequest, Signer,
+    Timestamp, Verifier,
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -30,20 +29,31 @@ fn sign_and_verify_allocate_nothing() {
     let body = br#"{"reference_id":"tx-123","payment":{"amount":49.23,"currency":"EUR"}}"#.to_vec();
     let request = SignableRequest::new("POST", &url, &body).unwrap();
     let simple = SignableRequest::simplified("GET", "tx-1").unwrap();
+    let standard = SignableRequest::body(&body).with_value("id", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W");
+    let whsec = |b: u8| {
+        use base64::Engine as _;
+        let text = format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode([b; 24])
+        );
+        countersign::standard_webhooks::SCHEME.key(&text).unwrap()
+    };
 
-    let kitopay = KitopaySigner::new("merchant-1", SecretKey::new("s1").unwrap()).unwrap();
-    let webhook = KitopaySigner::for_webhooks("merchant-1", SecretKey::new("s1").unwrap()).unwrap();
+    let kitopay = Signer::kitopay("merchant-1", SecretKey::new("s1").unwrap()).unwrap();
+    let webhook = Signer::kitopay_webhook("merchant-1", SecretKey::new("s1").unwrap()).unwrap();
     let simplified =
-        KitopaySimplifiedSigner::new("merchant-1", SecretKey::new("s1").unwrap()).unwrap();
-    let kamio = KamioKashSigner::new("pk", SecretKey::new("s2").unwrap()).unwrap();
-    let kamio_hook = KamioKashWebhookSigner::new(SecretKey::new("s3").unwrap());
+        Signer::kitopay_simplified("merchant-1", SecretKey::new("s1").unwrap()).unwrap();
+    let kamio = Signer::kamiokash("pk", SecretKey::new("s2").unwrap()).unwrap();
+    let kamio_hook = Signer::kamiokash_webhook(SecretKey::new("s3").unwrap());
+    let standard_hook = Signer::standard_webhooks(whsec(4));
 
-    let cases: [(&dyn Signer, &SignableRequest<'_>); 5] = [
+    let cases: [(&Signer, &SignableRequest<'_>); 6] = [
         (&kitopay, &request),
         (&webhook, &request),
         (&simplified, &simple),
         (&kamio, &request),
         (&kamio_hook, &request),
+        (&standard_hook, &standard),
     ];
     for (signer, req) in cases {
         let n = allocations(|| {
@@ -59,7 +69,9 @@ fn sign_and_verify_allocate_nothing() {
 
     // Streaming.
     let n = allocations(|| {
-        let mut stream = kitopay.begin("PUT", &url, at).unwrap();
+        let mut stream = kitopay
+            .begin(&SignableRequest::new("PUT", &url, b"").unwrap(), at)
+            .unwrap();
         for chunk in body.chunks(7) {
             stream.update(chunk);
         }
@@ -67,7 +79,7 @@ fn sign_and_verify_allocate_nothing() {
     });
     assert_eq!(n, 0, "streaming allocated");
     let n = allocations(|| {
-        let mut stream = kamio.begin(at);
+        let mut stream = kamio.begin(&SignableRequest::body(b""), at).unwrap();
         stream.update(&body);
         *stream.finish().signature()
     });
@@ -84,7 +96,7 @@ fn sign_and_verify_allocate_nothing() {
             Verifier::kitopay_request("merchant-1", ring("s1"))
                 .unwrap()
                 .with_clock(clock),
-            &kitopay as &dyn Signer,
+            &kitopay as &Signer,
             &request,
         ),
         (
@@ -113,6 +125,12 @@ fn sign_and_verify_allocate_nothing() {
                 .with_clock(clock),
             &kamio,
             &request,
+        ),
+        (
+            Verifier::standard_webhooks(KeyRing::new("old", whsec(9)).with("new", whsec(4)))
+                .with_clock(clock),
+            &standard_hook,
+            &standard,
         ),
         (
             Verifier::kamiokash_webhook(ring("s3")).with_clock(clock),

@@ -35,9 +35,8 @@ use axum::routing::post;
 use bytes::Bytes;
 use countersign::layer::{VerifyLayer, WebhookAuth};
 use countersign::{
-    CanonicalUrl, ClaimState, Clock, ErrorKind, FixedClock, InMemoryReplayGuard, KitopaySigner,
-    ReceivedRequest, ReplayGuard, SecretKey, SignableRequest, Signer, SystemClock, Timestamp,
-    Verifier,
+    CanonicalUrl, ClaimState, Clock, ErrorKind, FixedClock, InMemoryReplayGuard, ReceivedRequest,
+    ReplayGuard, SecretKey, SignableRequest, Signer, SystemClock, Timestamp, Verifier,
 };
 use http_body_util::{BodyExt, Full};
 use server::{SECRET, auth, request_with, signed};
@@ -404,7 +403,7 @@ fn verifying_leaves_no_pad_state_on_the_stack() {
         Verifier::kamiokash_webhook(SecretKey::new(KEY).unwrap()).with_clock(FixedClock::new(at)),
     );
     let headers: Vec<(String, String)> =
-        countersign::KamioKashWebhookSigner::new(SecretKey::new(KEY).unwrap())
+        countersign::Signer::kamiokash_webhook(SecretKey::new(KEY).unwrap())
             .sign(&SignableRequest::body(b"{}"), at)
             .unwrap()
             .headers()
@@ -638,7 +637,7 @@ fn kitopay_request_service(
 }
 
 fn kitopay_signed(method: &str, url: &str, body: &str, at: Timestamp) -> Vec<(String, String)> {
-    let signer = KitopaySigner::new(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap();
+    let signer = Signer::kitopay(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap();
     let url = CanonicalUrl::parse(url).unwrap();
     signer
         .sign(
@@ -918,7 +917,7 @@ fn at_ms(ms: u64) -> Timestamp {
 
 fn kitopay_webhook_delivery(at: Timestamp, body: &[u8]) -> Vec<(String, String)> {
     let url = CanonicalUrl::parse("https://shop.example.com/hooks/kitopay").unwrap();
-    KitopaySigner::for_webhooks(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap())
+    Signer::kitopay_webhook(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap())
         .unwrap()
         .sign(&SignableRequest::new("POST", &url, body).unwrap(), at)
         .unwrap()
@@ -1101,7 +1100,7 @@ async fn a_guard_that_cannot_decide_answers_503_with_retry_after_and_the_handler
     let service = counting(auth(guard.clone()), calls.clone());
     let first = signed("first", SystemClock.now());
     let key = countersign::ReplayKey::new(
-        countersign::Scheme::KamioKashWebhook,
+        &countersign::kamiokash::WEBHOOK,
         countersign::Signature::from_bytes([0x42; 32]),
     );
     guard.claim(key, Timestamp::MAX, SystemClock.now()).unwrap();
@@ -1342,7 +1341,7 @@ async fn a_replay_after_the_signing_key_is_rotated_out_is_refused_not_processed(
         calls.clone(),
     );
     let headers: Vec<(String, String)> =
-        countersign::KamioKashWebhookSigner::new(SecretKey::new(old).unwrap())
+        countersign::Signer::kamiokash_webhook(SecretKey::new(old).unwrap())
             .sign(&SignableRequest::body(b"{}"), SystemClock.now())
             .unwrap()
             .headers()
@@ -1384,7 +1383,7 @@ async fn a_kamiokash_request_replayed_to_another_endpoint_sharing_the_guard_is_a
     let (calls_a, calls_b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (a, b) = (make(calls_a.clone()), make(calls_b.clone()));
     let headers: Vec<(String, String)> =
-        countersign::KamioKashSigner::new("pk_1", SecretKey::new(secret).unwrap())
+        countersign::Signer::kamiokash("pk_1", SecretKey::new(secret).unwrap())
             .unwrap()
             .sign(
                 &SignableRequest::body(br#"{"wallet_id":"w_1"}"#),
@@ -1763,7 +1762,7 @@ mod redis_attacks {
             .with_timeout(Duration::from_millis(1_000));
         let now = SystemClock.now();
         let key = countersign::ReplayKey::new(
-            countersign::Scheme::KamioKashWebhook,
+            &countersign::kamiokash::WEBHOOK,
             countersign::Signature::from_bytes([0x77; 32]),
         );
         use countersign::AsyncReplayGuard;

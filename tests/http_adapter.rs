@@ -5,8 +5,7 @@
 
 use countersign::http::{SignOptions, sign_request, sign_request_with, verify_request};
 use countersign::{
-    CanonicalUrl, ErrorKind, FixedClock, KamioKashSigner, KitopaySigner, KitopaySimplifiedSigner,
-    SecretKey, Timestamp, TrailingSlash, Verifier,
+    CanonicalUrl, ErrorKind, FixedClock, SecretKey, Signer, Timestamp, TrailingSlash, Verifier,
 };
 
 fn at() -> Timestamp {
@@ -15,7 +14,7 @@ fn at() -> Timestamp {
 
 #[test]
 fn docs_payin_over_http_matches_the_vector() {
-    let signer = KitopaySigner::new(
+    let signer = Signer::kitopay(
         "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148",
         SecretKey::new("dev_sec_7HdEmJy9NXTc3S7LMYEf92FAUeThRSTyHFgHBMH78YKz2uQho596jEУvEiERKDm9")
             .unwrap(),
@@ -48,7 +47,7 @@ fn docs_payin_over_http_matches_the_vector() {
 
 #[test]
 fn trailing_slash_policy_rewrites_what_is_sent() {
-    let signer = KitopaySigner::new("m", SecretKey::new("s").unwrap()).unwrap();
+    let signer = Signer::kitopay("m", SecretKey::new("s").unwrap()).unwrap();
     let mut request = http::Request::get("https://api.example.com/a/?q=1")
         .body(Vec::<u8>::new())
         .unwrap();
@@ -66,7 +65,7 @@ fn trailing_slash_policy_rewrites_what_is_sent() {
 
 #[test]
 fn round_trip_for_each_request_scheme_and_tamper_detection() {
-    let kamio = KamioKashSigner::new("pk", SecretKey::new("sk").unwrap()).unwrap();
+    let kamio = Signer::kamiokash("pk", SecretKey::new("sk").unwrap()).unwrap();
     let mut request = http::Request::post("https://api.kamiokash.test/wallets")
         .body(b"{\"a\":1}".to_vec())
         .unwrap();
@@ -81,7 +80,7 @@ fn round_trip_for_each_request_scheme_and_tamper_detection() {
         ErrorKind::SignatureMismatch
     );
 
-    let simple = KitopaySimplifiedSigner::new("m", SecretKey::new("s").unwrap()).unwrap();
+    let simple = Signer::kitopay_simplified("m", SecretKey::new("s").unwrap()).unwrap();
     let mut request = http::Request::get("https://api.kitopay.test/v1/payins/tx-9")
         .body(Vec::<u8>::new())
         .unwrap();
@@ -96,7 +95,7 @@ fn round_trip_for_each_request_scheme_and_tamper_detection() {
 #[test]
 fn kitopay_webhook_uses_the_configured_public_url_not_the_request_uri() {
     let public = CanonicalUrl::parse("https://shop.example.com/hooks/kitopay").unwrap();
-    let signer = KitopaySigner::for_webhooks("m", SecretKey::new("s").unwrap()).unwrap();
+    let signer = Signer::kitopay_webhook("m", SecretKey::new("s").unwrap()).unwrap();
     let mut sent = http::Request::post(public.as_str())
         .body(b"{}".to_vec())
         .unwrap();
@@ -114,7 +113,7 @@ fn kitopay_webhook_uses_the_configured_public_url_not_the_request_uri() {
 
 #[test]
 fn non_http_uri_is_rejected_before_signing() {
-    let signer = KitopaySigner::new("m", SecretKey::new("s").unwrap()).unwrap();
+    let signer = Signer::kitopay("m", SecretKey::new("s").unwrap()).unwrap();
     let mut request = http::Request::get("/relative")
         .body(Vec::<u8>::new())
         .unwrap();
@@ -126,7 +125,7 @@ fn non_http_uri_is_rejected_before_signing() {
 #[test]
 fn verify_request_refuses_a_uri_that_is_not_exactly_canonical() {
     // A signature for /v1/refunds must not verify on a URI a router dispatches elsewhere.
-    let signer = KitopaySigner::new("m", SecretKey::new("s").unwrap()).unwrap();
+    let signer = Signer::kitopay("m", SecretKey::new("s").unwrap()).unwrap();
     let mut signed = http::Request::post("https://api.example.com/v1/refunds")
         .body(b"{}".to_vec())
         .unwrap();

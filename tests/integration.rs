@@ -21,8 +21,8 @@ use countersign::extract::VerifiedJson;
 use countersign::layer::{VerifiedDelivery, VerifyLayer, WebhookAuth};
 use countersign::middleware::SigningMiddleware;
 use countersign::{
-    AsyncReplayGuard, CanonicalUrl, Clock, FixedClock, InMemoryReplayGuard, KamioKashWebhookSigner,
-    KitopaySigner, SecretKey, SignableRequest, Signer, SystemClock, Timestamp, Verifier,
+    AsyncReplayGuard, CanonicalUrl, Clock, FixedClock, InMemoryReplayGuard, SecretKey,
+    SignableRequest, Signer, SystemClock, Timestamp, Verifier,
 };
 use serde_json::{Value, json};
 
@@ -79,17 +79,14 @@ async fn start_server(guard: Arc<dyn AsyncReplayGuard>) -> SocketAddr {
     addr
 }
 
-fn client(
-    signer: impl Signer + 'static,
-    clock: impl Clock + 'static,
-) -> reqwest_middleware::ClientWithMiddleware {
+fn client(signer: Signer, clock: impl Clock + 'static) -> reqwest_middleware::ClientWithMiddleware {
     reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(SigningMiddleware::new(signer).with_clock(clock))
         .build()
 }
 
-fn kitopay_signer() -> KitopaySigner {
-    KitopaySigner::for_webhooks(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap()
+fn kitopay_signer() -> Signer {
+    Signer::kitopay_webhook(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap()
 }
 
 async fn post_status(
@@ -179,7 +176,7 @@ async fn middleware_to_layer_end_to_end() {
 
     // KamioKash through the layer and through the typed extractor.
     let kamio = client(
-        KamioKashWebhookSigner::new(SecretKey::new(KAMIOKASH_SECRET).unwrap()),
+        Signer::kamiokash_webhook(SecretKey::new(KAMIOKASH_SECRET).unwrap()),
         SystemClock,
     );
     let event = r#"{"type":"transaction.successful","data":{"walletId":"w_123","amount":500}}"#;
@@ -233,7 +230,7 @@ async fn a_handler_failure_releases_the_claim_so_the_retry_is_accepted() {
     let app = Router::new().route("/hook", post(handler).layer(VerifyLayer::new(auth)));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let kamio = client(
-        KamioKashWebhookSigner::new(SecretKey::new(KAMIOKASH_SECRET).unwrap()),
+        Signer::kamiokash_webhook(SecretKey::new(KAMIOKASH_SECRET).unwrap()),
         FixedClock::new(SystemClock.now()),
     );
     let url = format!("http://{addr}/hook");
@@ -266,7 +263,7 @@ async fn url_from_host_is_opt_in_and_simplified_signing_takes_the_transaction_id
         )
         .route("/no-opt-in", post(received).layer(VerifyLayer::new(full)));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let signer = KitopaySigner::new(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap();
+    let signer = Signer::kitopay(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap();
     let kitopay = client(signer, SystemClock);
     assert_eq!(
         post_status(&kitopay, &format!("http://{addr}/api/v1/payins?x=1"), BODY).await,
@@ -280,11 +277,8 @@ async fn url_from_host_is_opt_in_and_simplified_signing_takes_the_transaction_id
 
     // The middleware passes the transaction id extension to the simplified signer.
     let simplified = client(
-        countersign::KitopaySimplifiedSigner::new(
-            MERCHANT,
-            SecretKey::new(KITOPAY_SECRET).unwrap(),
-        )
-        .unwrap(),
+        countersign::Signer::kitopay_simplified(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap())
+            .unwrap(),
         FixedClock::new(Timestamp::from_unix_secs(1_601_234_567).unwrap()),
     );
     let seen = Arc::new(std::sync::Mutex::new(None));
@@ -324,7 +318,7 @@ async fn url_from_host_is_opt_in_and_simplified_signing_takes_the_transaction_id
         .send()
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("transaction id"), "{err}");
+    assert!(err.to_string().contains("`transaction_id`"), "{err}");
     // A streaming body cannot be read before it is sent, so it cannot be signed: refused,
     // never sent unsigned.
     let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
@@ -375,7 +369,7 @@ async fn load() {
         let url = url.clone();
         async move {
             let kamio = client(
-                KamioKashWebhookSigner::new(SecretKey::new(KAMIOKASH_SECRET).unwrap()),
+                Signer::kamiokash_webhook(SecretKey::new(KAMIOKASH_SECRET).unwrap()),
                 SystemClock,
             );
             let mut latencies = Vec::with_capacity(per_client);

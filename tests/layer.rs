@@ -28,8 +28,8 @@ use countersign::extract::{VerifiedBody, VerifiedJson};
 use countersign::layer::{VerifiedDelivery, VerifyLayer, WebhookAuth};
 use countersign::middleware::SigningMiddleware;
 use countersign::{
-    CanonicalUrl, Claim, Clock, Error, ErrorKind, InMemoryReplayGuard, KitopaySigner, ReplayGuard,
-    ReplayKey, SecretKey, SignableRequest, Signer, SystemClock, Timestamp, Verifier,
+    CanonicalUrl, Claim, Clock, Error, ErrorKind, InMemoryReplayGuard, ReplayGuard, ReplayKey,
+    SecretKey, SignableRequest, Signer, SystemClock, Timestamp, Verifier,
 };
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -434,7 +434,7 @@ fn kitopay_service(
 }
 
 fn kitopay_signed(url: &str, body: &str) -> Vec<(String, String)> {
-    let signer = KitopaySigner::new(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap();
+    let signer = Signer::kitopay(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap();
     let url = CanonicalUrl::parse(url).unwrap();
     signer
         .sign(
@@ -547,7 +547,7 @@ async fn under_router_nest_the_original_uri_is_verified() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(SigningMiddleware::new(
-            KitopaySigner::new(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap(),
+            Signer::kitopay(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap(),
         ))
         .build();
     let response = client
@@ -727,13 +727,13 @@ async fn the_body_limit_is_exact_for_declared_and_streamed_lengths() {
 
 #[test]
 fn every_decision_is_one_tracing_event_with_outcome_reason_key_and_age() {
-    use countersign::{FixedClock, KamioKashWebhookSigner, Signer};
+    use countersign::{FixedClock, Signer};
     let now = Timestamp::from_unix_secs(1_700_000_000).unwrap();
     let at = |offset: i64| {
         Timestamp::from_unix_secs(now.unix_secs().checked_add_signed(offset).unwrap()).unwrap()
     };
     let sign = |body: &str, t: Timestamp| -> Vec<(String, String)> {
-        KamioKashWebhookSigner::new(SecretKey::new(SECRET).unwrap())
+        Signer::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
             .sign(&SignableRequest::body(body.as_bytes()), t)
             .unwrap()
             .headers()

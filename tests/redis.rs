@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use countersign::redis_guard::{FailurePolicy, RedisReplayGuard};
 use countersign::{
-    AsyncReplayGuard, ClaimState, Clock, ErrorKind, Freshness, ReplayKey, Scheme, Signature,
-    SystemClock, Timestamp,
+    AsyncReplayGuard, ClaimState, Clock, ErrorKind, Freshness, ReplayKey, Signature, SystemClock,
+    Timestamp,
 };
 use proptest::test_runner::{Config, TestRunner};
 use redis_server::{Redis, guard, unique_prefix};
@@ -53,7 +53,7 @@ async fn claims_carry_tokens_and_states_and_the_ttl_is_rounded_up() {
         .await
         .unwrap()
         .with_prefix(prefix.clone());
-    let key = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([9; 32]));
+    let key = ReplayKey::new(&countersign::kitopay::FULL, Signature::from_bytes([9; 32]));
     let now = SystemClock.now();
     // 60 s and half a millisecond: PX must be rounded up to 60 001 ms, never down.
     let until = Timestamp::from_duration(now.since_epoch() + Duration::new(60, 500_000)).unwrap();
@@ -88,7 +88,7 @@ async fn claims_carry_tokens_and_states_and_the_ttl_is_rounded_up() {
     );
 
     // The key expires with the claim: a 50 ms claim is gone after 150 ms.
-    let other = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([10; 32]));
+    let other = ReplayKey::new(&countersign::kitopay::FULL, Signature::from_bytes([10; 32]));
     guard.claim_async(other, later(now, 50), now).await.unwrap();
     tokio::time::sleep(Duration::from_millis(150)).await;
     guard.claim_async(other, later(now, 50), now).await.unwrap();
@@ -106,7 +106,7 @@ async fn unreachable_redis_fails_closed_unless_told_otherwise() {
     redis.kill();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let now = SystemClock.now();
-    let fresh = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([11; 32]));
+    let fresh = ReplayKey::new(&countersign::kitopay::FULL, Signature::from_bytes([11; 32]));
     let closed = guard.clone().with_timeout(Duration::from_millis(300));
     assert_eq!(
         closed
@@ -495,7 +495,10 @@ async fn a_claim_future_dropped_before_redis_answers_is_cleaned_up() {
     let guard = guard(&redis, "dropped")
         .await
         .with_timeout(Duration::from_secs(5));
-    let key = ReplayKey::new(Scheme::KamioKashWebhook, Signature::from_bytes([12; 32]));
+    let key = ReplayKey::new(
+        &countersign::kamiokash::WEBHOOK,
+        Signature::from_bytes([12; 32]),
+    );
     let now = SystemClock.now();
     redis.stall(0.5);
     // The client goes away while the claim is queued behind the stall.
@@ -584,7 +587,7 @@ async fn debug_shows_settings_and_the_open_policy_warns_when_it_accepts_unguarde
     let (captured, subscriber) = capturing_subscriber();
     let _default = tracing::subscriber::set_default(subscriber);
     let now = SystemClock.now();
-    let key = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([13; 32]));
+    let key = ReplayKey::new(&countersign::kitopay::FULL, Signature::from_bytes([13; 32]));
     assert!(
         guard
             .claim_async(key, later(now, 60_000), now)
@@ -662,7 +665,7 @@ async fn a_longer_command_timeout_is_honoured() {
     let guard = guard(&redis, "long-timeout")
         .await
         .with_timeout(Duration::from_secs(4));
-    let key = ReplayKey::new(Scheme::Kitopay, Signature::from_bytes([14; 32]));
+    let key = ReplayKey::new(&countersign::kitopay::FULL, Signature::from_bytes([14; 32]));
     redis.stall(1.5);
     let now = SystemClock.now();
     let started = Instant::now();

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use countersign::{
     CanonicalUrl, Claim, ClaimState, Clock, Error, ErrorKind, FixedClock, Freshness,
-    InMemoryReplayGuard, KamioKashWebhookSigner, KitopaySigner, ReceivedRequest, ReplayGuard,
-    ReplayKey, SecretKey, SignableRequest, Signer, Timestamp, Verifier,
+    InMemoryReplayGuard, ReceivedRequest, ReplayGuard, ReplayKey, SecretKey, SignableRequest,
+    Signer, Timestamp, Verifier,
 };
 use proptest::prelude::*;
 
 fn delivery(at: Timestamp, body: &[u8]) -> Vec<(String, String)> {
-    let signer = KamioKashWebhookSigner::new(SecretKey::new("whsec").unwrap());
+    let signer = Signer::kamiokash_webhook(SecretKey::new("whsec").unwrap());
     let signed = signer.sign(&SignableRequest::body(body), at).unwrap();
     signed
         .headers()
@@ -94,7 +94,7 @@ fn kitopay_webhook_replays_at_and_after_sixty_seconds_are_refused_until_stale() 
     // t+60.999 s (whole-second "now", claim expiring at t+60, held only while > now).
     let t = 1_700_000_000;
     let url = CanonicalUrl::parse("https://shop.example.com/hooks/kitopay").unwrap();
-    let signer = KitopaySigner::for_webhooks("m-1", SecretKey::new("s").unwrap()).unwrap();
+    let signer = Signer::kitopay_webhook("m-1", SecretKey::new("s").unwrap()).unwrap();
     let signed = signer
         .sign(
             &SignableRequest::new("POST", &url, b"{}").unwrap(),

@@ -5,50 +5,42 @@
 mod common;
 
 use countersign::{
-    CanonicalUrl, ErrorKind, FixedClock, Freshness, KamioKashSigner, KamioKashWebhookSigner,
-    KitopaySigner, KitopaySimplifiedSigner, ReceivedRequest, Scheme, SecretKey, SignableRequest,
-    Signer, StringToSign, Timestamp, TrailingSlash, UrlRule, Verifier,
+    CanonicalUrl, ErrorKind, FixedClock, Freshness, ReceivedRequest, Scheme, SecretKey,
+    SignableRequest, Signer, StringToSign, Timestamp, TrailingSlash, UrlRule, Verifier, kamiokash,
+    kitopay, standard_webhooks,
 };
 
-fn signer_for(case: &common::SignatureCase) -> Box<dyn Signer> {
-    let key = SecretKey::new(&case.secret).unwrap();
-    let merchant = case.merchant_id.as_deref().unwrap_or_default();
-    match case.scheme.as_str() {
-        "kitopay" => Box::new(KitopaySigner::new(merchant, key).unwrap()),
-        "kitopay-webhook" => Box::new(KitopaySigner::for_webhooks(merchant, key).unwrap()),
-        "kitopay-simplified" => Box::new(KitopaySimplifiedSigner::new(merchant, key).unwrap()),
-        "kamiokash" => {
-            Box::new(KamioKashSigner::new(case.api_key.as_deref().unwrap(), key).unwrap())
-        }
-        "kamiokash-webhook" => Box::new(KamioKashWebhookSigner::new(key)),
-        other => panic!("{}: unknown scheme {other}", case.name),
+/// The scheme a case names, from the registry.
+fn scheme_of(case: &common::SignatureCase) -> &'static Scheme {
+    Scheme::named(&case.scheme).unwrap_or_else(|e| panic!("{}: {e}", case.name))
+}
+
+/// The case's signer, built generically: the scheme value, its key form, its identity.
+fn signer_for(case: &common::SignatureCase) -> Signer {
+    let scheme = scheme_of(case);
+    let signer = Signer::new(scheme, scheme.key(&case.secret).unwrap()).unwrap();
+    match case.merchant_id.as_deref().or(case.api_key.as_deref()) {
+        Some(identity) => signer.with_identity(identity).unwrap(),
+        None => signer,
     }
 }
 
+/// The case's verifier, built generically; webhooks that sign the URL get the case's URL
+/// as their configured public URL.
 fn verifier_for(case: &common::SignatureCase, now: Timestamp) -> Verifier {
-    let key = SecretKey::new(&case.secret).unwrap();
-    let merchant = case.merchant_id.as_deref().unwrap_or_default();
-    let v = match case.scheme.as_str() {
-        "kitopay" => Verifier::kitopay_request(merchant, key).unwrap(),
-        "kitopay-webhook" => Verifier::kitopay_webhook(
-            merchant,
-            key,
-            CanonicalUrl::parse(case.url.as_deref().unwrap()).unwrap(),
-        )
-        .unwrap(),
-        "kitopay-simplified" => Verifier::kitopay_simplified(merchant, key).unwrap(),
-        "kamiokash" => Verifier::kamiokash_request(key)
-            .with_api_key(case.api_key.as_deref().unwrap())
-            .unwrap(),
-        "kamiokash-webhook" => Verifier::kamiokash_webhook(key),
-        other => panic!("{}: unknown scheme {other}", case.name),
-    };
+    let scheme = scheme_of(case);
+    let mut v = Verifier::new(scheme, scheme.key(&case.secret).unwrap()).unwrap();
+    if let Some(identity) = case.merchant_id.as_deref().or(case.api_key.as_deref()) {
+        v = v.with_identity(identity).unwrap();
+    }
+    if scheme.is_webhook() && scheme.signs_url() {
+        v = v.with_url(CanonicalUrl::parse(case.url.as_deref().unwrap()).unwrap());
+    }
     v.with_clock(FixedClock::new(now))
 }
 
 fn timestamp_of(case: &common::SignatureCase) -> Timestamp {
-    let scheme: Scheme = case.scheme.parse().unwrap();
-    scheme.parse_timestamp(&case.timestamp).unwrap()
+    scheme_of(case).parse_timestamp(&case.timestamp).unwrap()
 }
 
 #[test]
@@ -59,19 +51,12 @@ fn every_signature_case_signs_to_the_expected_headers() {
         let signer = signer_for(case);
         let body = case.body_bytes();
         let url = case.url.as_deref().map(|u| CanonicalUrl::parse(u).unwrap());
-        let request = match (&case.method, &url) {
-            (Some(method), Some(url)) => SignableRequest::new(method, url, &body).unwrap(),
-            (Some(method), None) => {
-                SignableRequest::simplified(method, case.transaction_id.as_deref().unwrap())
-                    .unwrap()
-            }
-            _ => SignableRequest::body(&body),
-        };
+        let request = request_of(case, url.as_ref(), &body);
         let signed = signer.sign(&request, timestamp_of(case)).unwrap();
         assert_eq!(signed.signature_hex(), case.signature, "case {}", case.name);
         assert_eq!(
             signed.timestamp(),
-            case.timestamp,
+            Some(case.timestamp.as_str()),
             "case {}: timestamp text",
             case.name
         );
@@ -85,24 +70,29 @@ fn every_signature_case_signs_to_the_expected_headers() {
 
 fn string_to_sign<'a>(
     case: &'a common::SignatureCase,
+    request: &SignableRequest<'a>,
+) -> StringToSign<'a> {
+    let identity = case.merchant_id.as_deref();
+    StringToSign::new(scheme_of(case), identity, &case.timestamp, request).unwrap()
+}
+
+/// The case's request view: method, URL and transaction id where given.
+fn request_of<'a>(
+    case: &'a common::SignatureCase,
     url: Option<&'a CanonicalUrl>,
     body: &'a [u8],
-) -> StringToSign<'a> {
-    let merchant = case.merchant_id.as_deref().unwrap_or_default();
-    let method = case.method.as_deref().unwrap_or_default();
-    match case.scheme.as_str() {
-        "kitopay" | "kitopay-webhook" => {
-            StringToSign::kitopay(merchant, &case.timestamp, method, url.unwrap(), body)
-        }
-        "kitopay-simplified" => StringToSign::kitopay_simplified(
-            merchant,
-            &case.timestamp,
-            method,
-            case.transaction_id.as_deref().unwrap(),
-        ),
-        "kamiokash" => StringToSign::kamiokash_request(body, &case.timestamp),
-        _ => StringToSign::kamiokash_webhook(&case.timestamp, body),
+) -> SignableRequest<'a> {
+    let mut request = SignableRequest::body(body);
+    if let Some(method) = &case.method {
+        request = request.with_method(method).unwrap();
     }
+    if let Some(url) = url {
+        request = request.with_url(url);
+    }
+    if let Some(id) = &case.transaction_id {
+        request = request.with_transaction_id(id);
+    }
+    request
 }
 
 #[test]
@@ -110,7 +100,8 @@ fn every_signature_case_has_the_expected_string_to_sign() {
     for case in &common::signatures() {
         let body = case.body_bytes();
         let url = case.url.as_deref().map(|u| CanonicalUrl::parse(u).unwrap());
-        let message = string_to_sign(case, url.as_ref(), &body);
+        let request = request_of(case, url.as_ref(), &body);
+        let message = string_to_sign(case, &request);
         match &case.string_to_sign {
             Some(expected) => assert_eq!(
                 message.to_bytes(),
@@ -206,9 +197,9 @@ fn every_freshness_case() {
     assert!(cases.len() >= 20);
     for case in &cases {
         let scheme = if case.provider == "kitopay" {
-            Scheme::Kitopay
+            &kitopay::FULL
         } else {
-            Scheme::KamioKash
+            &kamiokash::REQUEST
         };
         let now = scheme.parse_timestamp(&case.now).unwrap();
         let outcome = scheme
@@ -243,23 +234,23 @@ fn freshness_cases_through_the_verifier_clock() {
         .filter(|c| c.expect != "malformed")
     {
         let scheme = if case.provider == "kitopay" {
-            Scheme::KitopaySimplified
+            &kitopay::SIMPLIFIED
         } else {
-            Scheme::KamioKashWebhook
+            &kamiokash::WEBHOOK
         };
-        let message = if scheme == Scheme::KitopaySimplified {
-            StringToSign::kitopay_simplified("m", &case.timestamp, "GET", "t")
-        } else {
-            StringToSign::kamiokash_webhook(&case.timestamp, b"{}")
-        };
+        let request = SignableRequest::simplified("GET", "t").unwrap();
+        let identity = (scheme == &kitopay::SIMPLIFIED).then_some("m");
+        let message =
+            StringToSign::new(scheme, identity, &case.timestamp, &request.with_body(b"{}"))
+                .unwrap();
         let sig = message.sign(&SecretKey::new("k").unwrap()).to_string();
         let headers = [
-            (scheme.timestamp_header(), case.timestamp.as_str()),
+            (scheme.timestamp_header().unwrap(), case.timestamp.as_str()),
             (scheme.signature_header(), sig.as_str()),
             ("x-merchant-id", "m"),
         ];
         let now = scheme.parse_timestamp(&case.now).unwrap();
-        let verifier = if scheme == Scheme::KitopaySimplified {
+        let verifier = if scheme == &kitopay::SIMPLIFIED {
             Verifier::kitopay_simplified("m", SecretKey::new("k").unwrap()).unwrap()
         } else {
             Verifier::kamiokash_webhook(SecretKey::new("k").unwrap())
@@ -321,7 +312,12 @@ fn vectors_are_identical_to_the_shared_copies() {
     if !shared.exists() {
         return;
     }
-    for name in ["signatures.json", "freshness.json", "urls.json"] {
+    for name in [
+        "signatures.json",
+        "freshness.json",
+        "urls.json",
+        "standard_webhooks.json",
+    ] {
         let ours = std::fs::read(format!(
             "{}/tests/vectors/{name}",
             env!("CARGO_MANIFEST_DIR")
@@ -333,4 +329,56 @@ fn vectors_are_identical_to_the_shared_copies() {
             "tests/vectors/{name} differs from ../shared/vectors/{name}"
         );
     }
+}
+
+#[test]
+fn every_standard_webhooks_case_signs_and_verifies_as_the_official_package_says() {
+    let cases = common::standard_webhooks();
+    assert!(cases.len() >= 20);
+    let scheme = &standard_webhooks::SCHEME;
+    let mut signed_cases = 0;
+    for case in &cases {
+        let key = scheme.key(&case.secret).unwrap();
+        let body = case.body_bytes();
+        let at = scheme.parse_timestamp(&case.timestamp).unwrap();
+        // Verification, at the signing instant (freshness aside, as the vectors say).
+        let verifier = Verifier::standard_webhooks(scheme.key(&case.secret).unwrap())
+            .with_clock(FixedClock::new(at));
+        let headers = [
+            ("webhook-id", case.id.as_str()),
+            ("webhook-timestamp", case.timestamp.as_str()),
+            ("webhook-signature", case.signature.as_str()),
+        ];
+        let outcome = verifier.verify(&ReceivedRequest::new(&headers, &body));
+        assert_eq!(
+            outcome.is_ok(),
+            case.valid,
+            "case {}: {outcome:?}",
+            case.name
+        );
+        if let Err(e) = &outcome {
+            assert!(
+                matches!(
+                    e.kind(),
+                    ErrorKind::SignatureMismatch | ErrorKind::MalformedSignature { .. }
+                ),
+                "case {}: {e}",
+                case.name
+            );
+        }
+        // Signing: a header holding a single v1 signature is exactly what we sign.
+        if case.valid && !case.signature.contains(' ') {
+            let signer = Signer::standard_webhooks(key);
+            let request = SignableRequest::body(&body).with_value("id", &case.id);
+            let signed = signer.sign(&request, at).unwrap();
+            assert_eq!(
+                signed.signature_value(),
+                case.signature,
+                "case {}",
+                case.name
+            );
+            signed_cases += 1;
+        }
+    }
+    assert!(signed_cases >= 14, "{signed_cases}");
 }

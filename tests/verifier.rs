@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use countersign::{
-    CanonicalUrl, Clock, ErrorKind, FixedClock, Freshness, KamioKashSigner, KamioKashWebhookSigner,
-    KeyRing, KitopaySigner, KitopaySimplifiedSigner, ReceivedRequest, SecretKey, SignableRequest,
-    Signer, Timestamp, UrlRule, Verifier,
+    CanonicalUrl, Clock, ErrorKind, FixedClock, Freshness, KeyRing, ReceivedRequest, SecretKey,
+    SignableRequest, Signer, Timestamp, UrlRule, Verifier,
 };
 
 const MERCHANT: &str = "merchant-1";
@@ -32,7 +31,7 @@ fn webhook_url() -> CanonicalUrl {
 }
 
 fn kitopay_delivery(secret: &str, url: &CanonicalUrl, body: &[u8]) -> Vec<(String, String)> {
-    let signer = KitopaySigner::for_webhooks(MERCHANT, key(secret)).unwrap();
+    let signer = Signer::kitopay_webhook(MERCHANT, key(secret)).unwrap();
     owned(
         &signer
             .sign(&SignableRequest::new("POST", url, body).unwrap(), at())
@@ -113,7 +112,7 @@ fn identity_mismatch() {
         ErrorKind::IdentityMismatch("x-merchant-id")
     );
 
-    let signer = KamioKashSigner::new("pk_1", key(SECRET)).unwrap();
+    let signer = Signer::kamiokash("pk_1", key(SECRET)).unwrap();
     let headers = owned(&signer.sign(&SignableRequest::body(b"{}"), at()).unwrap());
     let v = Verifier::kamiokash_request(key(SECRET))
         .with_api_key("pk_2")
@@ -258,10 +257,17 @@ fn signature_mismatch_message_leaks_nothing() {
         .unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::SignatureMismatch);
     let text = format!("{err} {err:?}");
-    let expected =
-        countersign::StringToSign::kitopay(MERCHANT, "1601234567", "POST", &webhook_url(), b"{}")
-            .sign(&key(SECRET))
-            .to_string();
+    let url = webhook_url();
+    let request = SignableRequest::new("POST", &url, b"{}").unwrap();
+    let expected = countersign::StringToSign::new(
+        &countersign::kitopay::WEBHOOK,
+        Some(MERCHANT),
+        "1601234567",
+        &request,
+    )
+    .unwrap()
+    .sign(&key(SECRET))
+    .to_string();
     assert!(!text.contains(&expected[..16]));
     assert!(!text.contains(SECRET));
 }
@@ -325,7 +331,7 @@ fn trailing_slash_tolerance_is_opt_in_and_reported() {
 #[test]
 fn kitopay_request_verifier_needs_url_and_method_from_the_request() {
     let url = CanonicalUrl::parse("https://api.kitopay.test/v1/payins?x=1").unwrap();
-    let signer = KitopaySigner::new(MERCHANT, key(SECRET)).unwrap();
+    let signer = Signer::kitopay(MERCHANT, key(SECRET)).unwrap();
     let headers = owned(
         &signer
             .sign(&SignableRequest::new("PATCH", &url, b"{}").unwrap(), at())
@@ -389,7 +395,7 @@ fn the_field_boundary_attacks_of_the_review_are_refused() {
     let signed_url =
         CanonicalUrl::parse("https://api.kitopay.test/v1/payouts?amount=1000").unwrap();
     let moved_url = CanonicalUrl::parse("https://api.kitopay.test/v1/payouts?amount=10").unwrap();
-    let signer = KitopaySigner::new(MERCHANT, key(SECRET)).unwrap();
+    let signer = Signer::kitopay(MERCHANT, key(SECRET)).unwrap();
     let headers = owned(
         &signer
             .sign(
@@ -412,7 +418,7 @@ fn the_field_boundary_attacks_of_the_review_are_refused() {
     assert!(v.with_body_on_get(true).verify(&moved).is_ok());
 
     // Simplified: `GET` + `tx-123` must not verify as `GETt` + `x-123`.
-    let simplified = KitopaySimplifiedSigner::new(MERCHANT, key(SECRET)).unwrap();
+    let simplified = Signer::kitopay_simplified(MERCHANT, key(SECRET)).unwrap();
     let headers = owned(
         &simplified
             .sign(&SignableRequest::simplified("GET", "tx-123").unwrap(), at())
@@ -477,7 +483,7 @@ fn duplicate_headers_are_refused_by_every_lookup() {
     // KamioKash: two X-Kamio-Signature values, and two X-API-Key values.
     let at = Timestamp::parse_rfc3339("2026-01-27T09:23:07.001Z").unwrap();
     let webhook = Verifier::kamiokash_webhook(key("whsec")).with_clock(FixedClock::new(at));
-    let webhook_signer = KamioKashWebhookSigner::new(key("whsec"));
+    let webhook_signer = Signer::kamiokash_webhook(key("whsec"));
     let signed = webhook_signer
         .sign(&SignableRequest::body(b"{}"), at)
         .unwrap();
@@ -494,7 +500,7 @@ fn duplicate_headers_are_refused_by_every_lookup() {
         .with_api_key("pk_1")
         .unwrap()
         .with_clock(FixedClock::new(at));
-    let request_signer = countersign::KamioKashSigner::new("pk_1", key("sk")).unwrap();
+    let request_signer = countersign::Signer::kamiokash("pk_1", key("sk")).unwrap();
     let signed = request_signer
         .sign(&SignableRequest::body(b"{}"), at)
         .unwrap();
@@ -529,7 +535,7 @@ fn duplicate_headers_are_refused_by_every_lookup() {
 
 #[test]
 fn simplified_verifier_needs_the_transaction_id() {
-    let signer = KitopaySimplifiedSigner::new(MERCHANT, key(SECRET)).unwrap();
+    let signer = Signer::kitopay_simplified(MERCHANT, key(SECRET)).unwrap();
     let headers = owned(
         &signer
             .sign(&SignableRequest::simplified("GET", "tx-1").unwrap(), at())
@@ -545,7 +551,7 @@ fn simplified_verifier_needs_the_transaction_id() {
     let r = ReceivedRequest::new(&headers, b"").with_method("GET");
     assert_eq!(
         v.verify(&r).unwrap_err().into_kind(),
-        ErrorKind::MissingTransactionId
+        ErrorKind::MissingField("transaction_id")
     );
     assert!(v.verify(&r.with_transaction_id("tx-1")).is_ok());
     assert_eq!(
@@ -569,7 +575,7 @@ fn signer_errors() {
             .into_kind(),
         ErrorKind::InvalidMethod
     );
-    let full = KitopaySigner::new(MERCHANT, key(SECRET)).unwrap();
+    let full = Signer::kitopay(MERCHANT, key(SECRET)).unwrap();
     assert_eq!(
         full.sign(&SignableRequest::body(b""), at())
             .unwrap_err()
@@ -582,28 +588,26 @@ fn signer_errors() {
             .into_kind(),
         ErrorKind::MissingUrl
     );
-    let simple = KitopaySimplifiedSigner::new(MERCHANT, key(SECRET)).unwrap();
+    let simple = Signer::kitopay_simplified(MERCHANT, key(SECRET)).unwrap();
     assert_eq!(
         simple
             .sign(&SignableRequest::new("GET", &url, b"").unwrap(), at())
             .unwrap_err()
             .into_kind(),
-        ErrorKind::MissingTransactionId
+        ErrorKind::MissingField("transaction_id")
     );
     assert_eq!(
         SecretKey::new("").unwrap_err().into_kind(),
         ErrorKind::EmptySecret
     );
     assert_eq!(
-        KitopaySigner::new("a\r\nb", key(SECRET))
+        Signer::kitopay("a\r\nb", key(SECRET))
             .unwrap_err()
             .into_kind(),
         ErrorKind::InvalidHeaderValue("x-merchant-id")
     );
     assert_eq!(
-        KamioKashSigner::new("", key(SECRET))
-            .unwrap_err()
-            .into_kind(),
+        Signer::kamiokash("", key(SECRET)).unwrap_err().into_kind(),
         ErrorKind::InvalidHeaderValue("X-API-Key")
     );
     assert_eq!(
@@ -647,7 +651,7 @@ fn every_error_message_is_lowercase_and_actionable() {
         ErrorKind::InvalidUrl(UrlRule::Host),
         ErrorKind::MissingUrl,
         ErrorKind::InvalidMethod,
-        ErrorKind::MissingTransactionId,
+        ErrorKind::MissingField("transaction_id"),
         ErrorKind::EmptySecret,
         ErrorKind::NoKeys,
         ErrorKind::UnknownName {
@@ -681,7 +685,7 @@ fn system_clock_and_fixed_clock() {
     assert!(now.unix_secs() > 1_763_000_000);
     assert_eq!(FixedClock::new(at()).now(), at());
     // Verifying against the real clock: a timestamp signed now is fresh.
-    let signer = KamioKashWebhookSigner::new(key(SECRET));
+    let signer = Signer::kamiokash_webhook(key(SECRET));
     let headers = owned(
         &signer
             .sign(
@@ -703,11 +707,12 @@ fn public_types_are_send_and_sync() {
     check::<Verifier>();
     check::<SecretKey>();
     check::<KeyRing>();
-    check::<KitopaySigner>();
-    check::<KamioKashSigner>();
+    check::<Signer>();
+    check::<countersign::Scheme>();
+    check::<countersign::StringToSign<'static>>();
     check::<CanonicalUrl>();
     check::<countersign::Error>();
-    check::<Box<dyn Signer>>();
+    check::<countersign::SignedRequest<'static>>();
 }
 
 #[test]
@@ -783,12 +788,15 @@ fn keys_rotate_while_deliveries_are_verified_concurrently_and_none_is_refused() 
 
 #[test]
 fn displays_honour_width_and_fill() {
-    use countersign::{Scheme, Signature};
+    use countersign::Signature;
     assert_eq!(
-        format!("{:<20}|", Scheme::KitopayWebhook),
+        format!("{:<20}|", countersign::kitopay::WEBHOOK),
         "kitopay-webhook     |"
     );
-    assert_eq!(format!("{:*^11}", Scheme::KamioKash), "*kamiokash*");
+    assert_eq!(
+        format!("{:*^11}", countersign::kamiokash::REQUEST),
+        "*kamiokash*"
+    );
     let sig = Signature::from_bytes([0xab; 32]);
     assert_eq!(format!("{sig:.8}"), "abababab");
     assert_eq!(format!("{:>66}", sig.to_hex()).len(), 66);

@@ -50,14 +50,14 @@ pub(crate) enum SchemeArg {
 }
 
 impl SchemeArg {
-    pub(crate) fn scheme(self) -> countersign::Scheme {
-        use countersign::Scheme;
+    pub(crate) fn scheme(self) -> &'static countersign::Scheme {
+        use countersign::{kamiokash, kitopay};
         match self {
-            SchemeArg::Kitopay => Scheme::Kitopay,
-            SchemeArg::KitopaySimplified => Scheme::KitopaySimplified,
-            SchemeArg::Kamiokash => Scheme::KamioKash,
-            SchemeArg::KitopayWebhook => Scheme::KitopayWebhook,
-            SchemeArg::KamiokashWebhook => Scheme::KamioKashWebhook,
+            SchemeArg::Kitopay => &kitopay::FULL,
+            SchemeArg::KitopaySimplified => &kitopay::SIMPLIFIED,
+            SchemeArg::Kamiokash => &kamiokash::REQUEST,
+            SchemeArg::KitopayWebhook => &kitopay::WEBHOOK,
+            SchemeArg::KamiokashWebhook => &kamiokash::WEBHOOK,
         }
     }
 

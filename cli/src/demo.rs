@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use countersign::diagnose::{Diagnosis, Inputs, diagnose};
 use countersign::{
-    CanonicalUrl, FixedClock, KamioKashSigner, KitopaySigner, ReceivedRequest, Scheme, SecretKey,
-    SignableRequest, Signer, Timestamp, Verifier,
+    CanonicalUrl, FixedClock, ReceivedRequest, SecretKey, SignableRequest, Signer, Timestamp,
+    Verifier, kitopay,
 };
 
 use crate::inputs::Usage;
@@ -44,7 +44,7 @@ pub(crate) fn run() -> Result<ExitCode, Usage> {
     // 1. Kitopay: the documentation's payin request.
     let at = Timestamp::from_unix_secs(1_601_234_567)?;
     let url = CanonicalUrl::parse(KITOPAY_URL)?;
-    let signer = KitopaySigner::new(KITOPAY_MERCHANT, SecretKey::new(KITOPAY_SECRET)?)?;
+    let signer = Signer::kitopay(KITOPAY_MERCHANT, SecretKey::new(KITOPAY_SECRET)?)?;
     let signed = signer.sign(
         &SignableRequest::new("POST", &url, KITOPAY_BODY.as_bytes())?,
         at,
@@ -64,7 +64,7 @@ pub(crate) fn run() -> Result<ExitCode, Usage> {
 
     // 2. KamioKash: the documentation's wallet request.
     let at_kk = Timestamp::parse_rfc3339("2026-01-27T09:23:06.658Z")?;
-    let kk = KamioKashSigner::new(KAMIOKASH_API_KEY, SecretKey::new(KAMIOKASH_SECRET)?)?;
+    let kk = Signer::kamiokash(KAMIOKASH_API_KEY, SecretKey::new(KAMIOKASH_SECRET)?)?;
     let signed = kk.sign(&SignableRequest::body(KAMIOKASH_BODY.as_bytes()), at_kk)?;
     let kk_headers = headers_of(&signed);
     out.push_str(&format!("2. kamiokash: body {KAMIOKASH_BODY}\n"));
@@ -101,15 +101,14 @@ pub(crate) fn run() -> Result<ExitCode, Usage> {
         Err(e) => out.push_str(&format!("   verified: no ({}): {e}\n", e.code())),
     }
     let diagnosis = diagnose(&Inputs {
-        scheme: Scheme::Kitopay,
         secret: KITOPAY_SECRET,
-        merchant_id: KITOPAY_MERCHANT,
-        timestamp: wrong.timestamp(),
+        identity: KITOPAY_MERCHANT,
+        timestamp: wrong.timestamp().unwrap_or_default(),
         method: "POST",
         url: Some(&url),
         body: KITOPAY_BODY.as_bytes(),
-        transaction_id: "",
-        signature: wrong.signature_hex(),
+        signature: wrong.signature_value(),
+        ..Inputs::new(&kitopay::FULL)
     })?;
     match diagnosis {
         Diagnosis::Explained(finding) => {

@@ -60,7 +60,7 @@ pub(crate) fn search(secrets: &[Secret], template: &Inputs<'_>) -> Result<Search
                     found = Search::Explained(secret.id.clone(), f);
                 }
             }
-            Ok(Diagnosis::Unexplained) => {}
+            Ok(_) => {}
             Err(e) if e.kind() == &ErrorKind::MissingUrl => return Err(e),
             Err(e) => return Ok(Search::Impossible(e)),
         }
@@ -71,21 +71,16 @@ pub(crate) fn search(secrets: &[Secret], template: &Inputs<'_>) -> Result<Search
 /// The hypothesis as the `diagnose` command names it: `TrailingSlashRemoved` →
 /// `trailing_slash_removed`.
 pub(crate) fn snake(hypothesis: Hypothesis) -> String {
-    let mut out = String::new();
-    for (i, c) in format!("{hypothesis:?}").chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
+    hypothesis.id()
 }
 
 /// When the signature matches the message as received: what alone is refused, and the fix
 /// (for the `verify`/`diagnose` commands, which take `--now`).
-pub(crate) fn only_refused(refusal: &Error, scheme: Scheme) -> String {
+pub(crate) fn only_refused(refusal: &Error, scheme: &Scheme) -> String {
     match refusal.kind() {
-        ErrorKind::MalformedTimestamp { .. } if scheme.is_kitopay() => {
+        ErrorKind::MalformedTimestamp { .. }
+            if scheme.time_format() == Some(countersign::TimeFormat::UnixSecs) =>
+        {
             "only the timestamp is refused: send UNIX seconds and sign them".to_owned()
         }
         ErrorKind::MalformedTimestamp { .. } => "only the timestamp is refused: send an RFC 3339 timestamp (e.g. 2026-01-27T09:23:06.658Z) and sign exactly that text".to_owned(),

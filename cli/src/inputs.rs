@@ -4,10 +4,7 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use countersign::{
-    CanonicalUrl, KamioKashSigner, KamioKashWebhookSigner, KeyRing, KitopaySigner,
-    KitopaySimplifiedSigner, Scheme, SecretKey, SignableRequest, Signer,
-};
+use countersign::{CanonicalUrl, KeyRing, Scheme, SecretKey, SignableRequest, Signer};
 use zeroize::Zeroizing;
 
 use crate::args::RequestArgs;
@@ -35,7 +32,7 @@ pub(crate) enum BodySource {
 /// The request inputs, checked against what the scheme needs.
 #[derive(Debug)]
 pub(crate) struct Loaded {
-    pub(crate) scheme: Scheme,
+    pub(crate) scheme: &'static Scheme,
     pub(crate) merchant_id: Option<String>,
     pub(crate) method: Option<String>,
     /// The canonical URL, for schemes that sign it.
@@ -46,7 +43,7 @@ pub(crate) struct Loaded {
     pub(crate) body_source: BodySource,
 }
 
-fn need<'a>(value: &'a Option<String>, flag: &str, scheme: Scheme) -> Result<&'a str, Usage> {
+fn need<'a>(value: &'a Option<String>, flag: &str, scheme: &Scheme) -> Result<&'a str, Usage> {
     value
         .as_deref()
         .ok_or_else(|| Usage(format!("{flag} is required for the {scheme} scheme")))
@@ -56,15 +53,17 @@ impl Loaded {
     pub(crate) fn from_args(a: &RequestArgs) -> Result<Self, Usage> {
         let scheme = a.scheme.scheme();
         // Webhooks are POSTed; the library's webhook verifier assumes POST too.
-        let method = match (&a.method, scheme) {
-            (None, Scheme::KitopayWebhook) => Some("POST".to_owned()),
-            (method, _) => method.clone(),
+        let method = match &a.method {
+            None if scheme.is_webhook() && scheme.signs_method() => Some("POST".to_owned()),
+            method => method.clone(),
         };
-        if scheme.is_kitopay() {
+        if scheme.signs_identity() {
             need(&a.merchant_id, "--merchant-id", scheme)?;
+        }
+        if scheme.signs_method() {
             need(&method, "--method", scheme)?;
         }
-        if scheme == Scheme::KitopaySimplified {
+        if scheme.values().any(|v| v.name() == "transaction_id") {
             need(&a.transaction_id, "--transaction-id", scheme)?;
         }
         let url = if scheme.signs_url() {
@@ -111,37 +110,34 @@ impl Loaded {
 
     pub(crate) fn signable(&self) -> Result<SignableRequest<'_>, Usage> {
         let bad_method = |e: countersign::Error| Usage(format!("--method: {e}"));
-        Ok(match (self.scheme, &self.method, &self.url) {
-            (Scheme::Kitopay | Scheme::KitopayWebhook, Some(m), Some(u)) => {
-                SignableRequest::new(m, u, &self.body).map_err(bad_method)?
-            }
-            (Scheme::KitopaySimplified, Some(m), _) => {
-                SignableRequest::simplified(m, self.transaction_id.as_deref().unwrap_or_default())
-                    .map_err(bad_method)?
-            }
-            _ => SignableRequest::body(&self.body),
-        })
+        let mut request = SignableRequest::body(&self.body);
+        if let (true, Some(m)) = (self.scheme.signs_method(), &self.method) {
+            request = request.with_method(m).map_err(bad_method)?;
+        }
+        if let (true, Some(u)) = (self.scheme.signs_url(), &self.url) {
+            request = request.with_url(u);
+        }
+        if let Some(t) = &self.transaction_id {
+            request = request.with_transaction_id(t);
+        }
+        Ok(request)
     }
 
-    pub(crate) fn signer(
-        &self,
-        secret: Secret,
-        api_key: Option<&str>,
-    ) -> Result<Box<dyn Signer>, Usage> {
+    pub(crate) fn signer(&self, secret: Secret, api_key: Option<&str>) -> Result<Signer, Usage> {
         let key = secret.key()?;
-        let merchant = self.merchant_id.as_deref().unwrap_or_default();
-        Ok(match self.scheme {
-            Scheme::Kitopay => Box::new(KitopaySigner::new(merchant, key)?),
-            Scheme::KitopayWebhook => Box::new(KitopaySigner::for_webhooks(merchant, key)?),
-            Scheme::KitopaySimplified => Box::new(KitopaySimplifiedSigner::new(merchant, key)?),
-            Scheme::KamioKash => {
-                let api_key = api_key.ok_or_else(|| {
-                    Usage("--api-key is required for the kamiokash scheme".into())
-                })?;
-                Box::new(KamioKashSigner::new(api_key, key)?)
-            }
-            _ => Box::new(KamioKashWebhookSigner::new(key)),
-        })
+        let signer = Signer::new(self.scheme, key)?;
+        let identity = if self.scheme.signs_identity() {
+            self.merchant_id.as_deref()
+        } else {
+            api_key
+        };
+        match (self.scheme.identity_header(), identity) {
+            (Some(_), Some(identity)) => Ok(signer.with_identity(identity)?),
+            (Some(_), None) => Err(Usage(
+                "--api-key is required for the kamiokash scheme".into(),
+            )),
+            (None, _) => Ok(signer),
+        }
     }
 }
 

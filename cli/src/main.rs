@@ -87,8 +87,8 @@ fn init_tracing() {
 
 /// Signs with the loaded inputs; the timestamp defaults to now.
 fn sign_loaded<'s>(
-    loaded: &Loaded,
-    signer: &'s dyn countersign::Signer,
+    loaded: &'s Loaded,
+    signer: &'s countersign::Signer,
     timestamp: Option<&str>,
 ) -> Result<SignedRequest<'s>, Usage> {
     let at = match timestamp {
@@ -102,8 +102,8 @@ fn sign(a: &SignArgs) -> Result<ExitCode, Usage> {
     let loaded = Loaded::from_args(&a.request)?;
     let secret = Secret::one(&a.request, a.secret_env.as_deref())?;
     let signer = loaded.signer(secret, a.api_key.as_deref())?;
-    let signed = sign_loaded(&loaded, &*signer, a.timestamp.as_deref())?;
-    let message = loaded.string_to_sign(signed.timestamp());
+    let signed = sign_loaded(&loaded, &signer, a.timestamp.as_deref())?;
+    let message = loaded.string_to_sign(signed.timestamp().unwrap_or_default())?;
     let out = match a.format {
         SignFormat::Headers => signed
             .headers()
@@ -195,8 +195,8 @@ fn explain(a: &SignArgs) -> Result<ExitCode, Usage> {
     let loaded = Loaded::from_args(&a.request)?;
     let secret = Secret::one(&a.request, a.secret_env.as_deref())?;
     let signer = loaded.signer(secret, a.api_key.as_deref())?;
-    let signed = sign_loaded(&loaded, &*signer, a.timestamp.as_deref())?;
-    let message = loaded.string_to_sign(signed.timestamp());
+    let signed = sign_loaded(&loaded, &signer, a.timestamp.as_deref())?;
+    let message = loaded.string_to_sign(signed.timestamp().unwrap_or_default())?;
     let mut out = format!("scheme: {}\n", loaded.scheme);
     if let Some(url) = &loaded.url {
         out.push_str(&format!(
@@ -225,23 +225,20 @@ impl VerifySetup {
         let loaded = Loaded::from_args(&a.request)?;
         let secrets = Secret::many(&a.request, &a.secret_env)?;
         let ring = inputs::key_ring(&secrets)?;
-        let merchant = loaded.merchant_id.as_deref().unwrap_or_default();
-        let verifier = match loaded.scheme {
-            Scheme::Kitopay => Verifier::kitopay_request(merchant, ring),
-            Scheme::KitopayWebhook => {
-                let url = loaded
-                    .url
-                    .clone()
-                    .ok_or_else(|| Usage("--url is required".into()))?;
-                Verifier::kitopay_webhook(merchant, ring, url)
-            }
-            Scheme::KitopaySimplified => Verifier::kitopay_simplified(merchant, ring),
-            Scheme::KamioKash => Ok(Verifier::kamiokash_request(ring)),
-            _ => Ok(Verifier::kamiokash_webhook(ring)),
+        let scheme = loaded.scheme;
+        let mut verifier = Verifier::new(scheme, ring).map_err(Usage::from)?;
+        if let (true, Some(merchant)) = (scheme.signs_identity(), &loaded.merchant_id) {
+            verifier = verifier.with_identity(merchant).map_err(Usage::from)?;
         }
-        .map_err(Usage::from)?;
+        if scheme.is_webhook() && scheme.signs_url() {
+            let url = loaded
+                .url
+                .clone()
+                .ok_or_else(|| Usage("--url is required".into()))?;
+            verifier = verifier.with_url(url);
+        }
         let api_key_given = a.api_key.is_some() || a.received_api_key.is_some();
-        if api_key_given && loaded.scheme != Scheme::KamioKash {
+        if api_key_given && (scheme.identity_header().is_none() || scheme.signs_identity()) {
             return Err(Usage(
                 "--api-key and --received-api-key apply to the kamiokash scheme only: remove them"
                     .into(),
@@ -268,13 +265,15 @@ impl VerifySetup {
             });
         let scheme = loaded.scheme;
         let mut headers = vec![
-            (scheme.timestamp_header(), a.timestamp.clone()),
+            (
+                scheme.timestamp_header().unwrap_or_default(),
+                a.timestamp.clone(),
+            ),
             (scheme.signature_header(), a.signature.clone()),
         ];
-        let identity = match scheme {
-            Scheme::KamioKash => a.received_api_key.as_ref(),
-            Scheme::KamioKashWebhook => None,
-            _ => loaded.merchant_id.as_ref(),
+        let identity = match scheme.signs_identity() {
+            false => a.received_api_key.as_ref(),
+            true => loaded.merchant_id.as_ref(),
         };
         if let (Some(name), Some(id)) = (scheme.identity_header(), identity) {
             headers.push((name, id.clone()));
@@ -320,7 +319,8 @@ fn is_usage(kind: &ErrorKind) -> bool {
         kind,
         ErrorKind::InvalidMethod
             | ErrorKind::MissingUrl
-            | ErrorKind::MissingTransactionId
+            | ErrorKind::MissingField(_)
+            | ErrorKind::InvalidField { .. }
             | ErrorKind::InvalidUrl(_)
             | ErrorKind::EmptySecret
             | ErrorKind::NoKeys
@@ -376,16 +376,19 @@ fn diagnose(a: &VerifyArgs) -> Result<ExitCode, Usage> {
         Err(e) => e,
     };
     let loaded = &setup.loaded;
+    let values = [(
+        "transaction_id",
+        loaded.transaction_id.as_deref().unwrap_or_default(),
+    )];
     let template = Inputs {
-        scheme: loaded.scheme,
-        secret: "",
-        merchant_id: loaded.merchant_id.as_deref().unwrap_or_default(),
+        identity: loaded.merchant_id.as_deref().unwrap_or_default(),
         timestamp: &a.timestamp,
         method: loaded.method.as_deref().unwrap_or_default(),
         url: loaded.url.as_ref(),
         body: &loaded.body,
-        transaction_id: loaded.transaction_id.as_deref().unwrap_or_default(),
+        values: &values,
         signature: &a.signature,
+        ..Inputs::new(loaded.scheme)
     };
     let search = findings::search(&setup.secrets, &template).map_err(Usage::from)?;
     report_diagnosis(a.format, loaded.scheme, &refusal, &search);
@@ -394,7 +397,7 @@ fn diagnose(a: &VerifyArgs) -> Result<ExitCode, Usage> {
 
 fn report_diagnosis(
     format: VerifyFormat,
-    scheme: Scheme,
+    scheme: &Scheme,
     refusal: &countersign::Error,
     search: &Search,
 ) {
@@ -442,21 +445,16 @@ fn report_diagnosis(
 
 /// For `explain`/`sign`: the message as the scheme builds it.
 impl Loaded {
-    fn string_to_sign<'a>(&'a self, timestamp: &'a str) -> StringToSign<'a> {
-        let merchant = self.merchant_id.as_deref().unwrap_or_default();
-        let method = self.method.as_deref().unwrap_or_default();
-        match (self.scheme, &self.url) {
-            (Scheme::Kitopay | Scheme::KitopayWebhook, Some(url)) => {
-                StringToSign::kitopay(merchant, timestamp, method, url, &self.body)
-            }
-            (Scheme::KitopaySimplified, _) => StringToSign::kitopay_simplified(
-                merchant,
-                timestamp,
-                method,
-                self.transaction_id.as_deref().unwrap_or_default(),
-            ),
-            (Scheme::KamioKash, _) => StringToSign::kamiokash_request(&self.body, timestamp),
-            _ => StringToSign::kamiokash_webhook(timestamp, &self.body),
-        }
+    fn string_to_sign<'a>(&'a self, timestamp: &'a str) -> Result<StringToSign<'a>, Usage> {
+        let identity = self
+            .merchant_id
+            .as_deref()
+            .filter(|_| self.scheme.signs_identity());
+        Ok(StringToSign::new(
+            self.scheme,
+            identity,
+            timestamp,
+            &self.signable()?,
+        )?)
     }
 }

@@ -29,7 +29,7 @@ pub(crate) fn explain_message(message: &StringToSign<'_>) -> String {
     let total = message.len();
     let _ = writeln!(out, "message: {total} bytes");
     let mut offset = 0;
-    let mut merged: Vec<(countersign::FieldName, Vec<u8>)> = Vec::new();
+    let mut merged: Vec<(&str, Vec<u8>)> = Vec::new();
     for (name, bytes) in message.parts() {
         match merged.last_mut() {
             Some((last, acc)) if *last == name => acc.extend_from_slice(bytes),
@@ -41,7 +41,7 @@ pub(crate) fn explain_message(message: &StringToSign<'_>) -> String {
         let _ = writeln!(
             out,
             "  [{offset:>5}..{end:>5})  {:<15} {:>5} B  {}",
-            name.as_str(),
+            name,
             bytes.len(),
             escape(bytes)
         );

@@ -9,10 +9,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use countersign::{
-    CanonicalUrl, KamioKashWebhookSigner, KitopaySigner, SignableRequest, Signer as _, SystemClock,
-    Timestamp,
-};
+use countersign::{CanonicalUrl, SignableRequest, Signer, SystemClock, Timestamp};
 
 use crate::args::{SchemeArg, SendArgs, SendCommon, SendTarget};
 use crate::events;
@@ -81,12 +78,12 @@ impl Delivery {
         let key = secret.key()?;
         let headers: Vec<(&'static str, String)> = match target {
             SendTarget::KamiokashWebhook { .. } => {
-                let signer = KamioKashWebhookSigner::new(key);
+                let signer = Signer::kamiokash_webhook(key);
                 let signed = signer.sign(&SignableRequest::body(&body), now)?;
                 own(signed.headers())
             }
             SendTarget::KitopayWebhook { merchant_id, .. } => {
-                let signer = KitopaySigner::for_webhooks(merchant_id, key)
+                let signer = Signer::kitopay_webhook(merchant_id, key)
                     .map_err(|e| Usage(format!("--merchant-id: {e}")))?;
                 let signed = signer.sign(&SignableRequest::new("POST", &url, &body)?, now)?;
                 own(signed.headers())

@@ -23,6 +23,7 @@ use axum::response::Response;
 use countersign::diagnose::Inputs;
 use countersign::{
     CanonicalUrl, Error, ErrorKind, HeaderLookup as _, ReceivedRequest, Scheme, UrlRule, Verifier,
+    kamiokash, kitopay,
 };
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
@@ -202,18 +203,14 @@ impl Sandbox {
                 let received = ReceivedRequest::new(headers, body);
                 self.conclude(
                     verifier,
-                    Scheme::KamioKash,
+                    &kamiokash::REQUEST,
                     &received,
                     |timestamp, signature| Inputs {
-                        scheme: Scheme::KamioKash,
-                        secret: "",
-                        merchant_id: "",
                         timestamp,
                         method,
-                        url: None,
                         body,
-                        transaction_id: "",
                         signature,
+                        ..Inputs::new(&kamiokash::REQUEST)
                     },
                 )
             }
@@ -226,18 +223,17 @@ impl Sandbox {
                 let received = ReceivedRequest::new(headers, body)
                     .with_method(method)
                     .with_transaction_id(transaction_id);
-                let scheme = Scheme::KitopaySimplified;
+                let scheme = &kitopay::SIMPLIFIED;
+                let values = [("transaction_id", transaction_id)];
                 self.conclude(simplified, scheme, &received, |timestamp, signature| {
                     Inputs {
-                        scheme,
-                        secret: "",
-                        merchant_id,
+                        identity: merchant_id,
                         timestamp,
                         method,
-                        url: None,
                         body,
-                        transaction_id,
+                        values: &values,
                         signature,
+                        ..Inputs::new(scheme)
                     }
                 })
             }
@@ -254,17 +250,15 @@ impl Sandbox {
                 let received = ReceivedRequest::new(headers, body)
                     .with_method(method)
                     .with_url(&url);
-                let scheme = Scheme::Kitopay;
+                let scheme = &kitopay::FULL;
                 self.conclude(full, scheme, &received, |timestamp, signature| Inputs {
-                    scheme,
-                    secret: "",
-                    merchant_id,
+                    identity: merchant_id,
                     timestamp,
                     method,
                     url: Some(&url),
                     body,
-                    transaction_id: "",
                     signature,
+                    ..Inputs::new(scheme)
                 })
             }
         }
@@ -275,7 +269,7 @@ impl Sandbox {
     fn conclude<'a>(
         &self,
         verifier: &Verifier,
-        scheme: Scheme,
+        scheme: &'static Scheme,
         received: &ReceivedRequest<'a>,
         inputs: impl FnOnce(&'a str, &'a str) -> Inputs<'a>,
     ) -> Verdict {
@@ -284,7 +278,7 @@ impl Sandbox {
             Err(e) => e,
         };
         let (Some(timestamp), Some(signature)) = (
-            header_text(received, scheme.timestamp_header()),
+            header_text(received, scheme.timestamp_header().unwrap_or_default()),
             header_text(received, scheme.signature_header()),
         ) else {
             // Nothing to search without both headers; the reason says which is missing.
@@ -342,7 +336,7 @@ fn header_text<'a>(received: &ReceivedRequest<'a>, name: &str) -> Option<&'a str
 /// The URL the client signed for: the public base (or `http://` + the Host header) and the
 /// path and query exactly as received, refused unless already canonical.
 fn received_url(parts: &Parts, public_base: Option<&str>) -> Result<CanonicalUrl, Box<Verdict>> {
-    let scheme = Scheme::Kitopay;
+    let scheme = &kitopay::FULL;
     let refuse = |kind: ErrorKind| Box::new(Verdict::refused(scheme, &Error::from(kind), None));
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let base = match public_base {
@@ -388,7 +382,7 @@ fn received_url(parts: &Parts, public_base: Option<&str>) -> Result<CanonicalUrl
 
 /// When the signature matches the message as received: what alone is refused. A refused
 /// timestamp is said exactly (stale, in the future, milliseconds) with the fix.
-fn only_refused(refusal: &Error, scheme: Scheme) -> String {
+fn only_refused(refusal: &Error, scheme: &Scheme) -> String {
     match refusal.kind() {
         ErrorKind::MalformedTimestamp { .. }
         | ErrorKind::Expired { .. }
@@ -426,7 +420,7 @@ struct Verdict {
 }
 
 impl Verdict {
-    fn valid(scheme: Scheme, key: &str) -> Self {
+    fn valid(scheme: &Scheme, key: &str) -> Self {
         Verdict {
             status: StatusCode::OK,
             body: json!({"valid": true, "scheme": scheme.as_str(), "key": key}),
@@ -436,7 +430,7 @@ impl Verdict {
 
     /// A refusal; `found` is the diagnosis object and what the log line says, if a
     /// diagnosis could be made.
-    fn refused(scheme: Scheme, refusal: &Error, found: Option<(Value, String)>) -> Self {
+    fn refused(scheme: &Scheme, refusal: &Error, found: Option<(Value, String)>) -> Self {
         let (diagnosis, said) = match found {
             Some((diagnosis, said)) => (diagnosis, said),
             None => (Value::Null, refusal.to_string()),

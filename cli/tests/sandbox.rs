@@ -11,10 +11,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use countersign::{
-    CanonicalUrl, KamioKashSigner, KitopaySigner, KitopaySimplifiedSigner, SecretKey,
-    SignableRequest, Signer, SystemClock, Timestamp,
-};
+use countersign::{CanonicalUrl, SecretKey, SignableRequest, Signer, SystemClock, Timestamp};
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use serde_json::Value;
 
@@ -252,7 +249,7 @@ impl Client {
 
 /// Headers for a POST signed by the library's Kitopay signer for `signed_url`.
 fn kitopay_signed(signed_url: &str, body: &[u8], at: Timestamp, secret: &str) -> Headers {
-    let signer = KitopaySigner::new(M, SecretKey::new(secret).unwrap()).unwrap();
+    let signer = Signer::kitopay(M, SecretKey::new(secret).unwrap()).unwrap();
     let url = CanonicalUrl::parse(signed_url).unwrap();
     let request = SignableRequest::new("POST", &url, body).unwrap();
     owned(signer.sign(&request, at).unwrap().headers())
@@ -552,7 +549,7 @@ fn serve_kitopay_says_when_only_the_timestamp_is_refused() {
 fn serve_kitopay_simplified_takes_the_transaction_id_from_the_last_segment() {
     let server = start_kitopay();
     let client = Client::new();
-    let signer = KitopaySimplifiedSigner::new(M, SecretKey::new(S).unwrap()).unwrap();
+    let signer = Signer::kitopay_simplified(M, SecretKey::new(S).unwrap()).unwrap();
     let sign = |tx: &str| {
         owned(
             signer
@@ -727,7 +724,7 @@ fn serve_kamiokash_checks_body_timestamp_and_api_key() {
     let client = Client::new();
     let url = server.url("/v1/wallets");
     let body = br#"{"wallet_id":"w_123"}"#;
-    let signer = KamioKashSigner::new(KK_API_KEY, SecretKey::new(KK_SECRET).unwrap()).unwrap();
+    let signer = Signer::kamiokash(KK_API_KEY, SecretKey::new(KK_SECRET).unwrap()).unwrap();
     let signed = owned(
         signer
             .sign(&SignableRequest::body(body), now())
@@ -747,8 +744,7 @@ fn serve_kamiokash_checks_body_timestamp_and_api_key() {
     );
 
     // Another account's API key, with a signature that is right.
-    let other =
-        KamioKashSigner::new("kk_test_pk_other", SecretKey::new(KK_SECRET).unwrap()).unwrap();
+    let other = Signer::kamiokash("kk_test_pk_other", SecretKey::new(KK_SECRET).unwrap()).unwrap();
     let headers = owned(
         other
             .sign(&SignableRequest::body(body), now())
@@ -775,7 +771,7 @@ fn serve_kamiokash_checks_body_timestamp_and_api_key() {
     let r = client.post(&url, &headers, body);
     assert_eq!(r.json["reason"], "signature_mismatch");
     assert_eq!(
-        r.json["diagnosis"]["hypothesis"], "kamio_kash_webhook_order",
+        r.json["diagnosis"]["hypothesis"], "layout:kamiokash-webhook",
         "{}",
         r.json
     );
@@ -786,7 +782,7 @@ fn serve_kamiokash_checks_body_timestamp_and_api_key() {
     assert!(
         server
             .line()
-            .contains("401 signature_mismatch: message order: the sender used the webhook order")
+            .contains("401 signature_mismatch: message layout: the sender signed the kamiokash-webhook message layout")
     );
 
     // The body changed after signing (pretty-printed on the way).

@@ -10,7 +10,7 @@
 mod pads;
 
 use countersign::diagnose::{Diagnosis, Inputs, diagnose};
-use countersign::{CanonicalUrl, KitopaySigner, Scheme, SecretKey};
+use countersign::{CanonicalUrl, SecretKey, Signer};
 use countersign_residue::{Scanner, stack_contains};
 use sha2::Digest;
 
@@ -99,16 +99,16 @@ fn diagnose_leaves_no_copy_of_the_secret_in_freed_heap_blocks() {
     );
 
     let url = CanonicalUrl::parse("https://api.dev.kitopay.com/api/v1/merchants/payins/").unwrap();
+    let signature = "ab".repeat(32);
     let inputs = Inputs {
-        scheme: Scheme::Kitopay,
         secret: &secret,
-        merchant_id: "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148",
+        identity: "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148",
         timestamp: "1601234567",
         method: "POST",
         url: Some(&url),
         body: br#"{"reference_id":"tx-123"}"#,
-        transaction_id: "",
-        signature: &"ab".repeat(32),
+        signature: &signature,
+        ..Inputs::new(&countersign::kitopay::FULL)
     };
     SCANNER.arm(needle);
     let diagnosis = diagnose(&inputs).unwrap();
@@ -136,7 +136,7 @@ fn a_dropped_signer_leaves_no_key_state_in_its_freed_block() {
     );
 
     let signer =
-        Box::new(KitopaySigner::new("dev_pub_fb1dad5f", SecretKey::new(secret).unwrap()).unwrap());
+        Box::new(Signer::kitopay("dev_pub_fb1dad5f", SecretKey::new(secret).unwrap()).unwrap());
     std::hint::black_box(&signer);
     SCANNER.arm(&needle);
     drop(signer);

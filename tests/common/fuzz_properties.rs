@@ -7,9 +7,8 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use countersign::{
-    CanonicalUrl, ErrorKind, FixedClock, Freshness, KamioKashSigner, KamioKashWebhookSigner,
-    KitopaySigner, KitopaySimplifiedSigner, ReceivedRequest, Scheme, SecretKey, SignableRequest,
-    Signer, StringToSign, Timestamp, TrailingSlash, Verifier,
+    CanonicalUrl, ErrorKind, FixedClock, Freshness, ReceivedRequest, Scheme, SecretKey,
+    SignableRequest, Signer, Timestamp, TrailingSlash, Verifier, built_in, kamiokash, kitopay,
 };
 
 #[path = "reference.rs"]
@@ -154,19 +153,29 @@ pub fn verify_webhook(data: &[u8]) {
         let Ok(v) = Verifier::kitopay_webhook(&input.merchant, key, url.clone()) else {
             return;
         };
-        let mut message = input.merchant.as_bytes().to_vec();
-        message.extend_from_slice(input.timestamp.as_bytes());
-        message.extend_from_slice(b"POST");
-        message.extend_from_slice(url.as_str().as_bytes());
-        message.extend_from_slice(&input.body);
-        (v, Scheme::KitopayWebhook, message)
+        let fields = reference::Fields {
+            identity: &input.merchant,
+            timestamp: &input.timestamp,
+            method: "POST",
+            url: url.as_str(),
+            body: &input.body,
+            ..Default::default()
+        };
+        (
+            v,
+            &kitopay::WEBHOOK,
+            reference::message("kitopay-webhook", &fields),
+        )
     } else {
-        let mut message = input.timestamp.as_bytes().to_vec();
-        message.extend_from_slice(&input.body);
+        let fields = reference::Fields {
+            timestamp: &input.timestamp,
+            body: &input.body,
+            ..Default::default()
+        };
         (
             Verifier::kamiokash_webhook(key),
-            Scheme::KamioKashWebhook,
-            message,
+            &kamiokash::WEBHOOK,
+            reference::message("kamiokash-webhook", &fields),
         )
     };
     let verifier = verifier.with_clock(FixedClock::new(now));
@@ -178,7 +187,7 @@ pub fn verify_webhook(data: &[u8]) {
     };
     let mut headers: Vec<(String, Vec<u8>)> = vec![
         (
-            scheme.timestamp_header().to_owned(),
+            scheme.timestamp_header().unwrap().to_owned(),
             input.timestamp.as_bytes().to_vec(),
         ),
         (
@@ -206,7 +215,7 @@ pub fn verify_webhook(data: &[u8]) {
         };
         assert!(
             Freshness::default()
-                .check(verified.timestamp(), now)
+                .check(verified.timestamp().unwrap(), now)
                 .is_ok(),
             "accepted a stale timestamp"
         );
@@ -214,6 +223,108 @@ pub fn verify_webhook(data: &[u8]) {
         // A correct signature may only be refused for a reason other than the MAC.
         let e = outcome.unwrap_err();
         assert_ne!(e.kind(), &ErrorKind::SignatureMismatch, "{input:?}");
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+struct StandardWebhooksInput {
+    key: Vec<u8>,
+    id: String,
+    timestamp: String,
+    body: Vec<u8>,
+    now_secs: u32,
+    /// Signature list entries: `None` = the correct signature, else this raw text.
+    entries: Vec<Option<String>>,
+    /// Instead of a list of entries, this raw header.
+    raw: Option<String>,
+}
+
+/// `standard_webhooks`: arbitrary ids, timestamps, bodies (binary too), keys and
+/// `webhook-signature` headers never panic; `Ok` exactly when the id is in its domain, the
+/// timestamp is fresh (5 minutes) and some `v1,` entry (among at most 8 well-formed ones) is
+/// the reference HMAC of `id.timestamp.body`; what the signer writes always verifies.
+pub fn standard_webhooks(data: &[u8]) {
+    let Ok(input) = StandardWebhooksInput::arbitrary(&mut Unstructured::new(data)) else {
+        return;
+    };
+    let scheme = &countersign::standard_webhooks::SCHEME;
+    let Some(secret) = reference::secret_text(scheme.name(), &input.key) else {
+        return;
+    };
+    let Ok(key) = scheme.key(&secret) else {
+        assert!(input.key.is_empty(), "a non-empty key was refused");
+        return;
+    };
+    let now = Timestamp::from_unix_secs(u64::from(input.now_secs)).unwrap();
+    let verifier = Verifier::standard_webhooks(key).with_clock(FixedClock::new(now));
+    let fields = reference::Fields {
+        id: &input.id,
+        timestamp: &input.timestamp,
+        body: &input.body,
+        ..Default::default()
+    };
+    let correct = reference::signature_value(
+        scheme.name(),
+        &reference_hex(&input.key, &reference::message(scheme.name(), &fields)),
+    );
+    let header = match &input.raw {
+        Some(raw) => raw.clone(),
+        None => input
+            .entries
+            .iter()
+            .map(|e| e.clone().unwrap_or_else(|| correct.clone()))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    let headers = [
+        ("webhook-id", input.id.as_str()),
+        ("webhook-timestamp", input.timestamp.as_str()),
+        ("webhook-signature", header.as_str()),
+    ];
+    let outcome = verifier.verify(&ReceivedRequest::new(&headers, &input.body));
+    let id_ok = !input.id.is_empty()
+        && input.id.len() <= 256
+        && input.id.bytes().all(|b| b.is_ascii_graphic() && b != b'.');
+    let fresh = Timestamp::parse_unix(&input.timestamp).is_ok_and(|t| {
+        Freshness::symmetric(std::time::Duration::from_secs(300))
+            .check(t, now)
+            .is_ok()
+    });
+    let well_formed: Vec<&str> = header
+        .split(' ')
+        .filter_map(|e| e.strip_prefix("v1,"))
+        .filter(|b64| countersign::Signature::from_base64(b64.as_bytes()).is_ok())
+        .collect();
+    let matches = well_formed.len() <= 8
+        && well_formed
+            .iter()
+            .any(|b64| Some(*b64) == correct.strip_prefix("v1,"));
+    assert_eq!(
+        outcome.is_ok(),
+        id_ok && fresh && matches,
+        "id_ok {id_ok} fresh {fresh} matches {matches}: {outcome:?}"
+    );
+    // What the signer writes verifies (when the id and timestamp are valid).
+    if let (true, Ok(at)) = (id_ok, Timestamp::parse_unix(&input.timestamp)) {
+        let signer = Signer::standard_webhooks(scheme.key(&secret).unwrap());
+        let request = SignableRequest::body(&input.body).with_value("id", &input.id);
+        let signed = signer.sign(&request, at).unwrap();
+        if signed.timestamp() == Some(input.timestamp.as_str()) {
+            assert_eq!(signed.signature_value(), correct);
+        }
+        let headers: Vec<(&str, &str)> = signed.headers().collect();
+        Verifier::standard_webhooks(scheme.key(&secret).unwrap())
+            .with_clock(FixedClock::new(at))
+            .verify(&ReceivedRequest::new(&headers, &input.body))
+            .unwrap();
+    } else if !id_ok {
+        let signer = Signer::standard_webhooks(scheme.key(&secret).unwrap());
+        let request = SignableRequest::body(&input.body).with_value("id", &input.id);
+        let refused = signer.sign(&request, now).unwrap_err();
+        assert!(
+            matches!(refused.kind(), ErrorKind::InvalidField { field: "id", .. }),
+            "{refused}"
+        );
     }
 }
 
@@ -233,38 +344,51 @@ struct RoundTrip {
     xor: u8,
 }
 
-fn signer_for(scheme: Scheme, identity: &str, key: SecretKey) -> Option<Box<dyn Signer>> {
-    Some(match scheme {
-        Scheme::Kitopay => Box::new(KitopaySigner::new(identity, key).ok()?),
-        Scheme::KitopayWebhook => Box::new(KitopaySigner::for_webhooks(identity, key).ok()?),
-        Scheme::KitopaySimplified => Box::new(KitopaySimplifiedSigner::new(identity, key).ok()?),
-        Scheme::KamioKash => Box::new(KamioKashSigner::new(identity, key).ok()?),
-        _ => Box::new(KamioKashWebhookSigner::new(key)),
-    })
+/// The built-in scheme a fuzzer byte selects (the registry's order; the seed providers'
+/// five first, as their regression inputs expect).
+fn scheme_of(byte: u8) -> &'static Scheme {
+    built_in()[usize::from(byte) % built_in().len()]
 }
 
+/// The text of a secret for `scheme` from fuzzer text (base64-encoded where the scheme's
+/// secrets are), and its key bytes for the reference HMAC.
+fn secret_for(scheme: &Scheme, text: &str) -> Option<(String, Vec<u8>)> {
+    let secret = reference::secret_text(scheme.name(), text.as_bytes())?;
+    let key = reference::key_bytes(scheme.name(), &secret);
+    (!key.is_empty()).then_some((secret, key))
+}
+
+/// A signer built generically: the scheme value, its key form, its identity if it has one.
+fn signer_for(scheme: &'static Scheme, identity: &str, secret: &str) -> Option<Signer> {
+    let signer = Signer::new(scheme, scheme.key(secret).ok()?).ok()?;
+    match scheme.identity_header() {
+        Some(_) => signer.with_identity(identity).ok(),
+        None => Some(signer),
+    }
+}
+
+/// A verifier built generically; webhooks that sign the URL get `url` as their public URL.
 fn verifier_for(
-    scheme: Scheme,
+    scheme: &'static Scheme,
     identity: &str,
     secret: &str,
     url: &CanonicalUrl,
 ) -> Option<Verifier> {
-    let key = SecretKey::new(secret).ok()?;
-    Some(match scheme {
-        Scheme::Kitopay => Verifier::kitopay_request(identity, key).ok()?,
-        Scheme::KitopayWebhook => Verifier::kitopay_webhook(identity, key, url.clone()).ok()?,
-        Scheme::KitopaySimplified => Verifier::kitopay_simplified(identity, key).ok()?,
-        Scheme::KamioKash => Verifier::kamiokash_request(key)
-            .with_api_key(identity)
-            .ok()?,
-        _ => Verifier::kamiokash_webhook(key),
-    })
+    let mut verifier = Verifier::new(scheme, scheme.key(secret).ok()?).ok()?;
+    if scheme.identity_header().is_some() {
+        verifier = verifier.with_identity(identity).ok()?;
+    }
+    if scheme.is_webhook() && scheme.signs_url() {
+        verifier = verifier.with_url(url.clone());
+    }
+    Some(verifier)
 }
 
 /// A full-scheme Kitopay GET or HEAD with a body is signed (a signer signs what it is given)
 /// but refused by default, since its bytes could move into the URL; opted in, it verifies.
-fn body_on_get(scheme: Scheme, method: &str, body: &[u8]) -> bool {
-    matches!(scheme, Scheme::Kitopay | Scheme::KitopayWebhook)
+fn body_on_get(scheme: &Scheme, method: &str, body: &[u8]) -> bool {
+    scheme.signs_url()
+        && scheme.signs_body()
         && matches!(method, "GET" | "HEAD")
         && !body.is_empty()
 }
@@ -285,17 +409,25 @@ fn flip(bytes: &mut [u8], position: usize, xor: u8) -> bool {
     true
 }
 
+/// Whether `value` is in the domain of the scheme's named value (transaction id, id).
+fn value_ok(scheme: &Scheme, value: &str) -> bool {
+    scheme
+        .values()
+        .all(|v| v.domain().contains(value.as_bytes()))
+}
+
 /// `sign_verify_roundtrip`: for every scheme, what is signed verifies; changing any one byte
-/// of any signed part, or of the signature, makes verification fail.
+/// of any signed part, or of the signature, makes verification fail. A named value outside
+/// its domain (a transaction id with a `/`) is refused by the signer.
 pub fn sign_verify_roundtrip(data: &[u8]) {
     let Ok(input) = RoundTrip::arbitrary(&mut Unstructured::new(data)) else {
         return;
     };
-    let scheme = Scheme::ALL[usize::from(input.scheme) % Scheme::ALL.len()];
-    let Ok(key) = SecretKey::new(&input.secret) else {
+    let scheme = scheme_of(input.scheme);
+    let Some((secret, _)) = secret_for(scheme, &input.secret) else {
         return;
     };
-    let Some(signer) = signer_for(scheme, &input.identity, key) else {
+    let Some(signer) = signer_for(scheme, &input.identity, &secret) else {
         return;
     };
     let Ok(url) = CanonicalUrl::parse(&input.url) else {
@@ -304,11 +436,28 @@ pub fn sign_verify_roundtrip(data: &[u8]) {
     let Ok(at) = Timestamp::from_unix_millis(input.millis % 253_402_300_800_000) else {
         return;
     };
+    // The one named value each scheme has is given under every name.
     let request = match SignableRequest::new(&input.method, &url, &input.body) {
-        Ok(r) => r.with_transaction_id(&input.transaction_id),
+        Ok(r) => r
+            .with_transaction_id(&input.transaction_id)
+            .with_value("id", &input.transaction_id),
         Err(_) => return,
     };
-    let signed = signer.sign(&request, at).unwrap();
+    let signed = match signer.sign(&request, at) {
+        Ok(signed) => signed,
+        Err(e) => {
+            assert!(
+                matches!(e.kind(), ErrorKind::InvalidField { .. })
+                    && !value_ok(scheme, &input.transaction_id),
+                "{scheme}: signing failed: {e}"
+            );
+            return;
+        }
+    };
+    assert!(
+        value_ok(scheme, &input.transaction_id),
+        "{scheme}: signed a value outside its domain"
+    );
     let headers: Vec<(String, String)> = signed
         .headers()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -319,7 +468,7 @@ pub fn sign_verify_roundtrip(data: &[u8]) {
             "invalid header value {value:?}"
         );
     }
-    let verifier = verifier_for(scheme, &input.identity, &input.secret, &url)
+    let verifier = verifier_for(scheme, &input.identity, &secret, &url)
         .unwrap()
         .with_clock(FixedClock::new(at));
     let received = ReceivedRequest::new(&headers, &input.body)
@@ -338,57 +487,60 @@ pub fn sign_verify_roundtrip(data: &[u8]) {
         .unwrap_or_else(|e| panic!("{scheme:?} round trip failed: {e}"));
 
     // One changed byte in one signed part.
-    let signs = |part: u8| match scheme {
-        Scheme::Kitopay | Scheme::KitopayWebhook => matches!(part, 1..=5 | 7),
-        Scheme::KitopaySimplified => matches!(part, 1..=3 | 6 | 7),
-        Scheme::KamioKash => matches!(part, 2 | 5 | 7),
-        _ => matches!(part, 2 | 5 | 7),
+    let signs = |part: u8| match part {
+        1 => scheme.signs_identity(),
+        2 => scheme.time_format().is_some(),
+        3 => scheme.signs_method(),
+        4 => scheme.signs_url(),
+        5 => scheme.signs_body(),
+        6 => scheme.values().count() > 0,
+        _ => true,
     };
     let part = input.mutate % 8;
     if part == 0 || !signs(part) {
         return;
     }
     let mut identity = input.identity.clone().into_bytes();
-    let mut timestamp = signed.timestamp().as_bytes().to_vec();
+    let mut timestamp = signed.timestamp().unwrap_or_default().as_bytes().to_vec();
     let mut method = input.method.clone().into_bytes();
     let mut url_text = url.as_str().as_bytes().to_vec();
     let mut body = input.body.clone();
-    let mut transaction_id = input.transaction_id.clone().into_bytes();
-    let mut signature = signed.signature_hex().as_bytes().to_vec();
+    let mut value = input.transaction_id.clone().into_bytes();
+    let mut mac = *signed.signature().as_bytes();
     let changed = match part {
         1 => flip(&mut identity, input.position, input.xor),
         2 => flip(&mut timestamp, input.position, input.xor),
         3 => flip(&mut method, input.position, input.xor),
         4 => flip(&mut url_text, input.position, input.xor),
         5 => flip(&mut body, input.position, input.xor),
-        6 => flip(&mut transaction_id, input.position, input.xor),
-        _ => {
-            // Another hex digit (not just another case of the same one).
-            let i = input.position % signature.len();
-            let digit = (signature[i] as char).to_digit(16).unwrap();
-            let other = (digit + 1 + u32::from(input.xor) % 15) % 16;
-            signature[i] = char::from_digit(other, 16).unwrap() as u8;
-            true
-        }
+        6 => flip(&mut value, input.position, input.xor),
+        _ => flip(&mut mac, input.position, input.xor),
     };
     if !changed {
         return;
     }
-    let (Ok(identity), Ok(method), Ok(transaction_id)) = (
+    let (Ok(identity), Ok(method), Ok(value)) = (
         String::from_utf8(identity),
         String::from_utf8(method),
-        String::from_utf8(transaction_id),
+        String::from_utf8(value),
     ) else {
         return; // not representable as text; nothing to send
     };
+    let mac_hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+    let signature = reference::signature_value(scheme.name(), &mac_hex);
     let mut headers = headers.clone();
-    for (name, value) in &mut headers {
+    for (name, header) in &mut headers {
         if Some(name.as_str()) == scheme.identity_header() {
-            *value = identity.clone();
-        } else if name == scheme.timestamp_header() {
-            *value = String::from_utf8_lossy(&timestamp).into_owned();
+            *header = identity.clone();
+        } else if Some(name.as_str()) == scheme.timestamp_header() {
+            *header = String::from_utf8_lossy(&timestamp).into_owned();
         } else if name == scheme.signature_header() {
-            *value = String::from_utf8_lossy(&signature).into_owned();
+            *header = signature.clone();
+        } else if scheme
+            .values()
+            .any(|v| v.header_name() == Some(name.as_str()))
+        {
+            *header = value.clone();
         }
     }
     // A changed URL must still be a URL, and a different one, to be sent at all.
@@ -400,8 +552,8 @@ pub fn sign_verify_roundtrip(data: &[u8]) {
         _ if part == 4 => return,
         _ => url.clone(),
     };
-    let verifier = if scheme == Scheme::KitopayWebhook {
-        verifier_for(scheme, &input.identity, &input.secret, &tampered_url)
+    let verifier = if scheme.is_webhook() && scheme.signs_url() {
+        verifier_for(scheme, &input.identity, &secret, &tampered_url)
             .unwrap()
             .with_clock(FixedClock::new(at))
             .with_body_on_get(body_on_get)
@@ -411,7 +563,7 @@ pub fn sign_verify_roundtrip(data: &[u8]) {
     let received = ReceivedRequest::new(&headers, &body)
         .with_method(&method)
         .with_url(&tampered_url)
-        .with_transaction_id(&transaction_id);
+        .with_transaction_id(&value);
     assert!(
         verifier.verify(&received).is_err(),
         "{scheme:?}: changing part {part} still verified"
@@ -434,7 +586,7 @@ pub fn http_adapter(data: &[u8]) {
     let Ok(input) = HttpInput::arbitrary(&mut Unstructured::new(data)) else {
         return;
     };
-    let scheme = Scheme::ALL[usize::from(input.scheme) % Scheme::ALL.len()];
+    let scheme = scheme_of(input.scheme);
     let mut builder = http::Request::builder()
         .method(input.method.as_str())
         .uri(input.uri.as_str());
@@ -445,20 +597,22 @@ pub fn http_adapter(data: &[u8]) {
         return;
     };
     let at = Timestamp::from_unix_secs(u64::from(input.secs)).unwrap();
-    let signer = signer_for(scheme, "merchant-1", SecretKey::new("s3cret").unwrap()).unwrap();
+    let (secret, _) = secret_for(scheme, "s3cret").unwrap();
+    let signer = signer_for(scheme, "merchant-1", &secret).unwrap();
     let options = countersign::http::SignOptions {
         transaction_id: Some("tx-1"),
+        values: &[("id", "msg_1")],
         ..Default::default()
     };
-    if countersign::http::sign_request_with(&*signer, &mut request, at, options).is_err() {
+    if countersign::http::sign_request_with(&signer, &mut request, at, options).is_err() {
         return;
     }
     let url = CanonicalUrl::parse(&request.uri().to_string()).expect("signed URI is canonical");
     assert_eq!(url.as_str(), request.uri().to_string());
-    if scheme == Scheme::KitopaySimplified {
+    if scheme.values().any(|v| v.header_name().is_none()) {
         return; // the transaction id is not part of an http::Request
     }
-    let mut verifier = verifier_for(scheme, "merchant-1", "s3cret", &url)
+    let mut verifier = verifier_for(scheme, "merchant-1", &secret, &url)
         .unwrap()
         .with_clock(FixedClock::new(at));
     if body_on_get(scheme, request.method().as_str(), request.body()) {
@@ -490,20 +644,37 @@ pub fn diagnose(data: &[u8]) {
     let Ok(input) = DiagnoseInput::arbitrary(&mut Unstructured::new(data)) else {
         return;
     };
-    let scheme = Scheme::ALL[usize::from(input.scheme) % Scheme::ALL.len()];
+    let scheme = scheme_of(input.scheme);
+    let Some((secret, key)) = secret_for(scheme, &input.secret) else {
+        return;
+    };
     let url = CanonicalUrl::parse(&input.url).ok();
+    let fields = |url: &'_ str, body: &'_ [u8]| -> Vec<u8> {
+        reference::message(
+            scheme.name(),
+            &reference::Fields {
+                identity: &input.merchant,
+                timestamp: &input.timestamp,
+                method: &input.method,
+                url,
+                body,
+                transaction_id: &input.transaction_id,
+                id: &input.transaction_id,
+            },
+        )
+    };
     let mut signature = input.signature.clone();
-    if let (Some(mistake), Ok(_)) = (input.mistake, SecretKey::new(&input.secret)) {
+    if let Some(mistake) = input.mistake {
         // Sign what a sender making a mistake would have signed.
         let mut body = input.body.clone();
-        let mut secret = input.secret.clone();
+        let mut key = key.clone();
         let mut url_text = url
             .as_ref()
             .map(|u| u.as_str().to_owned())
             .unwrap_or_default();
         match mistake % 4 {
             0 => body.push(b'\n'),
-            1 => secret.push('\n'),
+            1 if scheme.secret().form() == countersign::KeyForm::Utf8 => key.push(b'\n'),
             2 => {
                 if let Some(u) = &url {
                     let policy = if u.path().ends_with('/') {
@@ -516,76 +687,48 @@ pub fn diagnose(data: &[u8]) {
             }
             _ => {}
         }
-        let message: Vec<u8> = match scheme {
-            Scheme::Kitopay | Scheme::KitopayWebhook => [
-                input.merchant.as_bytes(),
-                input.timestamp.as_bytes(),
-                input.method.as_bytes(),
-                url_text.as_bytes(),
-                &body,
-            ]
-            .concat(),
-            Scheme::KitopaySimplified => [
-                input.merchant.as_bytes(),
-                input.timestamp.as_bytes(),
-                input.method.as_bytes(),
-                input.transaction_id.as_bytes(),
-            ]
-            .concat(),
-            Scheme::KamioKash => [&body[..], b":", input.timestamp.as_bytes()].concat(),
-            _ => [input.timestamp.as_bytes(), &body[..]].concat(),
-        };
-        signature = reference_hex(secret.as_bytes(), &message);
+        signature = reference::signature_value(
+            scheme.name(),
+            &reference_hex(&key, &fields(&url_text, &body)),
+        );
     }
+    let values = [
+        ("transaction_id", input.transaction_id.as_str()),
+        ("id", input.transaction_id.as_str()),
+    ];
     let inputs = Inputs {
-        scheme,
-        secret: &input.secret,
-        merchant_id: &input.merchant,
+        secret: &secret,
+        identity: &input.merchant,
         timestamp: &input.timestamp,
         method: &input.method,
         url: url.as_ref(),
         body: &input.body,
-        transaction_id: &input.transaction_id,
+        values: &values,
         signature: &signature,
+        ..Inputs::new(scheme)
     };
     let Ok(diagnosis) = countersign::diagnose::diagnose(&inputs) else {
         return;
     };
+    let signed_by = |key: &[u8], message: &[u8]| {
+        reference::signature_value(scheme.name(), &reference_hex(key, message))
+    };
+    let offered: Vec<String> = match scheme.signature().separator() {
+        Some(_) => signature.split(' ').map(str::to_owned).collect(),
+        None => vec![signature.to_ascii_lowercase()],
+    };
     match diagnosis {
         Diagnosis::Valid => {
-            let expected = match (scheme, &url) {
-                (Scheme::Kitopay | Scheme::KitopayWebhook, Some(url)) => StringToSign::kitopay(
-                    &input.merchant,
-                    &input.timestamp,
-                    &input.method,
-                    url,
-                    &input.body,
-                )
-                .to_bytes(),
-                (Scheme::KitopaySimplified, _) => StringToSign::kitopay_simplified(
-                    &input.merchant,
-                    &input.timestamp,
-                    &input.method,
-                    &input.transaction_id,
-                )
-                .to_bytes(),
-                (Scheme::KamioKash, _) => {
-                    StringToSign::kamiokash_request(&input.body, &input.timestamp).to_bytes()
-                }
-                (Scheme::KamioKashWebhook, _) => {
-                    StringToSign::kamiokash_webhook(&input.timestamp, &input.body).to_bytes()
-                }
-                _ => unreachable!("diagnose errors without a URL"),
-            };
-            assert_eq!(
-                reference_hex(input.secret.as_bytes(), &expected),
-                signature.to_ascii_lowercase()
+            let url_text = url.as_ref().map(CanonicalUrl::as_str).unwrap_or_default();
+            let expected = fields(url_text, &input.body);
+            assert!(
+                offered.contains(&signed_by(&key, &expected)),
+                "Valid, but it does not verify"
             );
         }
         Diagnosis::Explained(finding) => {
-            let lower = signature.to_ascii_lowercase();
             if finding.hypothesis == Hypothesis::SecretWhitespace {
-                let t = input.secret.trim();
+                let t = secret.trim();
                 let candidates = [
                     t.to_owned(),
                     format!("{t}\n"),
@@ -594,22 +737,30 @@ pub fn diagnose(data: &[u8]) {
                     format!("{t} "),
                 ];
                 assert!(
-                    candidates
-                        .iter()
-                        .any(|s| reference_hex(s.as_bytes(), &finding.signed) == lower),
+                    candidates.iter().any(|s| {
+                        std::panic::catch_unwind(|| reference::key_bytes(scheme.name(), s))
+                            .is_ok_and(|k| offered.contains(&signed_by(&k, &finding.signed)))
+                    }),
                     "reported a secret-whitespace hypothesis that does not verify"
                 );
+            } else if finding.hypothesis == Hypothesis::SecretConfusable {
+                // Another key (a look-alike swapped), the message expected.
+                assert_eq!(finding.signed, finding.expected);
+                assert!(
+                    secret
+                        .chars()
+                        .any(|c| "ABCEHKMOPTXYacepxyijsАВСЕНКМОРТХУасерхуіјѕ".contains(c))
+                );
             } else {
-                assert_eq!(
-                    reference_hex(input.secret.as_bytes(), &finding.signed),
-                    lower,
+                assert!(
+                    offered.contains(&signed_by(&key, &finding.signed)),
                     "{:?} does not verify",
                     finding.hypothesis
                 );
                 assert_ne!(finding.signed, finding.expected);
             }
         }
-        Diagnosis::Unexplained => {}
+        _ => {}
     }
 }
 
@@ -617,7 +768,7 @@ pub fn diagnose(data: &[u8]) {
 pub type Property = fn(&[u8]);
 
 /// Every target, by name, for the replay test.
-pub const TARGETS: [(&str, Property); 7] = [
+pub const TARGETS: [(&str, Property); 8] = [
     ("signature_hex", signature_hex),
     ("canonical_url", canonical_url),
     ("timestamp", timestamp),
@@ -625,6 +776,7 @@ pub const TARGETS: [(&str, Property); 7] = [
     ("sign_verify_roundtrip", sign_verify_roundtrip),
     ("http_adapter", http_adapter),
     ("diagnose", diagnose),
+    ("standard_webhooks", standard_webhooks),
 ];
 
 /// `signature_hex`: decoding arbitrary header bytes never panics (debug assertions catch

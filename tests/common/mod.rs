@@ -36,6 +36,30 @@ impl SignatureCase {
 }
 
 #[derive(Debug, Deserialize)]
+pub struct StandardWebhooksCase {
+    pub name: String,
+    pub secret: String,
+    pub id: String,
+    pub timestamp: String,
+    pub body: Option<String>,
+    pub body_base64: Option<String>,
+    pub signature: String,
+    pub valid: bool,
+}
+
+impl StandardWebhooksCase {
+    pub fn body_bytes(&self) -> Vec<u8> {
+        match (&self.body, &self.body_base64) {
+            (Some(b), _) => b.as_bytes().to_vec(),
+            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
 pub struct FreshnessCase {
     pub provider: String,
     pub timestamp: String,
@@ -72,4 +96,8 @@ pub fn freshness() -> Vec<FreshnessCase> {
 
 pub fn urls() -> Vec<UrlCase> {
     load("urls.json")
+}
+
+pub fn standard_webhooks() -> Vec<StandardWebhooksCase> {
+    load("standard_webhooks.json")
 }

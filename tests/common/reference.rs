@@ -49,3 +49,81 @@ pub fn canonical_url(input: &str, policy: TrailingSlash) -> Option<String> {
     }
     Some(text)
 }
+
+/// The fields of a message, for [`message`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fields<'a> {
+    pub identity: &'a str,
+    pub timestamp: &'a str,
+    pub method: &'a str,
+    pub url: &'a str,
+    pub body: &'a [u8],
+    pub transaction_id: &'a str,
+    pub id: &'a str,
+}
+
+/// Each built-in scheme's message, written from the providers' documents (not from the
+/// library's layouts, which are checked against it).
+pub fn message(scheme: &str, f: &Fields<'_>) -> Vec<u8> {
+    let parts: Vec<&[u8]> = match scheme {
+        "kitopay" | "kitopay-webhook" => vec![
+            f.identity.as_bytes(),
+            f.timestamp.as_bytes(),
+            f.method.as_bytes(),
+            f.url.as_bytes(),
+            f.body,
+        ],
+        "kitopay-simplified" => vec![
+            f.identity.as_bytes(),
+            f.timestamp.as_bytes(),
+            f.method.as_bytes(),
+            f.transaction_id.as_bytes(),
+        ],
+        "kamiokash" => vec![f.body, b":", f.timestamp.as_bytes()],
+        "kamiokash-webhook" => vec![f.timestamp.as_bytes(), f.body],
+        "standard-webhooks" => vec![f.id.as_bytes(), b".", f.timestamp.as_bytes(), b".", f.body],
+        other => panic!("no reference layout for {other}"),
+    };
+    parts.concat()
+}
+
+/// The key bytes of a secret's text: UTF-8 bytes, or (Standard Webhooks) the base64 after
+/// `whsec_`.
+pub fn key_bytes(scheme: &str, secret: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    match scheme {
+        "standard-webhooks" => base64::engine::general_purpose::STANDARD
+            .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+            .unwrap(),
+        _ => secret.as_bytes().to_vec(),
+    }
+}
+
+/// A secret's text for `key`: the key as UTF-8 text, or `whsec_` + base64.
+pub fn secret_text(scheme: &str, key: &[u8]) -> Option<String> {
+    use base64::Engine as _;
+    match scheme {
+        "standard-webhooks" => Some(format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(key)
+        )),
+        _ => String::from_utf8(key.to_vec()).ok(),
+    }
+}
+
+/// The signature header's value for the MAC `hex` (64 hex digits): hex, or `v1,` + base64.
+pub fn signature_value(scheme: &str, hex: &str) -> String {
+    use base64::Engine as _;
+    match scheme {
+        "standard-webhooks" => {
+            let bytes: Vec<u8> = (0..32)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            format!(
+                "v1,{}",
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            )
+        }
+        _ => hex.to_owned(),
+    }
+}

@@ -24,9 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use countersign::{
-    AsyncReplayGuard, Claim, ClaimState, Clock, ErrorKind, Freshness, KamioKashWebhookSigner,
-    KitopaySigner, ReceivedRequest, ReplayGuard, SecretKey, SignableRequest, Signer, SystemClock,
-    Timestamp, Verifier,
+    AsyncReplayGuard, Claim, ClaimState, Clock, ErrorKind, Freshness, ReceivedRequest, ReplayGuard,
+    SecretKey, SignableRequest, Signer, SystemClock, Timestamp, Verifier,
 };
 use futures_util::FutureExt;
 use proptest::prelude::*;
@@ -386,7 +385,7 @@ fn message(kind: Kind, start: Timestamp, offset_ms: i64, index: usize) -> Messag
         Kind::Kitopay => {
             let at = Timestamp::from_unix_secs(at.as_secs()).unwrap();
             let signer =
-                KitopaySigner::for_webhooks(MERCHANT, SecretKey::new(SECRET).unwrap()).unwrap();
+                Signer::kitopay_webhook(MERCHANT, SecretKey::new(SECRET).unwrap()).unwrap();
             let url = countersign::CanonicalUrl::parse(URL).unwrap();
             let signed = signer
                 .sign(&SignableRequest::new("POST", &url, &body).unwrap(), at)
@@ -395,7 +394,7 @@ fn message(kind: Kind, start: Timestamp, offset_ms: i64, index: usize) -> Messag
         }
         Kind::KamioKash => {
             let at = Timestamp::from_unix_millis(at.as_millis() as u64).unwrap();
-            let signer = KamioKashWebhookSigner::new(SecretKey::new(SECRET).unwrap());
+            let signer = Signer::kamiokash_webhook(SecretKey::new(SECRET).unwrap());
             let signed = signer.sign(&SignableRequest::body(&body), at).unwrap();
             (at, owned(&signed))
         }

@@ -12,10 +12,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
 use countersign::layer::{VerifyLayer, WebhookAuth};
-use countersign::{
-    AsyncReplayGuard, KamioKashWebhookSigner, SecretKey, SignableRequest, Signer, Timestamp,
-    Verifier,
-};
+use countersign::{AsyncReplayGuard, SecretKey, SignableRequest, Signer, Timestamp, Verifier};
 
 pub const SECRET: &str = "whsec_kk_5e2a91c07d3b4f68";
 
@@ -84,7 +81,7 @@ pub fn auth(guard: Arc<dyn AsyncReplayGuard>) -> WebhookAuth {
 
 /// A KamioKash webhook delivery of `body` signed at `at`: its headers.
 pub fn signed(body: &str, at: Timestamp) -> Vec<(String, String)> {
-    KamioKashWebhookSigner::new(SecretKey::new(SECRET).unwrap())
+    Signer::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
         .sign(&SignableRequest::body(body.as_bytes()), at)
         .unwrap()
         .headers()

@@ -12,7 +12,12 @@
 //! window to bound it, a claim is held for a retention (7 days) after verification; a replay
 //! after that is processed again. GitHub's `X-GitHub-Delivery` id is not signed, so it cannot
 //! be the claim's key (an attacker could change it freely).
-#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::sync::Arc;
 

@@ -360,7 +360,8 @@ struct Variant {
 /// See the [module documentation](self).
 pub fn diagnose(inputs: &Inputs<'_>) -> Result<Diagnosis, Error> {
     let scheme = inputs.scheme;
-    let received = Candidates::read(scheme.signature(), inputs.signature.as_bytes())?;
+    let mut received = Candidates::new();
+    received.read(scheme.signature(), inputs.signature.as_bytes())?;
     let key = scheme.key(inputs.secret)?;
     if scheme.signs_url() && inputs.url.is_none() {
         return Err(ErrorKind::MissingUrl.into());

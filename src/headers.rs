@@ -57,9 +57,8 @@ fn only<'a, K: AsRef<str> + 'a, V: AsRef<[u8]> + ?Sized + 'a>(
     let mut found = None;
     for (k, v) in pairs {
         let k = k.as_ref();
-        // Lengths first (one compare), then the exact spelling (one memcmp, the usual case),
-        // then any case.
-        if k.len() == name.len() && (k == name || k.eq_ignore_ascii_case(name)) {
+        // Lengths first (one compare), then any case, in place (no library call).
+        if k.len() == name.len() && k.eq_ignore_ascii_case(name) {
             if found.is_some() {
                 return Err(DuplicateHeader);
             }

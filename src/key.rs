@@ -97,6 +97,7 @@ impl SecretKey {
         Self::from_bytes(secret.as_bytes())
     }
 
+    #[inline]
     pub(crate) fn pads(&self) -> &PadStates {
         &self.pads
     }
@@ -140,7 +141,52 @@ impl fmt::Debug for SecretKey {
 /// ```
 #[derive(Debug)]
 pub struct KeyRing {
-    keys: Vec<(Arc<str>, SecretKey)>,
+    keys: Vec<(KeyId, SecretKey)>,
+}
+
+/// A key's id, as reported by a verification: short ids (the usual `primary`, `2026-11`)
+/// are copied inline, so reporting which key matched costs no reference count; longer ones
+/// are shared.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) enum KeyId {
+    Inline { len: u8, bytes: [u8; KeyId::INLINE] },
+    Shared(Arc<str>),
+}
+
+impl KeyId {
+    const INLINE: usize = 30;
+
+    pub(crate) fn new(id: String) -> Self {
+        let mut bytes = [0u8; KeyId::INLINE];
+        match bytes.get_mut(..id.len()) {
+            Some(head) => {
+                head.copy_from_slice(id.as_bytes());
+                KeyId::Inline {
+                    len: id.len() as u8,
+                    bytes,
+                }
+            }
+            None => KeyId::Shared(Arc::from(id)),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Built from a `String`'s first `len` bytes: a UTF-8 boundary.
+            KeyId::Inline { len, bytes } => {
+                core::str::from_utf8(bytes.get(..usize::from(*len)).unwrap_or(&[]))
+                    .unwrap_or_default()
+            }
+            KeyId::Shared(id) => id,
+        }
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 impl KeyRing {
@@ -157,7 +203,7 @@ impl KeyRing {
     #[must_use]
     pub fn new(id: impl Into<String>, key: SecretKey) -> Self {
         KeyRing {
-            keys: vec![(Arc::from(id.into()), key)],
+            keys: vec![(KeyId::new(id.into()), key)],
         }
     }
 
@@ -191,7 +237,7 @@ impl KeyRing {
     /// # Ok::<(), countersign::Error>(())
     /// ```
     pub fn add(&mut self, id: impl Into<String>, key: SecretKey) {
-        self.keys.push((Arc::from(id.into()), key));
+        self.keys.push((KeyId::new(id.into()), key));
     }
 
     /// Removes every key with this id (the end of a rotation). Returns how many were removed.
@@ -208,7 +254,7 @@ impl KeyRing {
     /// ```
     pub fn remove(&mut self, id: &str) -> usize {
         let before = self.keys.len();
-        self.keys.retain(|(k, _)| &**k != id);
+        self.keys.retain(|(k, _)| k.as_str() != id);
         before - self.keys.len()
     }
 
@@ -224,7 +270,7 @@ impl KeyRing {
     /// # Ok::<(), countersign::Error>(())
     /// ```
     pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.keys.iter().map(|(id, _)| &**id)
+        self.keys.iter().map(|(id, _)| id.as_str())
     }
 
     /// How many keys the ring holds.
@@ -255,11 +301,12 @@ impl KeyRing {
     /// # Ok::<(), countersign::Error>(())
     /// ```
     #[must_use]
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &SecretKey)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&KeyId, &SecretKey)> {
         self.keys.iter().map(|(id, k)| (id, k))
     }
 }
@@ -350,6 +397,7 @@ impl SharedKeys {
     }
 
     /// The ring, for one verification.
+    #[inline]
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, KeyRing> {
         // No code that can panic runs while the lock is held for writing but the caller's
         // `update` closure; the ring is consistent after any of its steps.

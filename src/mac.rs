@@ -31,8 +31,9 @@ const IV: [u32; 8] = [
 const BLOCK: usize = 64;
 
 /// Messages up to this many bytes (with their padding) are assembled and compressed in one
-/// call: 16 blocks, enough for a typical webhook or API request.
-const ASSEMBLE: usize = 1024;
+/// call: 32 blocks, enough for a typical webhook or API request (a 1 KiB body with its
+/// headers' fields).
+const ASSEMBLE: usize = 2048;
 
 /// The chaining values after absorbing `K ^ ipad` and `K ^ opad`: all a MAC needs of the key.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -103,9 +104,17 @@ impl PadStates {
     /// Starts a MAC over a message that begins with `prefix` (made by [`PadStates::prefix`]
     /// from these same pad states).
     #[inline]
-    pub(crate) fn resume(&self, prefix: &Prefix) -> Mac<'_> {
+    pub(crate) fn resume<'k>(&'k self, prefix: &'k Prefix) -> Mac<'k> {
         Mac {
-            hash: prefix.hash.clone(),
+            start: &prefix.hash.state,
+            hash: Sha256 {
+                state: [0; 8],
+                // The prefix's bytes (a merchant id): message bytes, not key material.
+                buf: prefix.hash.buf,
+                buf_len: prefix.hash.buf_len,
+                total: prefix.hash.total,
+            },
+            started: false,
             outer: &self.outer,
         }
     }
@@ -114,13 +123,15 @@ impl PadStates {
     #[inline]
     pub(crate) fn start(&self) -> Mac<'_> {
         Mac {
+            start: &self.inner,
             hash: Sha256 {
-                state: self.inner,
+                state: [0; 8],
                 buf: [0; BLOCK],
                 buf_len: 0,
                 // The ipad block is already absorbed.
                 total: BLOCK as u64,
             },
+            started: false,
             outer: &self.outer,
         }
     }
@@ -215,22 +226,76 @@ impl Sha256 {
     }
 }
 
+/// Copies `src` into `buf` at `at` (which holds it). Fields are often a few bytes (a
+/// delimiter, a method, a timestamp) or none: those are copied with a few fixed-size
+/// overlapping moves, in place, instead of a library call per field.
+#[inline(always)]
+pub(crate) fn put(buf: &mut [u8], at: usize, src: &[u8]) {
+    let n = src.len();
+    let Some(dst) = buf.get_mut(at..at + n) else {
+        return;
+    };
+    match n {
+        0 => {}
+        1..=3 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        8..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        17..=32 => {
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[n - 16..].copy_from_slice(&src[n - 16..]);
+        }
+        _ => dst.copy_from_slice(src),
+    }
+}
+
 /// An HMAC computation in progress. Its chaining value is key-derived, so it is wiped on drop.
+///
+/// The chaining value it starts from (the key's inner pad state, or a prefix's state) is
+/// copied into the MAC only right before the first compression, which overwrites it in
+/// place: a `Mac` that is moved around (returned, passed on) carries no key-derived words
+/// until then, so a move leaves no copy of a pad state behind.
 pub(crate) struct Mac<'k> {
+    start: &'k [u32; 8],
+    /// `hash.state` is meaningful once `started`.
     hash: Sha256,
+    started: bool,
     outer: &'k [u32; 8],
 }
 
 impl Mac<'_> {
+    /// Loads the starting chaining value, right before a compression that overwrites it.
+    #[inline(always)]
+    fn load(&mut self) {
+        if !self.started {
+            // Copied in place (no temporary a debug build would leave on the stack).
+            self.hash.state.copy_from_slice(self.start);
+            self.started = true;
+        }
+    }
+
     /// Absorbs the next message bytes.
     #[inline]
     pub(crate) fn update(&mut self, data: &[u8]) {
+        if self.hash.buf_len + data.len() >= BLOCK {
+            self.load();
+        }
         self.hash.update(data);
     }
 
     /// Completes the MAC: finishes the inner hash, then one compression for the outer hash.
     #[inline]
     pub(crate) fn finish(mut self) -> [u8; 32] {
+        self.load();
         let inner = self.hash.finish();
         self.outer(&inner)
     }
@@ -244,33 +309,51 @@ impl Mac<'_> {
     /// [`Mac::update`].
     #[inline]
     pub(crate) fn finish_fields(mut self, fields: &[&[u8]]) -> [u8; 32] {
-        let buffered = self.hash.buf_len;
+        // The MAC is not moved again: its state (a copy of the key's pad state until the
+        // first compression) is compressed in place and wiped when `self` drops here.
         let total: usize = fields.iter().map(|f| f.len()).sum();
-        let end = buffered + total;
-        if end + 9 > ASSEMBLE {
+        if self.hash.buf_len + total + 9 > ASSEMBLE {
             for field in fields {
                 self.update(field);
             }
-            return self.finish();
+            self.load();
+            let inner = self.hash.finish();
+            return self.outer(&inner);
         }
-        let mut buf = [0u8; ASSEMBLE];
-        buf[..buffered].copy_from_slice(&self.hash.buf[..buffered]);
+        match self.hash.buf_len + total + 9 {
+            0..=128 => self.assemble(&mut [0u8; 128], fields, total),
+            129..=256 => self.assemble(&mut [0u8; 256], fields, total),
+            257..=512 => self.assemble(&mut [0u8; 512], fields, total),
+            513..=1024 => self.assemble(&mut [0u8; 1024], fields, total),
+            _ => self.assemble(&mut [0u8; ASSEMBLE], fields, total),
+        }
+    }
+
+    /// Lays out what is buffered, `fields` (`total` bytes) and the padding in `buf` (zeroed,
+    /// and large enough: see [`Mac::finish_fields`]) and compresses it in one call.
+    #[inline(always)]
+    fn assemble(&mut self, buf: &mut [u8], fields: &[&[u8]], total: usize) -> [u8; 32] {
+        let buffered = self.hash.buf_len;
+        let end = buffered + total;
+        put(buf, 0, &self.hash.buf[..buffered]);
         let mut at = buffered;
         for field in fields {
-            buf[at..at + field.len()].copy_from_slice(field);
+            put(buf, at, field);
             at += field.len();
         }
-        buf[end] = 0x80;
         let blocks_end = (end + 9).div_ceil(BLOCK) * BLOCK;
+        // The buffer is zeroed: the padding's zeros are already there.
+        buf[end] = 0x80;
         let bit_len = self.hash.total.wrapping_add(total as u64).wrapping_mul(8);
         buf[blocks_end - 8..blocks_end].copy_from_slice(&bit_len.to_be_bytes());
         let (blocks, _) = buf[..blocks_end].as_chunks::<BLOCK>();
+        self.load();
         compress256(&mut self.hash.state, blocks);
         let mut inner = [0u8; 32];
         for (chunk, word) in inner.chunks_exact_mut(4).zip(self.hash.state) {
             chunk.copy_from_slice(&word.to_be_bytes());
         }
-        // `self.hash.state` is wiped when `self` drops.
+        // `self.hash.state` is wiped when the MAC drops.
         self.outer(&inner)
     }
 
@@ -328,15 +411,18 @@ mod tests {
 
     #[test]
     fn assembled_fields_match_the_reference_at_every_length_around_the_buffer() {
-        // Around the one-call limit (ASSEMBLE - 9 bytes with what is buffered) and every
-        // padding edge (55/56/64 bytes into a block), with a prefix already buffered.
-        let msg: Vec<u8> = (0..1_200u32).map(|i| (i * 13 + 5) as u8).collect();
+        // Around every buffer size (each class's limit is its size - 9 bytes with what is
+        // buffered, the largest being the one-call limit) and every padding edge
+        // (55/56/64 bytes into a block), with a prefix already buffered.
+        let msg: Vec<u8> = (0..2_400u32).map(|i| (i * 13 + 5) as u8).collect();
         for key_len in [5usize, 64, 100] {
             let key: Vec<u8> = (0..key_len).map(|i| i as u8 ^ 0x3c).collect();
             let pads = PadStates::new(&key);
             for prefix in [0usize, 1, 44, 63] {
                 let mut lengths: Vec<usize> = (0..=140).collect();
-                lengths.extend(ASSEMBLE - 80..=ASSEMBLE + 70);
+                for size in [256, 512, 1024, ASSEMBLE] {
+                    lengths.extend(size - 80..=size + 70);
+                }
                 for len in lengths {
                     let whole = &msg[..prefix + len];
                     let (head, rest) = whole.split_at(prefix);

@@ -28,7 +28,7 @@ use core::fmt;
 use crate::error::{Error, ErrorKind, err};
 use crate::key::SecretKey;
 use crate::mac::Mac;
-use crate::scheme::{MAX_PARTS, MAX_VALUES, Part, Scheme};
+use crate::scheme::{MAX_PARTS, MAX_VALUES, Part, Scheme, Value};
 use crate::signature::Signature;
 use crate::signer::SignableRequest;
 
@@ -36,8 +36,26 @@ use crate::signer::SignableRequest;
 /// trailing-slash variants are written without copying).
 const MAX_PIECES: usize = MAX_PARTS + 2;
 
-/// What a message is laid out from. Values are in the order of the scheme's
-/// [`Part::Value`]s; a missing piece is an error only if the scheme signs it.
+/// Where a message's fields come from: a request being signed, a request received, a
+/// diagnosis variant. [`StringToSign::layout`] asks only for the parts the scheme signs.
+pub(crate) trait Source<'a> {
+    /// The identity, if configured.
+    fn identity(&self) -> Option<&'a [u8]>;
+    /// The timestamp's text as sent.
+    fn timestamp(&self) -> &'a [u8];
+    /// The method, if known.
+    fn method(&self) -> Option<&'a str>;
+    /// The URL in up to three pieces, if known.
+    fn url(&self) -> Option<[&'a str; 3]>;
+    /// The body.
+    fn body(&self) -> &'a [u8];
+    /// The named value `spec`, the `index`-th of the scheme's values, if given.
+    fn value(&self, index: usize, spec: &Value) -> Option<&'a [u8]>;
+}
+
+/// What a message is laid out from, gathered beforehand (the verifier resolves headers and
+/// defaults first, each with its own error). Values are in the order of the scheme's
+/// [`Part::Value`]s.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Inputs<'a> {
     pub(crate) identity: Option<&'a [u8]>,
@@ -46,6 +64,33 @@ pub(crate) struct Inputs<'a> {
     pub(crate) url: Option<[&'a str; 3]>,
     pub(crate) body: &'a [u8],
     pub(crate) values: [Option<&'a [u8]>; MAX_VALUES],
+}
+
+impl<'a> Source<'a> for Inputs<'a> {
+    #[inline(always)]
+    fn identity(&self) -> Option<&'a [u8]> {
+        self.identity
+    }
+    #[inline(always)]
+    fn timestamp(&self) -> &'a [u8] {
+        self.timestamp
+    }
+    #[inline(always)]
+    fn method(&self) -> Option<&'a str> {
+        self.method
+    }
+    #[inline(always)]
+    fn url(&self) -> Option<[&'a str; 3]> {
+        self.url
+    }
+    #[inline(always)]
+    fn body(&self) -> &'a [u8] {
+        self.body
+    }
+    #[inline(always)]
+    fn value(&self, index: usize, _: &Value) -> Option<&'a [u8]> {
+        self.values.get(index).copied().flatten()
+    }
 }
 
 /// The message a scheme signs, as its fields in order.
@@ -69,10 +114,113 @@ pub(crate) struct Inputs<'a> {
 #[derive(Clone, Copy)]
 pub struct StringToSign<'a> {
     scheme: &'static Scheme,
+    pieces: Pieces<'a>,
+}
+
+/// A message's pieces in order: one per part, the URL in up to three. Filled in place (the
+/// hot paths lay a message out into a stack array and hand it to the MAC, with no copy).
+#[derive(Clone, Copy)]
+pub(crate) struct Pieces<'a> {
     pieces: [&'a [u8]; MAX_PIECES],
-    /// For each piece, the index of the scheme part it belongs to.
-    part: [u8; MAX_PIECES],
     len: usize,
+    /// How many pieces the URL took (1 to 3), for naming the pieces.
+    url: u8,
+}
+
+impl<'a> Pieces<'a> {
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        Pieces {
+            pieces: [&[]; MAX_PIECES],
+            len: 0,
+            url: 0,
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn as_slice(&self) -> &[&'a [u8]] {
+        self.pieces.get(..self.len).unwrap_or(&[])
+    }
+
+    /// Completes `mac`, which has absorbed the first `skip` pieces (signers whose message
+    /// starts with fixed parts resume from a state that already holds them), over the rest:
+    /// in one compression call when the message is short enough (see `Mac::finish_fields`).
+    #[inline(always)]
+    pub(crate) fn finish(&self, mac: Mac<'_>, skip: usize) -> Signature {
+        Signature::from_bytes(mac.finish_fields(self.as_slice().get(skip..).unwrap_or(&[])))
+    }
+
+    /// The index of the first piece of the scheme's `part`-th part.
+    pub(crate) fn index_of(&self, scheme: &Scheme, part: usize) -> usize {
+        scheme
+            .message()
+            .iter()
+            .take(part)
+            .map(|p| match p {
+                Part::Url => usize::from(self.url),
+                _ => 1,
+            })
+            .sum()
+    }
+
+    #[inline(always)]
+    fn push(&mut self, bytes: &'a [u8]) {
+        // `Scheme::check` bounds the parts to MAX_PARTS, and only the URL adds two pieces.
+        if let Some(slot) = self.pieces.get_mut(self.len) {
+            *slot = bytes;
+            self.len += 1;
+        }
+    }
+
+    /// Lays out `scheme`'s message from `src`: the one place a layout becomes bytes. Checks
+    /// that every part the scheme signs is there and that every named value is in its
+    /// domain.
+    #[inline(always)]
+    pub(crate) fn lay_out(&mut self, scheme: &Scheme, src: &impl Source<'a>) -> Result<(), Error> {
+        self.len = 0;
+        let mut value = 0;
+        for part in scheme.message() {
+            match part {
+                Part::Body => self.push(src.body()),
+                Part::Timestamp => self.push(src.timestamp()),
+                Part::Literal(text) => self.push(text.as_bytes()),
+                Part::Identity => match src.identity() {
+                    Some(identity) => self.push(identity),
+                    None => {
+                        return err(ErrorKind::MissingField(
+                            scheme.identity_name().unwrap_or("identity"),
+                        ));
+                    }
+                },
+                Part::Method => match src.method() {
+                    Some(method) => self.push(method.as_bytes()),
+                    None => return err(ErrorKind::InvalidMethod),
+                },
+                Part::Url => match src.url() {
+                    Some([url, more, rest]) => {
+                        let before = self.len;
+                        self.push(url.as_bytes());
+                        for piece in [more, rest] {
+                            if !piece.is_empty() {
+                                self.push(piece.as_bytes());
+                            }
+                        }
+                        self.url = (self.len - before) as u8;
+                    }
+                    None => return err(ErrorKind::MissingUrl),
+                },
+                Part::Value(spec) => {
+                    let Some(bytes) = src.value(value, spec) else {
+                        return err(ErrorKind::MissingField(spec.name()));
+                    };
+                    spec.check(bytes)?;
+                    value += 1;
+                    self.push(bytes);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl<'a> StringToSign<'a> {
@@ -103,75 +251,14 @@ impl<'a> StringToSign<'a> {
         timestamp: &'a str,
         request: &SignableRequest<'a>,
     ) -> Result<Self, Error> {
-        Self::layout(
-            scheme,
-            &request.inputs(scheme, identity, timestamp.as_bytes()),
-        )
+        Self::layout(scheme, &request.source(identity, timestamp.as_bytes()))
     }
 
-    /// Lays out `scheme`'s message from `inputs`: the one place a layout becomes bytes.
-    /// Checks that every part the scheme signs is there and that every named value is in
-    /// its domain.
-    #[inline]
-    pub(crate) fn layout(scheme: &'static Scheme, inputs: &Inputs<'a>) -> Result<Self, Error> {
-        let mut out = StringToSign {
-            scheme,
-            pieces: [&[]; MAX_PIECES],
-            part: [0; MAX_PIECES],
-            len: 0,
-        };
-        let mut value = 0;
-        for (index, part) in scheme.message().iter().enumerate() {
-            match *part {
-                Part::Body => out.push(index, inputs.body),
-                Part::Timestamp => out.push(index, inputs.timestamp),
-                Part::Literal(text) => out.push(index, text.as_bytes()),
-                Part::Identity => match inputs.identity {
-                    Some(identity) => out.push(index, identity),
-                    None => {
-                        return err(ErrorKind::MissingField(
-                            scheme.identity_name().unwrap_or("identity"),
-                        ));
-                    }
-                },
-                Part::Method => match inputs.method {
-                    Some(method) => out.push(index, method.as_bytes()),
-                    None => return err(ErrorKind::InvalidMethod),
-                },
-                Part::Url => match inputs.url {
-                    Some([url, more, rest]) => {
-                        out.push(index, url.as_bytes());
-                        for piece in [more, rest] {
-                            if !piece.is_empty() {
-                                out.push(index, piece.as_bytes());
-                            }
-                        }
-                    }
-                    None => return err(ErrorKind::MissingUrl),
-                },
-                Part::Value(spec) => {
-                    let Some(bytes) = inputs.values.get(value).copied().flatten() else {
-                        return err(ErrorKind::MissingField(spec.name()));
-                    };
-                    spec.check(bytes)?;
-                    value += 1;
-                    out.push(index, bytes);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    #[inline(always)]
-    fn push(&mut self, part: usize, bytes: &'a [u8]) {
-        // `check` bounds the parts to MAX_PARTS, and only the URL adds two pieces.
-        if let (Some(slot), Some(index)) =
-            (self.pieces.get_mut(self.len), self.part.get_mut(self.len))
-        {
-            *slot = bytes;
-            *index = part as u8;
-            self.len += 1;
-        }
+    /// Lays out `scheme`'s message from `src` (see [`Pieces::lay_out`]).
+    pub(crate) fn layout(scheme: &'static Scheme, src: &impl Source<'a>) -> Result<Self, Error> {
+        let mut pieces = Pieces::new();
+        pieces.lay_out(scheme, src)?;
+        Ok(StringToSign { scheme, pieces })
     }
 
     /// The scheme whose message this is.
@@ -207,17 +294,18 @@ impl<'a> StringToSign<'a> {
     /// ```
     pub fn parts(&self) -> impl Iterator<Item = (&'static str, &'a [u8])> + '_ {
         let scheme = self.scheme;
-        self.pieces[..self.len]
-            .iter()
-            .zip(&self.part)
-            .map(move |(&bytes, &part)| {
-                let name = match scheme.message().get(usize::from(part)) {
-                    Some(Part::Identity) => scheme.identity_name().unwrap_or("identity"),
-                    Some(part) => part.name(),
-                    None => "",
-                };
-                (name, bytes)
-            })
+        let names = scheme.message().iter().flat_map(move |part| {
+            let name = match part {
+                Part::Identity => scheme.identity_name().unwrap_or("identity"),
+                part => part.name(),
+            };
+            let count = match part {
+                Part::Url => usize::from(self.pieces.url),
+                _ => 1,
+            };
+            core::iter::repeat_n(name, count)
+        });
+        names.zip(self.pieces.as_slice().iter().copied())
     }
 
     /// The message length in bytes.
@@ -233,7 +321,7 @@ impl<'a> StringToSign<'a> {
     /// ```
     #[must_use]
     pub fn len(&self) -> usize {
-        self.pieces[..self.len].iter().map(|b| b.len()).sum()
+        self.pieces.as_slice().iter().map(|b| b.len()).sum()
     }
 
     /// Whether the message is empty (possible only for a scheme that signs nothing but an
@@ -266,7 +354,7 @@ impl<'a> StringToSign<'a> {
     /// ```
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.pieces[..self.len].concat()
+        self.pieces.as_slice().concat()
     }
 
     /// HMAC-SHA256 of the message under `key`, absorbing the fields in place.
@@ -288,30 +376,15 @@ impl<'a> StringToSign<'a> {
         self.finish(key.pads().start(), 0)
     }
 
-    /// Completes `mac`, which has absorbed the first `skip` pieces (signers whose message
-    /// starts with fixed parts resume from a state that already holds them), over the rest:
-    /// in one compression call when the message is short enough (see `Mac::finish_fields`).
     #[inline]
-    pub(crate) fn finish(&self, mac: Mac<'_>, skip: usize) -> Signature {
-        Signature::from_bytes(mac.finish_fields(self.pieces.get(skip..self.len).unwrap_or(&[])))
-    }
-
-    /// The pieces from `from` on (a streaming signer absorbs those after the body at the end).
-    pub(crate) fn pieces_from(&self, from: usize) -> &[&'a [u8]] {
-        self.pieces.get(from..self.len).unwrap_or(&[])
-    }
-
-    /// The index of the first piece of the scheme's part `part`, if laid out.
-    pub(crate) fn piece_of(&self, part: usize) -> Option<usize> {
-        self.part[..self.len]
-            .iter()
-            .position(|&p| usize::from(p) == part)
+    fn finish(&self, mac: Mac<'_>, skip: usize) -> Signature {
+        self.pieces.finish(mac, skip)
     }
 }
 
 impl fmt::Display for StringToSign<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for bytes in &self.pieces[..self.len] {
+        for bytes in self.pieces.as_slice() {
             for chunk in bytes.utf8_chunks() {
                 f.write_str(chunk.valid())?;
                 if !chunk.invalid().is_empty() {

@@ -85,10 +85,13 @@ use crate::key::SecretKey;
 use crate::time::{Freshness, TimeFormat, Timestamp, TimestampText};
 
 /// The most parts a scheme's message may have.
-pub const MAX_PARTS: usize = 10;
+pub const MAX_PARTS: usize = 8;
 
 /// The most named [`Value`]s a scheme's message may have.
 pub const MAX_VALUES: usize = 4;
+
+/// The most named [`Value`]s a scheme may send in headers of their own.
+pub const MAX_HEADER_VALUES: usize = 2;
 
 /// The most signatures read from one signature header (a list, during key rotation).
 pub const MAX_SIGNATURES: usize = 8;
@@ -417,6 +420,12 @@ impl Scheme {
         self.webhook
     }
 
+    /// The named values sent in headers of their own, in order.
+    #[inline]
+    pub(crate) fn header_values(&self) -> impl Iterator<Item = &'static Value> + '_ {
+        self.values().filter(|v| v.header.is_some())
+    }
+
     /// Whether the message has this kind of part.
     const fn has(&self, wanted: PartKind) -> bool {
         let mut i = 0;
@@ -493,6 +502,7 @@ impl Scheme {
     /// let names: Vec<_> = standard_webhooks::SCHEME.values().map(|v| v.name()).collect();
     /// assert_eq!(names, ["id"]);
     /// ```
+    #[inline]
     pub fn values(&self) -> impl Iterator<Item = &'static Value> + '_ {
         self.message.iter().filter_map(|part| match part {
             Part::Value(value) => Some(value),
@@ -545,6 +555,7 @@ impl Scheme {
     /// # Ok::<(), countersign::Error>(())
     /// ```
     #[must_use]
+    #[inline]
     pub fn format_timestamp(&self, at: Timestamp) -> Option<TimestampText> {
         self.time_format().map(|format| format.format(at))
     }
@@ -615,6 +626,9 @@ impl Scheme {
         }
         if self.values().count() > MAX_VALUES {
             return fail("at most MAX_VALUES named values");
+        }
+        if self.values().filter(|v| v.header.is_some()).count() > MAX_HEADER_VALUES {
+            return fail("at most MAX_HEADER_VALUES named values in headers");
         }
         for (i, value) in self.values().enumerate() {
             if value.name.is_empty() || self.values().take(i).any(|v| v.name == value.name) {
@@ -935,6 +949,7 @@ impl Value {
     }
 
     /// `Ok` if `bytes` is in its domain.
+    #[inline]
     pub(crate) fn check(&self, bytes: &[u8]) -> Result<(), Error> {
         if self.domain.contains(bytes) {
             Ok(())
@@ -1004,6 +1019,7 @@ impl Domain {
     /// assert!(!Domain::UNRESERVED.contains(b""));
     /// ```
     #[must_use]
+    #[inline]
     pub fn contains(&self, bytes: &[u8]) -> bool {
         (self.accepts)(bytes)
     }

@@ -76,24 +76,19 @@ impl Signature {
     ///
     /// assert!(Signature::from_hex_bytes(&[0xff; 64]).is_err());
     /// ```
+    #[inline]
     pub fn from_hex_bytes(text: &[u8]) -> Result<Self, Error> {
         if text.len() != Self::HEX_LEN {
             return err(ErrorKind::MalformedSignature {
                 reason: "expected 64 hex characters (a hex HMAC-SHA256)",
             });
         }
-        let mut out = [0u8; 32];
-        let mut valid = true;
-        for (chunk, quad) in text
-            .as_chunks::<8>()
-            .0
-            .iter()
-            .zip(out.as_chunks_mut::<4>().0)
-        {
-            let (value, ok) = decode_hex8(u64::from_le_bytes(*chunk));
-            *quad = value;
-            valid &= ok;
-        }
+        let Ok(text) = <&[u8; 64]>::try_from(text) else {
+            return err(ErrorKind::MalformedSignature {
+                reason: "expected 64 hex characters (a hex HMAC-SHA256)",
+            });
+        };
+        let (out, valid) = decode_hex64(text);
         if valid {
             Ok(Signature(out))
         } else {
@@ -121,6 +116,7 @@ impl Signature {
     /// assert!(Signature::from_base64(b"g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OF=").is_err());
     /// # Ok::<(), countersign::Error>(())
     /// ```
+    #[inline]
     pub fn from_base64(text: &[u8]) -> Result<Self, Error> {
         const WRONG: ErrorKind = ErrorKind::MalformedSignature {
             reason: "expected 44 characters of standard base64 (a base64 HMAC-SHA256)",
@@ -169,6 +165,14 @@ impl Signature {
     /// ```
     #[must_use]
     pub fn to_hex(&self) -> HexSignature {
+        let mut out = [0u8; 64];
+        self.write_hex(&mut out);
+        HexSignature(out)
+    }
+
+    /// Writes the 64 lower-case hex digits into `out` (which holds at least 64 bytes).
+    #[inline]
+    pub(crate) fn write_hex(&self, out: &mut [u8]) {
         /// `0..=15` to `'0'..='9' | 'a'..='f'` without a branch or a table: add 39 more
         /// when the nibble is above 9 (`9 - n` borrows into the sign bit). Lets the compiler
         /// vectorise the whole encoding.
@@ -177,12 +181,10 @@ impl Signature {
             let above_nine = ((9u8.wrapping_sub(n) as i8) >> 7) as u8;
             n + b'0' + (above_nine & 39)
         }
-        let mut out = [0u8; 64];
         for (pair, byte) in out.chunks_exact_mut(2).zip(self.0) {
             pair[0] = nibble(byte >> 4);
             pair[1] = nibble(byte & 0x0f);
         }
-        HexSignature(out)
     }
 
     /// Standard base64 (with padding) in a stack buffer, for schemes that send base64.
@@ -195,6 +197,7 @@ impl Signature {
     /// assert_eq!(Signature::from_bytes([0; 32]).to_base64().as_str(), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     /// ```
     #[must_use]
+    #[inline]
     pub fn to_base64(&self) -> Base64Signature {
         use base64::Engine as _;
         let mut out = [0u8; 44];
@@ -251,29 +254,31 @@ impl PartialEq for Signature {
 
 impl Eq for Signature {}
 
-/// Decodes 8 hex characters (either case) packed little-endian into a word: 4 bytes and
-/// whether all 8 were hex digits. SWAR: every byte is range-checked at once, so there is no
-/// branch per character.
-#[inline(always)]
-fn decode_hex8(x: u64) -> ([u8; 4], bool) {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // `(b | 0x80) - c` has its high bit set iff b >= c, and `(c | 0x80) - b` iff b <= c;
-    // neither borrows across bytes while every b < 0x80. A byte >= 0x80 can borrow (hence
-    // the wrapping arithmetic), but then `ascii` is false and the result is rejected.
-    let ge = |v: u64, c: u8| ((v | HIGH).wrapping_sub(ONES * u64::from(c))) & HIGH;
-    let le = |v: u64, c: u8| (((ONES * u64::from(c)) | HIGH).wrapping_sub(v)) & HIGH;
-    let lower = x | (ONES * 0x20);
-    let ascii = x & HIGH == 0;
-    let digit = ge(x, b'0') & le(x, b'9');
-    let letter = ge(lower, b'a') & le(lower, b'f');
-    let valid = ascii & ((digit | letter) == HIGH);
-    // Digits keep their low nibble; letters (low nibble 1..=6) gain 9.
-    let nibbles = (x & (ONES * 0x0f)) + (letter >> 7) * 9;
-    // Byte k of `packed`, for even k, is (nibble k << 4) | nibble k+1.
-    let packed = (nibbles << 4) | (nibbles >> 8);
-    let bytes = packed.to_le_bytes();
-    ([bytes[0], bytes[2], bytes[4], bytes[6]], valid)
+/// Decodes 64 hex characters (either case): the 32 bytes, and whether all were hex digits.
+/// Branch-free per byte, in two passes simple enough for the compiler to vectorise (16 or
+/// 32 characters per instruction): classify and convert each character to its nibble, then
+/// pair the nibbles.
+#[inline]
+fn decode_hex64(text: &[u8; 64]) -> ([u8; 32], bool) {
+    let mut nibbles = [0u8; 64];
+    let mut bad = 0u8;
+    for (nibble, &c) in nibbles.iter_mut().zip(text) {
+        let digit = c.wrapping_sub(b'0');
+        let letter = (c | 0x20).wrapping_sub(b'a');
+        let is_digit = digit < 10;
+        let is_letter = letter < 6;
+        bad |= u8::from(!(is_digit | is_letter));
+        *nibble = if is_digit {
+            digit
+        } else {
+            letter.wrapping_add(10)
+        };
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(nibbles.as_chunks::<2>().0) {
+        *byte = (pair[0] << 4) | (pair[1] & 0x0f);
+    }
+    (out, bad == 0)
 }
 
 impl fmt::Display for Signature {
@@ -374,53 +379,105 @@ impl fmt::Debug for Base64Signature {
     }
 }
 
-/// A signature as its scheme sends it: the prefix, then hex or base64. On the stack.
+/// A signature as its scheme sends it (the prefix, then hex or base64), and as hex. On the
+/// stack. The hex digits sit right after room for a prefix, so a hex scheme's header value
+/// is one contiguous slice with no copy.
 #[derive(Clone, Copy)]
 pub(crate) struct SignatureText {
-    buf: [u8; MAX_PREFIX + 64],
-    len: usize,
+    /// `[prefix room (MAX_PREFIX)][64 hex digits]`.
+    hex: [u8; MAX_PREFIX + 64],
+    /// `[prefix][44 base64 characters]`, for base64 schemes (left uninitialised otherwise).
+    base64: Option<[u8; MAX_PREFIX + 44]>,
+    /// The header value: `hex[start..]`, or `base64[..len]` for a base64 scheme.
+    start: u8,
+    len: u8,
 }
 
 impl SignatureText {
     /// `signature` in `format` (one signature; a list of one is the same text).
-    pub(crate) fn new(format: &SignatureFormat, signature: &Signature, hex: &HexSignature) -> Self {
+    #[inline(always)]
+    pub(crate) fn new(format: &SignatureFormat, signature: &Signature) -> Self {
         let mut out = SignatureText {
-            buf: [0; MAX_PREFIX + 64],
+            hex: [0; MAX_PREFIX + 64],
+            base64: None,
+            start: MAX_PREFIX as u8,
             len: 0,
         };
-        let prefix = format.prefix().as_bytes();
-        let base64 = signature.to_base64();
-        let encoded: &[u8] = match format.encoding() {
-            Encoding::Hex => &hex.0,
-            Encoding::Base64 => &base64.0,
-        };
+        signature.write_hex(&mut out.hex[MAX_PREFIX..]);
         // `Scheme::check` bounds the prefix to MAX_PREFIX bytes.
-        let end = prefix.len() + encoded.len();
-        if let Some(slot) = out.buf.get_mut(..end) {
-            slot[..prefix.len()].copy_from_slice(prefix);
-            slot[prefix.len()..].copy_from_slice(encoded);
-            out.len = end;
+        let prefix = format.prefix().as_bytes();
+        let plen = prefix.len().min(MAX_PREFIX);
+        match format.encoding() {
+            Encoding::Hex => {
+                crate::mac::put(&mut out.hex, MAX_PREFIX - plen, &prefix[..plen]);
+                out.start = (MAX_PREFIX - plen) as u8;
+            }
+            Encoding::Base64 => {
+                let text = out.base64.insert([0; MAX_PREFIX + 44]);
+                text[..plen].copy_from_slice(&prefix[..plen]);
+                text[plen..plen + 44].copy_from_slice(&signature.to_base64().0);
+                out.len = (plen + 44) as u8;
+            }
         }
         out
     }
 
+    /// The header value.
     pub(crate) fn as_str(&self) -> &str {
+        let bytes = match &self.base64 {
+            Some(text) => text.get(..usize::from(self.len)).unwrap_or(&[]),
+            None => self.hex.get(usize::from(self.start)..).unwrap_or(&[]),
+        };
         // Only a visible-ASCII prefix and hex or base64 characters are ever written.
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+        core::str::from_utf8(bytes).unwrap_or_default()
+    }
+
+    /// The signature as lower-case hex.
+    pub(crate) fn hex(&self) -> &str {
+        core::str::from_utf8(&self.hex[MAX_PREFIX..]).unwrap_or_default()
     }
 }
 
+/// `text` without `prefix`, if it starts with it. Compares in place, byte by byte: prefixes
+/// are a few bytes (`sha256=`, `v1,`) or none, and a library call per signature costs more
+/// than the comparison.
+#[inline(always)]
+fn strip<'t>(text: &'t [u8], prefix: &[u8]) -> Option<&'t [u8]> {
+    let (head, rest) = text.split_at_checked(prefix.len())?;
+    let mut differ = 0u8;
+    for (a, b) in head.iter().zip(prefix) {
+        differ |= a ^ b;
+    }
+    (differ == 0).then_some(rest)
+}
+
 /// The signatures a header offers, decoded: one, or (a list, during rotation) up to
-/// [`MAX_SIGNATURES`].
-// On the stack on purpose: boxing the list would allocate per verification, and the single
-// signature (the common case) never initialises the list's 256 bytes.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Candidates {
-    One(Signature),
-    Many([Signature; MAX_SIGNATURES], usize),
+/// [`MAX_SIGNATURES`]. Filled in place on the caller's stack.
+pub(crate) struct Candidates {
+    first: Signature,
+    /// The others, for a list (left uninitialised for a single signature).
+    rest: Option<[Signature; MAX_SIGNATURES - 1]>,
+    len: usize,
 }
 
 impl Candidates {
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        Candidates {
+            first: Signature([0; 32]),
+            rest: None,
+            len: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn decode(format: &SignatureFormat, text: &[u8]) -> Result<Signature, Error> {
+        match format.encoding() {
+            Encoding::Hex => Signature::from_hex_bytes(text),
+            Encoding::Base64 => Signature::from_base64(text),
+        }
+    }
+
     /// Reads the signature header `raw` as `format` says. Every signature is decoded before
     /// any MAC is computed, so a malformed header costs no MAC.
     ///
@@ -428,55 +485,62 @@ impl Candidates {
     /// prefix (another version, e.g. `v1a,`) are skipped, and so are entries that do not
     /// decode (as the reference implementations, which compare text); at least one must
     /// decode, and at most [`MAX_SIGNATURES`] are read.
-    pub(crate) fn read(format: &SignatureFormat, raw: &[u8]) -> Result<Self, Error> {
-        let decode = |text: &[u8]| match format.encoding() {
-            Encoding::Hex => Signature::from_hex_bytes(text),
-            Encoding::Base64 => Signature::from_base64(text),
-        };
+    #[inline(never)]
+    pub(crate) fn read(&mut self, format: &SignatureFormat, raw: &[u8]) -> Result<(), Error> {
         let prefix = format.prefix().as_bytes();
+        self.len = 0;
         let Some(separator) = format.separator() else {
-            return match raw.strip_prefix(prefix) {
-                Some(text) => decode(text).map(Candidates::One),
-                None => err(ErrorKind::MalformedSignature {
-                    reason: "the signature lacks its scheme's prefix (e.g. sha256= or v1,)",
-                }),
-            };
-        };
-        let mut found = [Signature([0; 32]); MAX_SIGNATURES];
-        let mut n = 0;
-        for entry in raw.split(|&b| b == separator) {
-            let Some(text) = entry.strip_prefix(prefix) else {
-                continue;
-            };
-            let Ok(signature) = decode(text) else {
-                continue;
-            };
-            let Some(slot) = found.get_mut(n) else {
+            let Some(text) = strip(raw, prefix) else {
                 return err(ErrorKind::MalformedSignature {
-                    reason: "more than 8 signatures in one header",
+                    reason: "the signature lacks its scheme's prefix (e.g. sha256= or v1,)",
                 });
             };
+            self.first = Self::decode(format, text)?;
+            self.len = 1;
+            return Ok(());
+        };
+        let rest = self.rest.insert([Signature([0; 32]); MAX_SIGNATURES - 1]);
+        for entry in raw.split(|&b| b == separator) {
+            let Some(text) = strip(entry, prefix) else {
+                continue;
+            };
+            let Ok(signature) = Self::decode(format, text) else {
+                continue;
+            };
+            let slot = match self.len {
+                0 => &mut self.first,
+                n => match rest.get_mut(n - 1) {
+                    Some(slot) => slot,
+                    None => {
+                        return err(ErrorKind::MalformedSignature {
+                            reason: "more than 8 signatures in one header",
+                        });
+                    }
+                },
+            };
             *slot = signature;
-            n += 1;
+            self.len += 1;
         }
-        if n == 0 {
+        if self.len == 0 {
             return err(ErrorKind::MalformedSignature {
                 reason: "no signature in the scheme's form in the header (its prefix, then hex or base64, separated by the scheme's separator)",
             });
         }
-        Ok(Candidates::Many(found, n))
+        Ok(())
     }
 
     /// Whether `mac` equals one of the candidates. Each comparison is constant-time; which
     /// candidate matched (public: the sender wrote it) is all the timing can tell.
     #[inline]
     pub(crate) fn matches(&self, mac: &Signature) -> bool {
-        match self {
-            Candidates::One(signature) => signature == mac,
-            Candidates::Many(found, n) => found[..*n]
-                .iter()
-                .fold(false, |matched, candidate| matched | (candidate == mac)),
-        }
+        let rest = match &self.rest {
+            Some(rest) => rest.get(..self.len.saturating_sub(1)).unwrap_or(&[]),
+            None => &[],
+        };
+        rest.iter()
+            .fold(self.len > 0 && self.first == *mac, |matched, candidate| {
+                matched | (candidate == mac)
+            })
     }
 }
 

@@ -7,9 +7,11 @@ use core::fmt;
 use crate::error::{Error, ErrorKind, err};
 use crate::key::SecretKey;
 use crate::mac::{Mac, Prefix};
-use crate::message::{Inputs, StringToSign};
-use crate::scheme::{MAX_VALUES, Part, Scheme, is_header_value, is_standard_method};
-use crate::signature::{HexSignature, Signature, SignatureText};
+use crate::message::{Pieces, Source, StringToSign};
+use crate::scheme::{
+    MAX_HEADER_VALUES, MAX_VALUES, Part, Scheme, Value, is_header_value, is_standard_method,
+};
+use crate::signature::{Signature, SignatureText};
 use crate::time::{Timestamp, TimestampText};
 use crate::url::CanonicalUrl;
 
@@ -188,6 +190,7 @@ impl Signer {
     /// assert_eq!(signed.signature_hex(), "6307031171ff7ce2a46a2535b8b062115c57a045714434b0ec3d047cb5e2f325");
     /// # Ok::<(), countersign::Error>(())
     /// ```
+    #[inline]
     pub fn sign<'a>(
         &'a self,
         request: &SignableRequest<'a>,
@@ -197,10 +200,10 @@ impl Signer {
         let timestamp = self.scheme.format_timestamp(at);
         let signature = {
             let text = timestamp.as_ref().map_or(&[][..], TimestampText::as_bytes);
-            let inputs = request.inputs(self.scheme, identity, text);
-            let message = StringToSign::layout(self.scheme, &inputs)?;
+            let mut pieces = Pieces::new();
+            pieces.lay_out(self.scheme, &request.source(identity, text))?;
             let (mac, skip) = self.start();
-            message.finish(mac, skip)
+            pieces.finish(mac, skip)
         };
         Ok(SignedRequest::new(
             self.scheme,
@@ -281,14 +284,10 @@ impl Signer {
         let (mut mac, skip) = self.start();
         {
             let text = timestamp.as_ref().map_or(&[][..], TimestampText::as_bytes);
-            let message =
-                StringToSign::layout(self.scheme, &request.inputs(self.scheme, identity, text))?;
-            let body_piece = message.piece_of(body_part).unwrap_or(skip);
-            for piece in message
-                .pieces_from(skip)
-                .iter()
-                .take(body_piece.saturating_sub(skip))
-            {
+            let mut pieces = Pieces::new();
+            pieces.lay_out(self.scheme, &request.source(identity, text))?;
+            let body = pieces.index_of(self.scheme, body_part);
+            for piece in pieces.as_slice().get(skip..body).unwrap_or(&[]) {
                 mac.update(piece);
             }
         }
@@ -522,6 +521,7 @@ impl<'a> SignableRequest<'a> {
     ///
     /// See [`SignableRequest::with_value`].
     #[must_use]
+    #[inline]
     pub fn value(&self, name: &str) -> Option<&'a str> {
         self.values[..self.value_count]
             .iter()
@@ -530,24 +530,50 @@ impl<'a> SignableRequest<'a> {
     }
 
     /// What `scheme`'s message is laid out from, with the signer's identity and timestamp.
-    pub(crate) fn inputs(
-        &self,
-        scheme: &Scheme,
+    pub(crate) fn source<'r>(
+        &'r self,
         identity: Option<&'a str>,
         timestamp: &'a [u8],
-    ) -> Inputs<'a> {
-        let mut values = [None; MAX_VALUES];
-        for (slot, spec) in values.iter_mut().zip(scheme.values()) {
-            *slot = self.value(spec.name()).map(str::as_bytes);
-        }
-        Inputs {
-            identity: identity.map(str::as_bytes),
+    ) -> Signing<'r, 'a> {
+        Signing {
+            request: self,
+            identity,
             timestamp,
-            method: self.method,
-            url: self.url.map(|url| [url.as_str(), "", ""]),
-            body: self.body,
-            values,
         }
+    }
+}
+
+/// A request being signed, with the signer's identity and timestamp: a message's source.
+pub(crate) struct Signing<'r, 'a> {
+    request: &'r SignableRequest<'a>,
+    identity: Option<&'a str>,
+    timestamp: &'a [u8],
+}
+
+impl<'a> Source<'a> for Signing<'_, 'a> {
+    #[inline(always)]
+    fn identity(&self) -> Option<&'a [u8]> {
+        self.identity.map(str::as_bytes)
+    }
+    #[inline(always)]
+    fn timestamp(&self) -> &'a [u8] {
+        self.timestamp
+    }
+    #[inline(always)]
+    fn method(&self) -> Option<&'a str> {
+        self.request.method
+    }
+    #[inline(always)]
+    fn url(&self) -> Option<[&'a str; 3]> {
+        self.request.url.map(|url| [url.as_str(), "", ""])
+    }
+    #[inline(always)]
+    fn body(&self) -> &'a [u8] {
+        self.request.body
+    }
+    #[inline]
+    fn value(&self, _: usize, spec: &Value) -> Option<&'a [u8]> {
+        self.request.value(spec.name()).map(str::as_bytes)
     }
 }
 
@@ -573,18 +599,16 @@ impl<'a> SignableRequest<'a> {
 pub struct SignedRequest<'a> {
     scheme: &'static Scheme,
     identity: Option<&'a str>,
-    /// The values the scheme sends in headers, as `(header, value)`.
-    values: [(&'static str, &'a str); MAX_VALUES],
-    value_count: usize,
+    /// The values the scheme sends in headers of their own, in the scheme's order.
+    values: [&'a str; MAX_HEADER_VALUES],
     timestamp: Option<TimestampText>,
     signature: Signature,
-    hex: HexSignature,
-    /// The header value, when it is more than the bare hex (a prefix, base64).
-    text: Option<SignatureText>,
+    /// The signature as sent, and as hex.
+    text: SignatureText,
 }
 
 impl<'a> SignedRequest<'a> {
-    #[inline]
+    #[inline(always)]
     fn new(
         scheme: &'static Scheme,
         identity: Option<&'a str>,
@@ -592,35 +616,19 @@ impl<'a> SignedRequest<'a> {
         timestamp: Option<TimestampText>,
         signature: Signature,
     ) -> Self {
-        let mut values = [("", ""); MAX_VALUES];
-        let mut value_count = 0;
-        for spec in scheme.values() {
-            if let (Some(header), Some(value)) = (spec.header_name(), request.value(spec.name()))
-                && let Some(slot) = values.get_mut(value_count)
-            {
-                *slot = (header, value);
-                value_count += 1;
-            }
+        let mut values = [""; MAX_HEADER_VALUES];
+        for (slot, spec) in values.iter_mut().zip(scheme.header_values()) {
+            // Laid out (so present) before a signature exists.
+            *slot = request.value(spec.name()).unwrap_or_default();
         }
-        let mut signed = SignedRequest {
+        SignedRequest {
             scheme,
             identity,
             values,
-            value_count,
             timestamp,
             signature,
-            hex: signature.to_hex(),
-            text: None,
-        };
-        signed.encode();
-        signed
-    }
-
-    fn encode(&mut self) {
-        let format = self.scheme.signature();
-        let bare_hex =
-            format.prefix().is_empty() && format.encoding() == crate::scheme::Encoding::Hex;
-        self.text = (!bare_hex).then(|| SignatureText::new(format, &self.signature, &self.hex));
+            text: SignatureText::new(scheme.signature(), &signature),
+        }
     }
 
     /// The scheme that produced it.
@@ -668,7 +676,7 @@ impl<'a> SignedRequest<'a> {
     /// ```
     #[must_use]
     pub fn signature_hex(&self) -> &str {
-        self.hex.as_str()
+        self.text.hex()
     }
 
     /// The signature header's value, exactly as sent (`sha256=…`, `v1,…`, or bare hex).
@@ -686,10 +694,7 @@ impl<'a> SignedRequest<'a> {
     /// ```
     #[must_use]
     pub fn signature_value(&self) -> &str {
-        match &self.text {
-            Some(text) => text.as_str(),
-            None => self.hex.as_str(),
-        }
+        self.text.as_str()
     }
 
     /// The timestamp as sent, if the scheme has one.
@@ -725,9 +730,14 @@ impl<'a> SignedRequest<'a> {
     pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
         let identity = self.scheme.identity_header().zip(self.identity);
         let timestamp = self.scheme.timestamp_header().zip(self.timestamp());
+        let values = self
+            .scheme
+            .header_values()
+            .filter_map(|spec| spec.header_name())
+            .zip(self.values);
         identity
             .into_iter()
-            .chain(self.values[..self.value_count].iter().copied())
+            .chain(values)
             .chain(timestamp)
             .chain([(self.scheme.signature_header(), self.signature_value())])
     }
@@ -781,18 +791,18 @@ impl<'a> BodySigner<'a> {
             .as_ref()
             .map_or(&[][..], TimestampText::as_bytes);
         // Laid out and checked in `Signer::begin`: this cannot fail now.
-        if let Ok(message) = StringToSign::layout(
-            scheme,
-            &self.request.inputs(scheme, self.signed.identity, text),
-        ) && let Some(body) = message.piece_of(self.body_part)
+        let mut pieces = Pieces::new();
+        if pieces
+            .lay_out(scheme, &self.request.source(self.signed.identity, text))
+            .is_ok()
         {
-            for piece in message.pieces_from(body + 1) {
+            let body = pieces.index_of(scheme, self.body_part);
+            for piece in pieces.as_slice().get(body + 1..).unwrap_or(&[]) {
                 self.mac.update(piece);
             }
         }
         self.signed.signature = Signature::from_bytes(self.mac.finish());
-        self.signed.hex = self.signed.signature.to_hex();
-        self.signed.encode();
+        self.signed.text = SignatureText::new(scheme.signature(), &self.signed.signature);
         self.signed
     }
 }

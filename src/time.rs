@@ -88,6 +88,7 @@ impl Timestamp {
     /// let t = Timestamp::from_duration(Duration::from_nanos(1_500_000_001)).unwrap();
     /// assert_eq!(t.unix_secs(), 1);
     /// ```
+    #[inline]
     pub fn from_duration(since_epoch: Duration) -> Result<Self, Error> {
         if since_epoch > Self::MAX.0 {
             return err(ErrorKind::MalformedTimestamp {
@@ -107,6 +108,7 @@ impl Timestamp {
     /// assert_eq!(Timestamp::UNIX_EPOCH.since_epoch().as_secs(), 0);
     /// ```
     #[must_use]
+    #[inline]
     pub fn since_epoch(self) -> Duration {
         self.0
     }
@@ -211,6 +213,7 @@ impl Timestamp {
     /// assert_eq!(Timestamp::UNIX_EPOCH.to_unix_text().as_str(), "0");
     /// ```
     #[must_use]
+    #[inline]
     pub fn to_unix_text(self) -> TimestampText {
         // At most 12 digits (year 9999). Split into a high part and eight low digits so the
         // digit pairs come from independent 32-bit divisions, written right-aligned so
@@ -249,6 +252,7 @@ impl Timestamp {
     /// assert_eq!(Timestamp::UNIX_EPOCH.to_iso_text().as_str(), "1970-01-01T00:00:00.000Z");
     /// ```
     #[must_use]
+    #[inline]
     pub fn to_iso_text(self) -> TimestampText {
         let secs = self.0.as_secs();
         let days = secs / 86_400;
@@ -366,6 +370,7 @@ impl TimestampText {
     /// assert_eq!(Timestamp::UNIX_EPOCH.to_unix_text().as_str(), "0");
     /// ```
     #[must_use]
+    #[inline]
     pub fn as_str(&self) -> &str {
         // Only ASCII is ever written into the buffer.
         core::str::from_utf8(self.as_bytes()).unwrap_or_default()
@@ -381,6 +386,7 @@ impl TimestampText {
     /// assert_eq!(Timestamp::UNIX_EPOCH.to_unix_text().as_bytes(), b"0");
     /// ```
     #[must_use]
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[usize::from(self.start)..]
     }
@@ -551,6 +557,7 @@ impl Freshness {
     /// assert!(tight.check(Timestamp::from_unix_secs(95).unwrap(), now).is_ok());
     /// assert!(tight.check(Timestamp::from_unix_secs(101).unwrap(), now).is_err());
     /// ```
+    #[inline]
     pub fn check(&self, timestamp: Timestamp, now: Timestamp) -> Result<(), Error> {
         if timestamp <= now {
             let age = now.0 - timestamp.0;
@@ -576,6 +583,7 @@ impl Freshness {
     /// while `now <` it): the last instant any verifier with a clock at most `max_future`
     /// off could accept it, plus one step of the timestamp's `resolution`. Saturates at
     /// [`Timestamp::MAX`] (a claim that never expires).
+    #[inline]
     pub(crate) fn claim_expiry(&self, timestamp: Timestamp, resolution: Duration) -> Timestamp {
         let lifetime = self
             .max_age
@@ -623,10 +631,14 @@ impl TimeFormat {
 
     /// Parses raw header bytes; both grammars accept only ASCII, so bytes that parse are
     /// also the valid UTF-8 text that was signed.
+    #[inline]
     pub(crate) fn parse_bytes(self, text: &[u8]) -> Result<Timestamp, Error> {
         match self {
             TimeFormat::UnixSecs => parse_unix(text),
-            TimeFormat::Rfc3339 => parse_rfc3339(text).ok_or(Error::from(RFC3339_MALFORMED))?,
+            TimeFormat::Rfc3339 => match parse_iso_millis(text) {
+                Some(timestamp) => Ok(timestamp),
+                None => parse_rfc3339(text).ok_or(Error::from(RFC3339_MALFORMED))?,
+            },
         }
     }
 
@@ -636,6 +648,7 @@ impl TimeFormat {
     ///
     /// See [`TimeFormat`].
     #[must_use]
+    #[inline]
     pub fn format(self, at: Timestamp) -> TimestampText {
         match self {
             TimeFormat::UnixSecs => at.to_unix_text(),
@@ -646,6 +659,7 @@ impl TimeFormat {
     /// A clock reading at this format's resolution: a whole-second timestamp is compared
     /// with now rounded down to whole seconds, so "60 s exactly" means what the sender meant
     /// (a Kitopay timestamp `t` is fresh until the clock reads `t + 61 s - 1 ns`).
+    #[inline]
     pub(crate) fn truncate(self, now: Timestamp) -> Timestamp {
         match self {
             TimeFormat::UnixSecs => now.truncate_to_secs(),
@@ -655,6 +669,7 @@ impl TimeFormat {
 
     /// The step by which the freshness comparison advances: 1 s for whole-second "now",
     /// 1 ns where the clock is compared as read.
+    #[inline]
     pub(crate) fn resolution(self) -> Duration {
         match self {
             TimeFormat::UnixSecs => Duration::from_secs(1),
@@ -719,9 +734,39 @@ fn put4(out: &mut [u8], v: u32) {
     put2(&mut out[2..4], v);
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's
-/// algorithm), in 32-bit arithmetic: up to year 9999 every intermediate fits.
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian, by Neri and
+/// Schneider's Euclidean affine functions ("Euclidean affine functions and their
+/// application to calendar algorithms", 2022): multiplications and shifts, one division by
+/// a constant. Checked against [`civil_from_days_reference`] for every day up to
+/// 9999-12-31.
+#[inline]
 fn civil_from_days(days: u64) -> (u32, u32, u32) {
+    // Days since 0000-03-01 (a year starts in March, so the leap day is its last).
+    let n = days as u32 + 719_468;
+    // Century and day of the century.
+    let n1 = 4 * n + 3;
+    let century = n1 / 146_097;
+    let n2 = (n1 % 146_097) | 3;
+    // Year of the century and day of the year.
+    let p = 2_939_745u64 * u64::from(n2);
+    let year_of_century = (p >> 32) as u32;
+    let day_of_year = (p as u32) / 2_939_745 / 4;
+    // Month and day (March = 3 ... February = 14).
+    let n3 = 2_141 * day_of_year + 197_913;
+    let month = n3 >> 16;
+    let day = (n3 & 0xffff) / 2_141 + 1;
+    let january_or_february = u32::from(day_of_year >= 306);
+    (
+        100 * century + year_of_century + january_or_february,
+        month - 12 * january_or_february,
+        day,
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's
+/// algorithm): the reference [`civil_from_days`] is checked against.
+#[cfg(test)]
+fn civil_from_days_reference(days: u64) -> (u32, u32, u32) {
     let z = days as u32 + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;
@@ -757,6 +802,69 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 }
 
 /// `None` when the text is not RFC 3339; `Some(Err)` when it is but out of range.
+/// The fast path for exactly what `toISOString()` writes, `YYYY-MM-DDTHH:MM:SS.sssZ`: every
+/// digit checked at once, calendar arithmetic without loops. `None` for anything else
+/// (including a valid RFC 3339 timestamp of another shape, which [`parse_rfc3339`] then
+/// reads); where it returns a timestamp, it is the one `parse_rfc3339` returns (a test
+/// checks both at every field edge and on every one-byte change).
+#[inline]
+fn parse_iso_millis(b: &[u8]) -> Option<Timestamp> {
+    let b: &[u8; 24] = b.try_into().ok()?;
+    let separators = (b[4] ^ b'-')
+        | (b[7] ^ b'-')
+        | (b[10] ^ b'T')
+        | (b[13] ^ b':')
+        | (b[16] ^ b':')
+        | (b[19] ^ b'.')
+        | (b[23] ^ b'Z');
+    // Each digit's value; any byte that is not a digit makes `bad` non-zero.
+    let d = |i: usize| u32::from(b[i].wrapping_sub(b'0'));
+    let mut bad = separators;
+    for i in [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22] {
+        bad |= u8::from(b[i].wrapping_sub(b'0') > 9);
+    }
+    if bad != 0 {
+        return None;
+    }
+    let year = d(0) * 1000 + d(1) * 100 + d(2) * 10 + d(3);
+    let month = d(5) * 10 + d(6);
+    let day = d(8) * 10 + d(9);
+    let hour = d(11) * 10 + d(12);
+    let minute = d(14) * 10 + d(15);
+    let second = d(17) * 10 + d(18);
+    let millis = d(20) * 100 + d(21) * 10 + d(22);
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+    let month_days = match month {
+        2 => 28 + u32::from(leap),
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if year < 1970
+        || !(1..=12).contains(&month)
+        || day == 0
+        || day > month_days
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    // Days before this year since 1970 (leap days counted to the end of the previous
+    // year), before this month in the year, and before this day.
+    const BEFORE: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    let y = year - 1;
+    let leap_days = y / 4 - y / 100 + y / 400 - 477;
+    let days = (year - 1970) * 365
+        + leap_days
+        + BEFORE[(month - 1) as usize]
+        + u32::from(leap && month > 2)
+        + day
+        - 1;
+    let secs = u64::from(days) * 86_400 + u64::from(hour * 3600 + minute * 60 + second);
+    // At most 9999-12-31T23:59:59.999, within `Timestamp::MAX`.
+    Some(Timestamp(Duration::new(secs, millis * 1_000_000)))
+}
+
 fn parse_rfc3339(b: &[u8]) -> Option<Result<Timestamp, Error>> {
     fn digits(b: &[u8], from: usize, n: usize) -> Option<u32> {
         let mut v = 0u32;
@@ -857,6 +965,69 @@ mod tests {
             ErrorKind::MalformedTimestamp { reason } => reason,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn civil_from_days_agrees_with_the_reference_on_every_day_to_year_9999() {
+        let last = Timestamp::MAX.unix_secs() / 86_400;
+        for days in 0..=last {
+            assert_eq!(
+                civil_from_days(days),
+                civil_from_days_reference(days),
+                "day {days}"
+            );
+        }
+        assert_eq!(civil_from_days(last), (9999, 12, 31));
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+    }
+
+    #[test]
+    fn the_iso_fast_path_agrees_with_the_general_parser() {
+        // Every shape the fast path accepts, at field edges and beyond, and one byte
+        // changed at every position: where the fast path answers, the general parser
+        // answers the same; where it declines, only the general parser decides.
+        let mut cases = Vec::new();
+        for year in [0, 1969, 1970, 1971, 2000, 2024, 2100, 2400, 9999] {
+            for (month, day) in [
+                (1, 1),
+                (2, 28),
+                (2, 29),
+                (2, 30),
+                (3, 31),
+                (4, 30),
+                (4, 31),
+                (12, 31),
+                (13, 1),
+                (0, 1),
+                (1, 0),
+            ] {
+                for (h, m, s) in [(0, 0, 0), (23, 59, 59), (24, 0, 0), (0, 60, 0), (0, 0, 60)] {
+                    let ms = (year + month + day) % 1000;
+                    cases.push(format!(
+                        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z"
+                    ));
+                }
+            }
+        }
+        let base = "2026-01-27T09:23:06.658Z".as_bytes().to_vec();
+        for i in 0..base.len() {
+            for b in [
+                b'0', b'9', b'/', b':', b'Z', b'z', b't', b'T', b'.', b'-', b'+', 0x80, 0xff,
+            ] {
+                let mut v = base.clone();
+                v[i] = b;
+                cases.push(String::from_utf8_lossy(&v).into_owned());
+            }
+        }
+        for text in &cases {
+            let fast = parse_iso_millis(text.as_bytes());
+            let general = parse_rfc3339(text.as_bytes()).and_then(Result::ok);
+            if let Some(fast) = fast {
+                assert_eq!(Some(fast), general, "{text}");
+            }
+            assert_eq!(TimeFormat::Rfc3339.parse(text).ok(), general, "{text}");
+        }
+        assert!(parse_iso_millis(base.as_slice()).is_some());
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, err};
 use crate::headers::{DuplicateHeader, HeaderLookup};
-use crate::key::SharedKeys;
-use crate::message::{Inputs, StringToSign};
+use crate::key::{KeyId, SharedKeys};
+use crate::message::{Inputs, Pieces};
 use crate::replay::{Claim, ReplayGuard, ReplayKey};
 use crate::scheme::{MAX_VALUES, NO_WINDOW_RETENTION, Scheme, is_header_value, is_standard_method};
 use crate::signature::{Candidates, Signature};
@@ -133,6 +133,7 @@ impl<'a> ReceivedRequest<'a> {
     ///
     /// See [`ReceivedRequest::with_value`].
     #[must_use]
+    #[inline]
     pub fn value(&self, name: &str) -> Option<&'a str> {
         self.values[..self.value_count]
             .iter()
@@ -219,7 +220,7 @@ impl fmt::Debug for ReceivedRequest<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     scheme: &'static Scheme,
-    key_id: Arc<str>,
+    key_id: KeyId,
     timestamp: Option<Timestamp>,
     signature: Signature,
     trailing_slash_toggled: bool,
@@ -293,7 +294,7 @@ impl Verified {
     /// See [`Verifier`].
     #[must_use]
     pub fn key_id(&self) -> &str {
-        &self.key_id
+        self.key_id.as_str()
     }
 
     /// The sender's timestamp (`None` for a scheme without one).
@@ -752,6 +753,7 @@ impl Verifier {
     /// # Examples
     ///
     /// See [`Verifier`].
+    #[inline]
     pub fn verify(&self, request: &ReceivedRequest<'_>) -> Result<Verified, Error> {
         let now = self.clock.now();
         let mut verified = self.verify_at(request, now)?;
@@ -763,6 +765,7 @@ impl Verifier {
 
     /// Everything [`Verifier::verify`] checks except the replay claim, against the clock
     /// reading `now` (the tower layer claims with its own guard, asynchronously).
+    #[inline]
     pub(crate) fn verify_at(
         &self,
         request: &ReceivedRequest<'_>,
@@ -798,7 +801,8 @@ impl Verifier {
             }
             None => None,
         };
-        let candidates = Candidates::read(scheme.signature(), signature_raw)?;
+        let mut candidates = Candidates::new();
+        candidates.read(scheme.signature(), signature_raw)?;
 
         let mut inputs = Inputs {
             identity: self.identity.as_deref().map(str::as_bytes),
@@ -844,14 +848,18 @@ impl Verifier {
             false => None,
         };
         inputs.url = url.map(|url| [url.as_str(), "", ""]);
-        let message = StringToSign::layout(scheme, &inputs)?;
+        let mut message = Pieces::new();
+        message.lay_out(scheme, &inputs)?;
+        // The other trailing-slash form, only where tolerated.
         let toggled = match (
             self.slash_tolerance,
             url.and_then(CanonicalUrl::toggled_slash),
         ) {
             (true, Some(pieces)) => {
                 inputs.url = Some(pieces);
-                Some(StringToSign::layout(scheme, &inputs)?)
+                let mut toggled = Pieces::new();
+                toggled.lay_out(scheme, &inputs)?;
+                Some(toggled)
             }
             _ => None,
         };
@@ -864,8 +872,8 @@ impl Verifier {
             for (message, trailing_slash_toggled) in
                 [(Some(&message), false), (toggled.as_ref(), true)]
             {
-                let Some(message) = message else { continue };
-                let mac = message.sign(key);
+                let Some(message) = message else { break };
+                let mac = message.finish(key.pads().start(), 0);
                 if candidates.matches(&mac) {
                     let expires_at = match (timestamp, format) {
                         (Some(timestamp), Some(format)) => {
@@ -878,7 +886,7 @@ impl Verifier {
                     };
                     return Ok(Verified {
                         scheme,
-                        key_id: Arc::clone(key_id),
+                        key_id: key_id.clone(),
                         timestamp,
                         signature: mac,
                         trailing_slash_toggled,

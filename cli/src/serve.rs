@@ -1,7 +1,7 @@
 //! `countersign serve`: a local stand-in for a provider's signature check.
 //!
 //! Every request is verified as the provider would verify it (the library's verifier, the
-//! system clock, the default 60 s window) and answered `200 {"valid": true, ...}` or `401`
+//! system clock, the scheme's window: 60 s, 5 minutes for Standard Webhooks) and answered `200 {"valid": true, ...}` or `401`
 //! with the reason and a diagnosis: which known mistake explains the signature, and the
 //! message expected beside the message signed. One line per request goes to stderr.
 //!
@@ -23,12 +23,12 @@ use axum::response::Response;
 use countersign::diagnose::Inputs;
 use countersign::{
     CanonicalUrl, Error, ErrorKind, HeaderLookup as _, ReceivedRequest, Scheme, UrlRule, Verifier,
-    kamiokash, kitopay,
+    kamiokash, kitopay, standard_webhooks,
 };
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
-use crate::args::{SchemeArg, ServeArgs, ServeCommon, ServeProvider};
+use crate::args::{ServeArgs, ServeCommon, ServeProvider};
 use crate::findings::{self, Search};
 use crate::inputs::{self, Secret, Usage};
 use crate::render;
@@ -129,9 +129,9 @@ enum Provider {
         full: Verifier,
         simplified: Verifier,
     },
-    KamioKash {
-        verifier: Verifier,
-    },
+    /// A scheme that needs nothing from the request line: its headers and body say it all
+    /// (KamioKash requests, Standard Webhooks deliveries).
+    Headers { verifier: Verifier },
 }
 
 impl Sandbox {
@@ -142,13 +142,18 @@ impl Sandbox {
                 public_url,
                 common,
             } => {
-                let secrets = secrets(common, SchemeArg::Kitopay)?;
+                let secrets = secrets(common, &kitopay::FULL)?;
                 let merchant = |e: Error| Usage(format!("--merchant-id: {e}"));
-                let full = Verifier::kitopay_request(merchant_id, inputs::key_ring(&secrets)?)
-                    .map_err(merchant)?;
-                let simplified =
-                    Verifier::kitopay_simplified(merchant_id, inputs::key_ring(&secrets)?)
-                        .map_err(merchant)?;
+                let full = Verifier::kitopay_request(
+                    merchant_id,
+                    inputs::key_ring(&secrets, &kitopay::FULL)?,
+                )
+                .map_err(merchant)?;
+                let simplified = Verifier::kitopay_simplified(
+                    merchant_id,
+                    inputs::key_ring(&secrets, &kitopay::SIMPLIFIED)?,
+                )
+                .map_err(merchant)?;
                 let public_base = public_url.as_deref().map(public_base).transpose()?;
                 let provider = Provider::Kitopay {
                     merchant_id: merchant_id.clone(),
@@ -159,15 +164,23 @@ impl Sandbox {
                 Ok((Sandbox { provider, secrets }, common))
             }
             ServeProvider::Kamiokash { api_key, common } => {
-                let secrets = secrets(common, SchemeArg::Kamiokash)?;
-                let verifier = Verifier::kamiokash_request(inputs::key_ring(&secrets)?);
+                let scheme = &kamiokash::REQUEST;
+                let secrets = secrets(common, scheme)?;
+                let verifier = Verifier::new(scheme, inputs::key_ring(&secrets, scheme)?)?;
                 let verifier = match api_key {
                     Some(key) => verifier
                         .with_api_key(key)
                         .map_err(|e| Usage(format!("--api-key: {e}")))?,
                     None => verifier,
                 };
-                let provider = Provider::KamioKash { verifier };
+                let provider = Provider::Headers { verifier };
+                Ok((Sandbox { provider, secrets }, common))
+            }
+            ServeProvider::StandardWebhooks { common } => {
+                let scheme = &standard_webhooks::SCHEME;
+                let secrets = secrets(common, scheme)?;
+                let verifier = Verifier::new(scheme, inputs::key_ring(&secrets, scheme)?)?;
+                let provider = Provider::Headers { verifier };
                 Ok((Sandbox { provider, secrets }, common))
             }
         }
@@ -188,8 +201,14 @@ impl Sandbox {
                     "countersign serve: checking kitopay requests from merchant {merchant_id} as signed for {base}<path as received> (kitopay-simplified when x-simplified-signature is present), key {keys}; Ctrl-C stops"
                 )
             }
-            Provider::KamioKash { .. } => {
-                format!("countersign serve: checking kamiokash requests, key {keys}; Ctrl-C stops")
+            Provider::Headers { verifier } => {
+                let scheme = verifier.scheme();
+                let what = if scheme.is_webhook() {
+                    "deliveries"
+                } else {
+                    "requests"
+                };
+                format!("countersign serve: checking {scheme} {what}, key {keys}; Ctrl-C stops")
             }
         }
     }
@@ -199,20 +218,25 @@ impl Sandbox {
         let headers = &parts.headers;
         let method = parts.method.as_str();
         match &self.provider {
-            Provider::KamioKash { verifier } => {
-                let received = ReceivedRequest::new(headers, body);
-                self.conclude(
-                    verifier,
-                    &kamiokash::REQUEST,
-                    &received,
-                    |timestamp, signature| Inputs {
-                        timestamp,
-                        method,
-                        body,
-                        signature,
-                        ..Inputs::new(&kamiokash::REQUEST)
-                    },
-                )
+            Provider::Headers { verifier } => {
+                let scheme = verifier.scheme();
+                let received = ReceivedRequest::new(headers, body).with_method(method);
+                // Values the scheme reads from headers (Standard Webhooks' webhook-id).
+                let values: Vec<(&str, &str)> = scheme
+                    .values()
+                    .filter_map(|value| {
+                        let name = value.header_name()?;
+                        Some((value.name(), header_text(&received, name)?))
+                    })
+                    .collect();
+                self.conclude(verifier, scheme, &received, |timestamp, signature| Inputs {
+                    timestamp,
+                    method,
+                    body,
+                    values: &values,
+                    signature,
+                    ..Inputs::new(scheme)
+                })
             }
             Provider::Kitopay {
                 merchant_id,
@@ -277,10 +301,13 @@ impl Sandbox {
             Ok(verified) => return Verdict::valid(scheme, verified.key_id()),
             Err(e) => e,
         };
-        let (Some(timestamp), Some(signature)) = (
-            header_text(received, scheme.timestamp_header().unwrap_or_default()),
-            header_text(received, scheme.signature_header()),
-        ) else {
+        let timestamp = match scheme.timestamp_header() {
+            Some(name) => header_text(received, name),
+            None => Some(""),
+        };
+        let (Some(timestamp), Some(signature)) =
+            (timestamp, header_text(received, scheme.signature_header()))
+        else {
             // Nothing to search without both headers; the reason says which is missing.
             return Verdict::refused(scheme, &refusal, None);
         };
@@ -299,11 +326,11 @@ impl Sandbox {
     }
 }
 
-fn secrets(common: &ServeCommon, scheme: SchemeArg) -> Result<Vec<Secret>, Usage> {
+fn secrets(common: &ServeCommon, scheme: &Scheme) -> Result<Vec<Secret>, Usage> {
     Secret::many_of(
         &common.secret_env,
         &common.secret_file,
-        scheme.default_secret_env(),
+        scheme.secret().name(),
     )
 }
 

@@ -25,6 +25,7 @@ fn bin() -> Command {
         "KITOPAY_SECRET",
         "KAMIOKASH_SECRET",
         "KAMIOKASH_WEBHOOK_SECRET",
+        "STANDARD_WEBHOOKS_SECRET",
     ] {
         cmd.env_remove(var);
     }
@@ -1443,4 +1444,547 @@ fn rust_log_shows_tracing_events_on_stderr() {
     assert!(stderr.contains("key_id=KITOPAY_SECRET"), "{stderr}");
     assert!(!stderr.contains(S));
     assert!(!String::from_utf8_lossy(&o.stdout).contains("cli: signature verified"));
+}
+
+/// The flags `countersign <mode> <scheme> --help` lists, each with whether it is marked
+/// `[required]`.
+fn flags_in_help(mode: &str, scheme: &str) -> Vec<(String, bool)> {
+    let o = run(bin().args([mode, scheme, "--help"]), None);
+    assert_eq!(o.status.code(), Some(0), "{mode} {scheme}: {}", text(&o));
+    let help = String::from_utf8(o.stdout).unwrap();
+    let mut flags: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("--") || trimmed.starts_with("-h, --help") {
+            let flag = trimmed
+                .trim_start_matches("-h, ")
+                .split_whitespace()
+                .next()
+                .unwrap();
+            flags.push((flag.to_owned(), line.to_owned()));
+        } else if let Some((_, text)) = flags.last_mut() {
+            text.push_str(line);
+        }
+    }
+    flags
+        .into_iter()
+        .filter(|(flag, _)| flag != "--help")
+        .map(|(flag, text)| (flag, text.contains("[required]")))
+        .collect()
+}
+
+#[test]
+fn each_scheme_subcommand_lists_exactly_its_flags_and_marks_the_required_ones() {
+    // `!` marks a required flag. Derived from each scheme's parts: identity, method, URL,
+    // body, named values, timestamp; what is received (signature) only where it is checked.
+    let secrets = "--secret-env --secret-file";
+    let window = "--now --max-age --max-future";
+    let table: [(&str, &str, String); 24] = [
+        (
+            "sign",
+            "kitopay",
+            format!(
+                "--merchant-id! --method! --url! --trailing-slash --body --body-file --timestamp {secrets} --format"
+            ),
+        ),
+        (
+            "sign",
+            "kitopay-simplified",
+            format!(
+                "--merchant-id! --method! --url --transaction-id! --timestamp {secrets} --format"
+            ),
+        ),
+        (
+            "sign",
+            "kamiokash",
+            format!("--api-key! --method --url --body --body-file --timestamp {secrets} --format"),
+        ),
+        (
+            "sign",
+            "kitopay-webhook",
+            format!(
+                "--merchant-id! --method --url! --trailing-slash --body --body-file --timestamp {secrets} --format"
+            ),
+        ),
+        (
+            "sign",
+            "kamiokash-webhook",
+            format!("--method --url --body --body-file --timestamp {secrets} --format"),
+        ),
+        (
+            "sign",
+            "standard-webhooks",
+            format!("--method --url --body --body-file --id! --timestamp {secrets} --format"),
+        ),
+        (
+            "explain",
+            "kitopay",
+            format!(
+                "--merchant-id! --method! --url! --trailing-slash --body --body-file --timestamp {secrets}"
+            ),
+        ),
+        (
+            "explain",
+            "kitopay-simplified",
+            format!("--merchant-id! --method! --transaction-id! --timestamp {secrets}"),
+        ),
+        (
+            "explain",
+            "kamiokash",
+            format!("--api-key! --body --body-file --timestamp {secrets}"),
+        ),
+        (
+            "explain",
+            "kitopay-webhook",
+            format!(
+                "--merchant-id! --method --url! --trailing-slash --body --body-file --timestamp {secrets}"
+            ),
+        ),
+        (
+            "explain",
+            "kamiokash-webhook",
+            format!("--body --body-file --timestamp {secrets}"),
+        ),
+        (
+            "explain",
+            "standard-webhooks",
+            format!("--body --body-file --id! --timestamp {secrets}"),
+        ),
+        (
+            "verify",
+            "kitopay",
+            format!(
+                "--merchant-id! --method! --url! --trailing-slash --body --body-file --timestamp! --signature! {secrets} {window} --body-on-get --format"
+            ),
+        ),
+        (
+            "verify",
+            "kitopay-simplified",
+            format!(
+                "--merchant-id! --method! --transaction-id! --timestamp! --signature! {secrets} {window} --format"
+            ),
+        ),
+        (
+            "verify",
+            "kamiokash",
+            format!(
+                "--api-key --received-api-key --body --body-file --timestamp! --signature! {secrets} {window} --format"
+            ),
+        ),
+        (
+            "verify",
+            "kitopay-webhook",
+            format!(
+                "--merchant-id! --method --url! --trailing-slash --body --body-file --timestamp! --signature! {secrets} {window} --body-on-get --format"
+            ),
+        ),
+        (
+            "verify",
+            "kamiokash-webhook",
+            format!("--body --body-file --timestamp! --signature! {secrets} {window} --format"),
+        ),
+        (
+            "verify",
+            "standard-webhooks",
+            format!(
+                "--body --body-file --id! --timestamp! --signature! {secrets} {window} --format"
+            ),
+        ),
+        (
+            "diagnose",
+            "kitopay",
+            format!(
+                "--merchant-id! --method! --url! --trailing-slash --body --body-file --timestamp! --signature! {secrets} {window} --body-on-get --format"
+            ),
+        ),
+        (
+            "diagnose",
+            "kitopay-simplified",
+            format!(
+                "--merchant-id! --method! --transaction-id! --timestamp! --signature! {secrets} {window} --format"
+            ),
+        ),
+        (
+            "diagnose",
+            "kamiokash",
+            format!(
+                "--api-key --received-api-key --body --body-file --timestamp! --signature! {secrets} {window} --format"
+            ),
+        ),
+        (
+            "diagnose",
+            "kitopay-webhook",
+            format!(
+                "--merchant-id! --method --url! --trailing-slash --body --body-file --timestamp! --signature! {secrets} {window} --body-on-get --format"
+            ),
+        ),
+        (
+            "diagnose",
+            "kamiokash-webhook",
+            format!("--body --body-file --timestamp! --signature! {secrets} {window} --format"),
+        ),
+        (
+            "diagnose",
+            "standard-webhooks",
+            format!(
+                "--body --body-file --id! --timestamp! --signature! {secrets} {window} --format"
+            ),
+        ),
+    ];
+    for (mode, scheme, expected) in &table {
+        let got: Vec<String> = flags_in_help(mode, scheme)
+            .into_iter()
+            .map(|(flag, required)| if required { format!("{flag}!") } else { flag })
+            .collect();
+        assert_eq!(got.join(" "), *expected, "{mode} {scheme}");
+    }
+    // Every scheme of the registry is a subcommand of every mode, and nothing else is.
+    let names: Vec<&str> = countersign::built_in().iter().map(|s| s.name()).collect();
+    for mode in ["sign", "explain", "verify", "diagnose"] {
+        let listed: Vec<&str> = table
+            .iter()
+            .filter(|(m, _, _)| m == &mode)
+            .map(|(_, scheme, _)| *scheme)
+            .collect();
+        assert_eq!(listed, names, "{mode}");
+        let o = run(bin().args([mode, "--help"]), None);
+        let help = String::from_utf8(o.stdout).unwrap();
+        let schemes: Vec<&str> = help
+            .split("Schemes:")
+            .nth(1)
+            .unwrap()
+            .split("Options:")
+            .next()
+            .unwrap()
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .collect();
+        assert_eq!(schemes, names, "{mode}: {help}");
+        for scheme in countersign::built_in() {
+            assert!(help.contains(scheme.about()), "{mode}: {help}");
+        }
+    }
+    // A flag of another scheme is refused (exit 2).
+    let o = run(
+        bin()
+            .args(["sign", "kamiokash-webhook", "--merchant-id", M])
+            .env("KAMIOKASH_WEBHOOK_SECRET", "s"),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    // Webhook schemes that sign the method default it to POST, and say so.
+    let o = run(bin().args(["sign", "kitopay-webhook", "--help"]), None);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("[default: POST]"));
+    // The freshness defaults are the scheme's: 60 s, 300 s for Standard Webhooks.
+    for (scheme, window) in [("kitopay", "60"), ("standard-webhooks", "300")] {
+        let o = run(bin().args(["verify", scheme, "--help"]), None);
+        let help = String::from_utf8_lossy(&o.stdout).to_string();
+        assert_eq!(
+            help.matches(&format!("[default: {window}]")).count(),
+            2,
+            "{help}"
+        );
+    }
+}
+
+/// The Standard Webhooks example: the specification's secret, id, timestamp and body.
+const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const SW_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+const SW_TS: &str = "1614265330";
+const SW_BODY: &str = r#"{"test": 2432232314}"#;
+const SW_SIG: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+
+/// `v1,` + base64 of the reference HMAC keyed with the base64-decoded `whsec_` secret.
+fn reference_sw(secret: &str, id: &str, ts: &str, body: &str) -> String {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.{body}").as_bytes());
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+#[test]
+fn standard_webhooks_signs_with_one_entry_per_secret_and_verifies_with_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, format!("{SW_SECRET}\n")).unwrap();
+    let other = "whsec_bm90IHRoaXMgb25lIGJ1dCBhIGtleSBpbiByb3RhdGlvbiE=";
+    let rotated = dir.path().join("rotated");
+    std::fs::write(&rotated, other).unwrap();
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, SW_BODY).unwrap();
+    assert_eq!(reference_sw(SW_SECRET, SW_ID, SW_TS, SW_BODY), SW_SIG);
+
+    let sign = |secrets: &[&std::path::Path]| {
+        let mut cmd = bin();
+        cmd.args([
+            "sign",
+            "standard-webhooks",
+            "--id",
+            SW_ID,
+            "--timestamp",
+            SW_TS,
+            "--format",
+            "json",
+            "--body-file",
+        ])
+        .arg(&body);
+        for path in secrets {
+            cmd.arg("--secret-file").arg(path);
+        }
+        let o = run(&mut cmd, None);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(!text(&o).contains(SW_SECRET) && !text(&o).contains(other));
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    let j = sign(&[&secret]);
+    assert_eq!(j["signature"], SW_SIG);
+    assert_eq!(
+        j["headers"],
+        serde_json::json!({
+            "webhook-id": SW_ID,
+            "webhook-timestamp": SW_TS,
+            "webhook-signature": SW_SIG,
+        })
+    );
+    assert_eq!(j["string_to_sign"], format!("{SW_ID}.{SW_TS}.{SW_BODY}"));
+    // A rotation: one `v1,` entry per secret, space-separated, in the order given.
+    let j = sign(&[&secret, &rotated]);
+    let both = format!("{SW_SIG} {}", reference_sw(other, SW_ID, SW_TS, SW_BODY));
+    assert_eq!(j["signature"], both);
+    assert_eq!(j["headers"]["webhook-signature"], both);
+    // The same with --secret-env, and in the headers format.
+    let o = run(
+        bin()
+            .args([
+                "sign",
+                "standard-webhooks",
+                "--id",
+                SW_ID,
+                "--timestamp",
+                SW_TS,
+                "--body",
+                SW_BODY,
+            ])
+            .args(["--secret-env", "SW_NEW", "--secret-env", "SW_OLD"])
+            .env("SW_NEW", SW_SECRET)
+            .env("SW_OLD", other),
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("webhook-id: {SW_ID}\nwebhook-timestamp: {SW_TS}\nwebhook-signature: {both}\n")
+    );
+    // Schemes with one signature per header take one secret.
+    let o = run(
+        bin()
+            .args([
+                "sign",
+                "kamiokash-webhook",
+                "--body",
+                "{}",
+                "--secret-env",
+                "A",
+                "--secret-env",
+                "B",
+            ])
+            .env("A", "a")
+            .env("B", "b"),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("give one secret"), "{}", text(&o));
+
+    let verify = |signature: &str, extra: &[&str], secret_text: &str| {
+        let o = run(
+            bin()
+                .args([
+                    "verify",
+                    "standard-webhooks",
+                    "--id",
+                    SW_ID,
+                    "--timestamp",
+                    SW_TS,
+                    "--signature",
+                    signature,
+                    "--format",
+                    "json",
+                    "--body-file",
+                ])
+                .arg(&body)
+                .args(extra)
+                .env("STANDARD_WEBHOOKS_SECRET", secret_text),
+            None,
+        );
+        assert!(!text(&o).contains(secret_text), "{}", text(&o));
+        (
+            o.status.code(),
+            serde_json::from_slice::<Value>(&o.stdout).unwrap_or(Value::Null),
+            text(&o),
+        )
+    };
+    // Valid within the 5-minute window (`--now` 70 s later), and the rotation header.
+    let (code, j, out) = verify(SW_SIG, &["--now", "1614265400"], SW_SECRET);
+    assert_eq!((code, &j["valid"]), (Some(0), &Value::Bool(true)), "{out}");
+    assert_eq!(j["key"], "STANDARD_WEBHOOKS_SECRET");
+    let (code, _, out) = verify(&both, &["--now", "1614265400"], SW_SECRET);
+    assert_eq!(code, Some(0), "{out}");
+    // Stale past 300 s: 1.
+    let (code, j, out) = verify(SW_SIG, &["--now", "1614265700"], SW_SECRET);
+    assert_eq!(
+        (code, &j["reason"]),
+        (Some(1), &Value::from("expired")),
+        "{out}"
+    );
+    // Another body: 1.
+    let o = run(
+        bin()
+            .args([
+                "verify",
+                "standard-webhooks",
+                "--id",
+                SW_ID,
+                "--timestamp",
+                SW_TS,
+                "--signature",
+                SW_SIG,
+                "--now",
+                SW_TS,
+                "--body",
+                "{}",
+            ])
+            .env("STANDARD_WEBHOOKS_SECRET", SW_SECRET),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // A secret that is not `whsec_` + base64: 2, without showing it.
+    let bad = "whsec_not!base64?at*all";
+    let (code, _, out) = verify(SW_SIG, &["--now", SW_TS], bad);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("STANDARD_WEBHOOKS_SECRET"), "{out}");
+    // A malformed signature header: 1; a missing --id: 2.
+    let (code, j, out) = verify("g0hM9SsE", &["--now", SW_TS], SW_SECRET);
+    assert_eq!(
+        (code, &j["reason"]),
+        (Some(1), &Value::from("malformed_signature")),
+        "{out}"
+    );
+    let o = run(
+        bin()
+            .args([
+                "verify",
+                "standard-webhooks",
+                "--timestamp",
+                SW_TS,
+                "--signature",
+                SW_SIG,
+            ])
+            .env("STANDARD_WEBHOOKS_SECRET", SW_SECRET),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--id"), "{}", text(&o));
+
+    // diagnose: the sender signed the minified body; the handler received it with spaces.
+    let minified = reference_sw(SW_SECRET, SW_ID, SW_TS, r#"{"test":2432232314}"#);
+    let (code, j, out) = {
+        let o = run(
+            bin()
+                .args([
+                    "diagnose",
+                    "standard-webhooks",
+                    "--id",
+                    SW_ID,
+                    "--timestamp",
+                    SW_TS,
+                    "--now",
+                    SW_TS,
+                    "--signature",
+                    &minified,
+                    "--format",
+                    "json",
+                    "--body",
+                    SW_BODY,
+                ])
+                .env("STANDARD_WEBHOOKS_SECRET", SW_SECRET),
+            None,
+        );
+        (
+            o.status.code(),
+            serde_json::from_slice::<Value>(&o.stdout).unwrap_or(Value::Null),
+            text(&o),
+        )
+    };
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(j["hypothesis"], "body_minified", "{out}");
+    // explain: the fields, and the signature as the header carries it.
+    let o = run(
+        bin()
+            .args([
+                "explain",
+                "standard-webhooks",
+                "--id",
+                SW_ID,
+                "--timestamp",
+                SW_TS,
+                "--body",
+                SW_BODY,
+            ])
+            .env("STANDARD_WEBHOOKS_SECRET", SW_SECRET),
+        None,
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("[    0..   28)  id"), "{out}");
+    assert!(out.contains(&format!("signature: {SW_SIG}")), "{out}");
+}
+
+#[test]
+fn verify_body_on_get_accepts_a_get_body_only_when_asked() {
+    let url = "https://api.dev.kitopay.com/api/v1/merchants/payins?status=new";
+    let o = run(
+        kitopay_command("sign", url, "{}", "GET", "1601234567")
+            .args(["--format", "json"])
+            .env("KITOPAY_SECRET", S),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let sig = serde_json::from_slice::<Value>(&o.stdout).unwrap()["signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let verify = |extra: &[&str]| {
+        let o = run(
+            kitopay_command("verify", url, "{}", "GET", "1601234567")
+                .args([
+                    "--signature",
+                    &sig,
+                    "--now",
+                    "1601234567",
+                    "--format",
+                    "json",
+                ])
+                .args(extra)
+                .env("KITOPAY_SECRET", S),
+            None,
+        );
+        (
+            o.status.code(),
+            serde_json::from_slice::<Value>(&o.stdout).unwrap_or(Value::Null),
+        )
+    };
+    let (code, j) = verify(&[]);
+    assert_eq!(
+        (code, &j["reason"]),
+        (Some(1), &Value::from("body_not_allowed")),
+        "{j}"
+    );
+    let (code, j) = verify(&["--body-on-get"]);
+    assert_eq!((code, &j["valid"]), (Some(0), &Value::Bool(true)), "{j}");
+    // Schemes whose URL does not meet the body have no such flag.
+    let o = run(bin().args(["verify", "kamiokash", "--body-on-get"]), None);
+    assert_eq!(o.status.code(), Some(2));
 }

@@ -26,6 +26,8 @@ const BODY: &str = r#"{"reference_id":"tx-123","payment":{"amount":49.23,"curren
 const KK_API_KEY: &str = "kk_test_pk_8c1f0b2e";
 const KK_SECRET: &str = "kk_test_sk_3b9d7f51a2c64e0e9f7d";
 const KK_WEBHOOK_SECRET: &str = "whsec_kk_5e2a91c07d3b4f68";
+/// The Standard Webhooks specification's example secret.
+const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_countersign"));
@@ -33,6 +35,7 @@ fn bin() -> Command {
         "KITOPAY_SECRET",
         "KAMIOKASH_SECRET",
         "KAMIOKASH_WEBHOOK_SECRET",
+        "STANDARD_WEBHOOKS_SECRET",
     ] {
         cmd.env_remove(var);
     }
@@ -78,6 +81,16 @@ fn reference_hmac(secret: &str, message: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// `v1,` + base64 of the reference HMAC-SHA256 keyed with the decoded `whsec_` secret.
+fn reference_sw(secret: &str, message: &[u8]) -> String {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let key = engine.decode(secret.trim_start_matches("whsec_")).unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(message);
+    format!("v1,{}", engine.encode(mac.finalize().into_bytes()))
 }
 
 fn now() -> Timestamp {
@@ -801,6 +814,96 @@ fn serve_kamiokash_checks_body_timestamp_and_api_key() {
     server.stop();
 }
 
+/// Standard Webhooks headers for `body` signed with `id` at `at`, by the library.
+fn sw_signed(id: &str, body: &[u8], at: Timestamp) -> Headers {
+    let key = countersign::standard_webhooks::SCHEME
+        .key(SW_SECRET)
+        .unwrap();
+    let signer = Signer::standard_webhooks(key);
+    let request = SignableRequest::body(body).with_value("id", id);
+    owned(signer.sign(&request, at).unwrap().headers())
+}
+
+#[test]
+fn serve_standard_webhooks_verifies_deliveries_and_names_mistakes() {
+    let server = Server::start(
+        &["standard-webhooks", "--port", "0"],
+        &[("STANDARD_WEBHOOKS_SECRET", SW_SECRET)],
+    );
+    let client = Client::new();
+    let url = server.url("/webhooks");
+    let body =
+        br#"{"type":"invoice.paid","timestamp":"2026-01-27T09:23:06.658Z","data":{"id":"inv_1"}}"#;
+
+    let r = client.post(&url, &sw_signed("msg_1", body, now()), body);
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(
+        r.json,
+        serde_json::json!({"valid": true, "scheme": "standard-webhooks", "key": "STANDARD_WEBHOOKS_SECRET"})
+    );
+    assert_eq!(
+        server.line(),
+        "POST /webhooks → 200 valid (standard-webhooks, key STANDARD_WEBHOOKS_SECRET)"
+    );
+
+    // A rotation: an entry of another key first, then ours.
+    let mut headers = sw_signed("msg_2", body, now());
+    let signature = headers
+        .iter_mut()
+        .find(|(k, _)| k == "webhook-signature")
+        .unwrap();
+    signature.1 = format!(
+        "v1,bm90IHRoaXMgb25lIGJ1dCBhIGtleSBpbiByb3RhdGlvbiE= {}",
+        signature.1
+    );
+    let r = client.post(&url, &headers, body);
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert!(server.line().contains("200 valid"));
+
+    // The body was pretty-printed on the way: the sender signed it minified.
+    let r = client.post(
+        &url,
+        &sw_signed("msg_3", body, now()),
+        &pretty(std::str::from_utf8(body).unwrap()),
+    );
+    assert_eq!(r.status, 401, "{}", r.json);
+    assert_eq!(r.json["reason"], "signature_mismatch");
+    assert_eq!(
+        r.json["diagnosis"]["hypothesis"], "body_minified",
+        "{}",
+        r.json
+    );
+    assert!(
+        server
+            .line()
+            .contains("401 signature_mismatch: body: the sender signed minified JSON")
+    );
+
+    // Signed 400 s ago: past the 5-minute window; the signature itself is right.
+    let stale = Timestamp::from_unix_secs(unix_secs() - 400).unwrap();
+    let r = client.post(&url, &sw_signed("msg_4", body, stale), body);
+    assert_eq!(r.json["reason"], "expired", "{}", r.json);
+    assert_eq!(r.json["diagnosis"]["signature_matches"], true);
+    assert!(server.line().contains("401 expired"));
+
+    // Signed 200 s ago: within it.
+    let recent = Timestamp::from_unix_secs(unix_secs() - 200).unwrap();
+    let r = client.post(&url, &sw_signed("msg_5", body, recent), body);
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert!(server.line().contains("200 valid"));
+
+    // No webhook-id: refused, said.
+    let headers: Headers = sw_signed("msg_6", body, now())
+        .into_iter()
+        .filter(|(k, _)| k != "webhook-id")
+        .collect();
+    let r = client.post(&url, &headers, body);
+    assert_eq!(r.json["reason"], "missing_header", "{}", r.json);
+    assert!(server.line().contains("401 missing_header"));
+
+    server.stop();
+}
+
 #[test]
 fn serve_refuses_bad_usage_with_exit_2() {
     let o = run_bounded(
@@ -948,7 +1051,19 @@ async fn receive(
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap();
-    let (valid, sent_at, signature) = if headers.iter().any(|(k, _)| k == "x-kamio-signature") {
+    let (valid, sent_at, signature) = if headers.iter().any(|(k, _)| k == "webhook-signature") {
+        // Standard Webhooks: id.timestamp.body, `v1,<base64>` entries; deduplicated by id.
+        let id = header(&headers, "webhook-id");
+        let timestamp = header(&headers, "webhook-timestamp");
+        let mut message = format!("{id}.{timestamp}.").into_bytes();
+        message.extend_from_slice(&body);
+        let expected = reference_sw(SW_SECRET, &message);
+        let valid = header(&headers, "webhook-signature")
+            .split(' ')
+            .any(|entry| entry == expected);
+        let at = Duration::from_secs(timestamp.parse().unwrap());
+        (valid, at, id)
+    } else if headers.iter().any(|(k, _)| k == "x-kamio-signature") {
         // KamioKash webhook: timestamp ‖ body.
         let mut message = timestamp.as_bytes().to_vec();
         message.extend_from_slice(&body);
@@ -1290,4 +1405,142 @@ fn send_usage_errors_exit_2_and_an_unreachable_handler_exits_1() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("cannot deliver to"), "{}", text(&o));
     assert!(!text(&o).contains(KK_WEBHOOK_SECRET));
+}
+
+#[test]
+fn send_standard_webhooks_sample_repeat_and_resign() {
+    let receiver = Receiver::start(Duration::from_secs(300));
+    let url = receiver.url("/webhooks/standard");
+    let env = [("STANDARD_WEBHOOKS_SECRET", SW_SECRET)];
+    let o = send(
+        &[
+            "standard-webhooks",
+            "--event",
+            "invoice.paid",
+            "--url",
+            &url,
+            "--repeat",
+            "1",
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!text(&o).contains(SW_SECRET));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "delivery 1 of 2: 200 OK\n{\"ok\":true}\n\
+         delivery 2 of 2 (repeat: same bytes, same headers): 409 Conflict\nduplicate\n"
+    );
+    let seen = receiver.seen();
+    assert_eq!(seen[0].status, 200, "verified by the reference HMAC");
+    let id = header(&seen[0].headers, "webhook-id").to_owned();
+    assert!(id.starts_with("msg_") && id.len() == 28, "{id}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("id {id}")));
+    assert_eq!(seen[1].headers, seen[0].headers);
+    // The payload shape the specification recommends.
+    let event: Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(event["type"], "invoice.paid");
+    assert!(Timestamp::parse_rfc3339(event["timestamp"].as_str().unwrap()).is_ok());
+    assert!(event["data"].as_object().unwrap().len() >= 3, "{event}");
+    assert!(header(&seen[0].headers, "content-type").starts_with("application/json"));
+
+    // Another run: another id.
+    let o = send(
+        &[
+            "standard-webhooks",
+            "--event",
+            "invoice.paid",
+            "--url",
+            &url,
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_ne!(header(&receiver.seen()[2].headers, "webhook-id"), id);
+
+    // A given id, and a re-signed retry: same id, same bytes, signed again when sent.
+    let o = send(
+        &[
+            "standard-webhooks",
+            "--event",
+            "invoice.paid",
+            "--url",
+            &url,
+            "--id",
+            "msg_given_1",
+            "--repeat",
+            "1",
+            "--resign",
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("delivery 2 of 2 (retry: same bytes, same id, signed again at "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("409 Conflict\nduplicate\n"),
+        "the receiver deduplicates by id: {stdout}"
+    );
+    let seen = receiver.seen();
+    let (first, retry) = (&seen[3], &seen[4]);
+    assert_eq!(header(&first.headers, "webhook-id"), "msg_given_1");
+    assert_eq!(header(&retry.headers, "webhook-id"), "msg_given_1");
+    assert_eq!(retry.body, first.body);
+    assert!(
+        header(&retry.headers, "webhook-timestamp") >= header(&first.headers, "webhook-timestamp")
+    );
+
+    // An id outside the scheme's domain (a `.`): 2. A --resign without --repeat: 2.
+    let o = send(
+        &[
+            "standard-webhooks",
+            "--event",
+            "x",
+            "--url",
+            &url,
+            "--id",
+            "msg.1",
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--id"), "{}", text(&o));
+    let o = send(
+        &[
+            "standard-webhooks",
+            "--event",
+            "x",
+            "--url",
+            &url,
+            "--resign",
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    // The sandbox's own serve accepts what send sends.
+    let server = Server::start(
+        &["standard-webhooks", "--port", "0"],
+        &[("STANDARD_WEBHOOKS_SECRET", SW_SECRET)],
+    );
+    let o = send(
+        &[
+            "standard-webhooks",
+            "--event",
+            "invoice.paid",
+            "--url",
+            &server.url("/hooks"),
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        server
+            .line()
+            .starts_with("POST /hooks → 200 valid (standard-webhooks")
+    );
+    server.stop();
 }

@@ -215,17 +215,25 @@ impl Secret {
         }
     }
 
-    /// Reads the `n`th of `total` `--secret-file`s.
+    /// Reads the `n`th of `total` `--secret-file`s. No error shows the path: what was given
+    /// may be the secret itself, and a path that names no file says nothing more than which
+    /// flag it was.
     fn from_file(path: &Path, n: usize, total: usize) -> Result<Self, Usage> {
+        let label = file_label(n, total);
         let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-            // The "path" may be the secret itself, pasted where a path belongs: not echoed.
-            std::io::ErrorKind::NotFound => Usage(
-                "--secret-file: no file at the path given (not shown, in case it is the secret itself); pass the PATH of a file that holds the secret".into(),
-            ),
-            _ => Usage(format!("--secret-file {}: {e}", path.display())),
+            std::io::ErrorKind::NotFound => Usage(format!(
+                "{label}: no file at the path given (not shown, in case it is the secret itself); pass the PATH of a file that holds the secret"
+            )),
+            _ => Usage(format!(
+                "{label}: cannot read the file at the path given (not shown, in case it is the secret itself): {}; pass the PATH of a readable file that holds the secret",
+                io_reason(&e)
+            )),
         })?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Usage(format!("--secret-file {}: not valid UTF-8", path.display())))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Usage(format!(
+                "{label}: the file is not UTF-8 text; a secret is text (save it as UTF-8)"
+            ))
+        })?;
         Ok(Secret {
             id: format!("file:{}", path.display()),
             source: Source::File(n, total),
@@ -316,6 +324,14 @@ fn file_label(n: usize, total: usize) -> String {
         _ => "th",
     };
     format!("the {n}{suffix} --secret-file")
+}
+
+/// Why a file could not be read, without the path (an OS error's text never has it).
+fn io_reason(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(_) => e.to_string(),
+        None => format!("{:?}", e.kind()),
+    }
 }
 
 /// The secrets as a key ring for `scheme`, each under the name it was loaded by (rotation).

@@ -1988,3 +1988,312 @@ fn verify_body_on_get_accepts_a_get_body_only_when_asked() {
     let o = run(bin().args(["verify", "kamiokash", "--body-on-get"]), None);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Runs a command that should exit at once (a usage error); kills it after 20 s.
+fn run_bounded(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("the command did not exit within 20 s");
+        }
+    }
+}
+
+/// Every command that reads a secret, for a scheme with UTF-8 secrets and for Standard
+/// Webhooks (`whsec_` + base64), with its other arguments complete.
+fn secret_commands() -> Vec<(&'static str, Vec<String>)> {
+    let owned = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+    let request = [
+        "kitopay",
+        "--merchant-id",
+        M,
+        "--method",
+        "POST",
+        "--url",
+        URL,
+        "--body",
+        BODY,
+        "--timestamp",
+        "1601234567",
+    ];
+    let sw = [
+        "standard-webhooks",
+        "--id",
+        SW_ID,
+        "--timestamp",
+        SW_TS,
+        "--body",
+        SW_BODY,
+    ];
+    let mut out = Vec::new();
+    for (scheme, base) in [("kitopay", &request[..]), ("standard-webhooks", &sw[..])] {
+        for sub in ["sign", "explain", "verify", "diagnose"] {
+            let mut args = owned(&[sub]);
+            args.extend(owned(base));
+            if sub == "verify" || sub == "diagnose" {
+                let sig = if scheme == "kitopay" { SIG } else { SW_SIG };
+                args.extend(owned(&["--signature", sig, "--now", "1614265330"]));
+            }
+            out.push((scheme, args));
+        }
+    }
+    out.push((
+        "kitopay",
+        owned(&["serve", "kitopay", "--port", "0", "--merchant-id", M]),
+    ));
+    out.push(("kitopay", owned(&["serve", "kamiokash", "--port", "0"])));
+    out.push((
+        "standard-webhooks",
+        owned(&["serve", "standard-webhooks", "--port", "0"]),
+    ));
+    out.push((
+        "kitopay",
+        owned(&[
+            "send",
+            "kitopay-webhook",
+            "--merchant-id",
+            M,
+            "--url",
+            "http://127.0.0.1:9/x",
+        ]),
+    ));
+    out.push((
+        "kitopay",
+        owned(&[
+            "send",
+            "kamiokash-webhook",
+            "--event",
+            "member.new",
+            "--url",
+            "http://127.0.0.1:9/x",
+        ]),
+    ));
+    out.push((
+        "standard-webhooks",
+        owned(&[
+            "send",
+            "standard-webhooks",
+            "--event",
+            "x",
+            "--url",
+            "http://127.0.0.1:9/x",
+        ]),
+    ));
+    out
+}
+
+#[test]
+fn no_secret_input_is_ever_echoed_on_any_error_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // A secret pasted where a path belongs (ENOENT), too long for a file name
+    // (ENAMETOOLONG), under a file (ENOTDIR), under an unreadable directory (EACCES).
+    let long = format!("sk_live_{}", "Q2eZvKYlo2Cq8Wz".repeat(20));
+    let a_file = root.join("plain");
+    std::fs::write(&a_file, "x").unwrap();
+    let under_file = format!("{}/sk_live_under_a_file_9f2c", a_file.display());
+    let locked = root.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    let under_locked = format!("{}/sk_live_locked_7a1e", locked.display());
+    // Files that exist but hold no usable secret: a directory, bytes that are not UTF-8,
+    // nothing, and (for Standard Webhooks) a `whsec_` secret that is not base64.
+    let a_dir = root.join("sk_live_dir_marker_41b7");
+    std::fs::create_dir(&a_dir).unwrap();
+    let not_utf8 = root.join("sk_live_binary_marker_5c3d");
+    std::fs::write(&not_utf8, [0xff, 0xfe, 0x00, 0x80]).unwrap();
+    let empty = root.join("sk_live_empty_marker_6e4f");
+    std::fs::write(&empty, "").unwrap();
+    let bad_sw_text = "whsec_not!base64?sk_live_inner_8d2a";
+    let bad_sw = root.join("sk_live_bad_sw_marker_3b9c");
+    std::fs::write(&bad_sw, bad_sw_text).unwrap();
+
+    #[cfg(unix)]
+    let eacces = {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+        // Root reads through any permission: then there is no EACCES to provoke.
+        std::fs::read_dir(&locked).is_err()
+    };
+    #[cfg(not(unix))]
+    let eacces = false;
+
+    // (value given to --secret-file, what must never be printed, applies to)
+    let mut files: Vec<(String, Vec<String>, &str)> = vec![
+        (PASTED.to_owned(), vec![PASTED.to_owned()], "any"),
+        (long.clone(), vec![long.clone()], "any"),
+        (
+            under_file.clone(),
+            vec![under_file.clone(), "sk_live_under_a_file_9f2c".into()],
+            "any",
+        ),
+        (
+            a_dir.display().to_string(),
+            vec!["sk_live_dir_marker_41b7".into()],
+            "any",
+        ),
+        (
+            not_utf8.display().to_string(),
+            vec!["sk_live_binary_marker_5c3d".into()],
+            "any",
+        ),
+        (
+            empty.display().to_string(),
+            vec!["sk_live_empty_marker_6e4f".into()],
+            "any",
+        ),
+        (
+            bad_sw.display().to_string(),
+            vec![
+                "sk_live_bad_sw_marker_3b9c".into(),
+                "sk_live_inner_8d2a".into(),
+            ],
+            "standard-webhooks",
+        ),
+    ];
+    if eacces {
+        files.push((
+            under_locked.clone(),
+            vec![under_locked.clone(), "sk_live_locked_7a1e".into()],
+            "any",
+        ));
+    }
+    let mut checked = 0;
+    for (scheme, args) in secret_commands() {
+        for (value, secrets, applies) in &files {
+            if *applies != "any" && *applies != scheme {
+                continue;
+            }
+            // Alone, and as the second of a rotation (verify, serve).
+            let mut variants = vec![vec!["--secret-file".to_owned(), value.clone()]];
+            if args[0] == "verify" || args[0] == "serve" {
+                variants.push(vec![
+                    "--secret-file".to_owned(),
+                    a_file.display().to_string(),
+                    "--secret-file".to_owned(),
+                    value.clone(),
+                ]);
+            }
+            for extra in variants {
+                let o = run_bounded(bin().args(&args).args(&extra));
+                let out = text(&o);
+                assert_eq!(o.status.code(), Some(2), "{args:?} {extra:?}: {out}");
+                assert!(
+                    out.contains("--secret-file"),
+                    "{args:?} {extra:?}: says which flag: {out}"
+                );
+                for secret in secrets {
+                    assert!(!out.contains(secret.as_str()), "{args:?} {extra:?}: {out}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 70, "{checked}");
+
+    // --secret-env: unset (a secret pasted as the name), not UTF-8, empty, not base64.
+    let inner = "sk_live_env_inner_1f8e";
+    for (scheme, args) in secret_commands() {
+        let mut cases: Vec<(Command, Vec<&str>)> = Vec::new();
+        let mut unset = bin();
+        unset.args(&args).args(["--secret-env", PASTED_NAME_LIKE]);
+        cases.push((unset, vec![PASTED_NAME_LIKE]));
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStringExt as _;
+            let mut binary = bin();
+            binary
+                .args(&args)
+                .args(["--secret-env", "sk_live_var_marker"])
+                .env(
+                    "sk_live_var_marker",
+                    std::ffi::OsString::from_vec(b"sk_live_\xff\xfe".to_vec()),
+                );
+            cases.push((binary, vec!["sk_live_var_marker", "sk_live_"]));
+        }
+        let mut blank = bin();
+        blank
+            .args(&args)
+            .args(["--secret-env", "EMPTY_SECRET"])
+            .env("EMPTY_SECRET", "");
+        cases.push((blank, vec![]));
+        if scheme == "standard-webhooks" {
+            let mut bad = bin();
+            bad.args(&args)
+                .args(["--secret-env", "BAD_SW"])
+                .env("BAD_SW", format!("whsec_!!{inner}"));
+            cases.push((bad, vec![inner]));
+        }
+        for (mut cmd, secrets) in cases {
+            let o = run_bounded(&mut cmd);
+            let out = text(&o);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {out}");
+            for secret in secrets {
+                assert!(!out.contains(secret), "{args:?}: {out}");
+            }
+        }
+    }
+
+    // clap's own errors about the secret flags name them, not their values.
+    let o = run_bounded(bin().args([
+        "send",
+        "kitopay-webhook",
+        "--merchant-id",
+        M,
+        "--url",
+        "http://127.0.0.1:9/x",
+        "--secret-env",
+        PASTED_NAME_LIKE,
+        "--secret-file",
+        PASTED,
+    ]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        !text(&o).contains(PASTED) && !text(&o).contains(PASTED_NAME_LIKE),
+        "{}",
+        text(&o)
+    );
+    let o = run_bounded(bin().args([
+        "send",
+        "kitopay-webhook",
+        "--merchant-id",
+        M,
+        "--url",
+        "http://127.0.0.1:9/x",
+        "--secret-file",
+        PASTED,
+        "--secret-file",
+        &long,
+    ]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        !text(&o).contains(PASTED) && !text(&o).contains(&long),
+        "{}",
+        text(&o)
+    );
+    // A secret starting with `-` is taken as the value, not refused with a tip echoing it.
+    let o = run_bounded(
+        bin()
+            .args(kitopay_sign_args())
+            .args(["--secret-file", "-sk_live_dash_0a1b"]),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!text(&o).contains("sk_live_dash_0a1b"), "{}", text(&o));
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+}

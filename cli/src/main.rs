@@ -427,15 +427,21 @@ fn verify(a: &RequestArgs) -> Result<ExitCode, Usage> {
                 VerifyFormat::Json => {
                     println!(
                         "{}",
-                        json!({"valid": false, "reason": e.code(), "detail": e.to_string()})
+                        json!({"valid": false, "reason": e.code(), "detail": render::error_text(&e)})
                     );
                 }
                 VerifyFormat::Text => {
-                    eprintln!("rejected ({}): {e}", e.code());
-                    if e.kind() == &ErrorKind::SignatureMismatch {
-                        eprintln!(
+                    eprintln!("rejected ({}): {}", e.code(), render::error_text(&e));
+                    match e.kind() {
+                        ErrorKind::SignatureMismatch => eprintln!(
                             "hint: run `countersign diagnose` with the same arguments to find the mistake"
-                        );
+                        ),
+                        ErrorKind::Expired { .. } | ErrorKind::Future { .. } if a.now.is_none() => {
+                            eprintln!(
+                                "hint: to check a request recorded earlier, pass --now with the time it was received"
+                            )
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -476,16 +482,30 @@ fn report_diagnosis(
     refusal: &countersign::Error,
     search: &Search,
 ) {
-    let summary = findings::summary(refusal, search, &findings::only_refused(refusal, scheme));
+    // When the signature does not match the message as received either, that is the
+    // mistake to fix: lead with it, and say what else is refused after.
+    let mismatch = countersign::Error::from(ErrorKind::SignatureMismatch);
+    let (first, also) = if refusal.kind() != &ErrorKind::SignatureMismatch
+        && search.signature_matches() == Some(false)
+    {
+        (&mismatch, Some(refusal))
+    } else {
+        (refusal, None)
+    };
+    let summary = findings::summary(first, search, &findings::only_refused(first, scheme));
     let key = search.key();
     match format {
         VerifyFormat::Json => {
             let mut obj = json!({
                 "valid": false,
-                "reason": refusal.code(),
-                "detail": refusal.to_string(),
+                "reason": first.code(),
+                "detail": render::error_text(first),
                 "diagnosis": summary,
             });
+            if let Some(also) = also {
+                obj["also_refused"] =
+                    json!({"reason": also.code(), "detail": render::error_text(also)});
+            }
             if let Some(matches) = search.signature_matches() {
                 obj["signature_matches"] = json!(matches);
             }
@@ -500,7 +520,13 @@ fn report_diagnosis(
             println!("{obj}");
         }
         VerifyFormat::Text => {
-            let mut out = format!("refused: {refusal}\ndiagnosis: {summary}\n");
+            let mut out = format!(
+                "refused: {}\ndiagnosis: {summary}\n",
+                render::error_text(first)
+            );
+            if let Some(also) = also {
+                out.push_str(&format!("also refused: {}\n", render::error_text(also)));
+            }
             if let Some(key) = key {
                 out.push_str(&format!("key: {key}\n"));
             }

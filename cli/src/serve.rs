@@ -320,7 +320,7 @@ impl Sandbox {
         let said = match &search {
             Search::Matches(_) => summary.clone(),
             _ if refusal.kind() == &ErrorKind::SignatureMismatch => summary.clone(),
-            _ => format!("{refusal}; {summary}"),
+            _ => format!("{}; {summary}", render::error_text(&refusal)),
         };
         Verdict::refused(scheme, &refusal, Some((diagnosis(&search, summary), said)))
     }
@@ -414,7 +414,10 @@ fn only_refused(refusal: &Error, scheme: &Scheme) -> String {
         ErrorKind::MalformedTimestamp { .. }
         | ErrorKind::Expired { .. }
         | ErrorKind::Future { .. } => {
-            format!("only the timestamp is refused: {refusal}")
+            format!(
+                "only the timestamp is refused: {}",
+                render::error_text(refusal)
+            )
         }
         _ => findings::only_refused(refusal, scheme),
     }
@@ -460,7 +463,7 @@ impl Verdict {
     fn refused(scheme: &Scheme, refusal: &Error, found: Option<(Value, String)>) -> Self {
         let (diagnosis, said) = match found {
             Some((diagnosis, said)) => (diagnosis, said),
-            None => (Value::Null, refusal.to_string()),
+            None => (Value::Null, render::error_text(refusal)),
         };
         Verdict {
             status: StatusCode::UNAUTHORIZED,
@@ -468,7 +471,7 @@ impl Verdict {
                 "valid": false,
                 "scheme": scheme.as_str(),
                 "reason": refusal.code(),
-                "explanation": refusal.to_string(),
+                "explanation": render::error_text(refusal),
                 "diagnosis": diagnosis,
             }),
             log: format!("401 {}: {said}", refusal.code()),

@@ -2297,3 +2297,151 @@ fn no_secret_input_is_ever_echoed_on_any_error_path() {
         std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
     }
 }
+
+#[test]
+fn ages_are_said_in_human_units_and_a_stale_recording_hints_at_now() {
+    // (--now, extra flags, what the refusal says)
+    let cases = [
+        (
+            1_601_234_567 + 307 * 86_400 + 3_600,
+            &[][..],
+            "timestamp expired: it is 307 days old, more than the 60 seconds allowed",
+        ),
+        (
+            1_601_234_567 + 150,
+            &[][..],
+            "timestamp expired: it is 2 minutes old, more than the 60 seconds allowed",
+        ),
+        (1_601_234_567 + 5 * 3_600, &[][..], "it is 5 hours old"),
+        (1_601_234_567 + 61, &[][..], "it is 61 seconds old"),
+        (
+            1_601_234_527,
+            &["--max-future", "30"][..],
+            "timestamp is 40 seconds in the future, more than the 30 seconds allowed",
+        ),
+    ];
+    for (now, extra, says) in cases {
+        let now = now.to_string();
+        let o = run(
+            &mut kitopay_verify(&[&["--signature", SIG, "--now", &now][..], extra].concat()),
+            None,
+        );
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(
+            !stderr.contains("s old, more than the 60s"),
+            "no Duration Debug: {stderr}"
+        );
+        assert!(!stderr.contains("--now"), "--now was given: {stderr}");
+        let o = run(
+            &mut kitopay_verify(
+                &[
+                    &["--signature", SIG, "--now", &now, "--format", "json"][..],
+                    extra,
+                ]
+                .concat(),
+            ),
+            None,
+        );
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(j["detail"].as_str().unwrap().contains(says), "{j}");
+    }
+    // A recording checked later without --now: how old it is, and what to pass.
+    let o = run(&mut kitopay_verify(&["--signature", SIG]), None);
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains(" days old, more than the 60 seconds allowed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "hint: to check a request recorded earlier, pass --now with the time it was received"
+        ),
+        "{stderr}"
+    );
+    // diagnose says it the same way.
+    let o = run(
+        kitopay_command("diagnose", URL, BODY, "POST", "1601234567")
+            .args(["--signature", SIG, "--now", "1601234717"])
+            .env("KITOPAY_SECRET", S),
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .starts_with("refused: timestamp expired: it is 2 minutes old"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn diagnose_leads_with_the_signature_when_the_timestamp_is_wrong_too() {
+    // Signed for the URL without its trailing slash, and checked 307 days later.
+    let no_slash = URL.trim_end_matches('/');
+    let sig = sign_kitopay(no_slash, BODY, "POST", "1601234567", S);
+    let late = (1_601_234_567 + 307 * 86_400).to_string();
+    let cmd = |format: &str| {
+        let mut cmd = kitopay_command("diagnose", URL, BODY, "POST", "1601234567");
+        cmd.args(["--signature", &sig, "--now", &late, "--format", format])
+            .env("KITOPAY_SECRET", S);
+        cmd
+    };
+    let o = run(&mut cmd("text"), None);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("refused: signature mismatch"), "{out}");
+    assert!(
+        lines[1].starts_with("diagnosis: trailing slash: the sender signed the URL without the trailing slash ours has"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with("also refused: timestamp expired: it is 307 days old"),
+        "{out}"
+    );
+    assert!(out.contains("first difference at byte"), "{out}");
+
+    let o = run(&mut cmd("json"), None);
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["reason"], "signature_mismatch", "{j}");
+    assert_eq!(j["hypothesis"], "trailing_slash_removed", "{j}");
+    assert_eq!(j["signature_matches"], false);
+    assert_eq!(j["also_refused"]["reason"], "expired", "{j}");
+    assert!(
+        j["also_refused"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("307 days old"),
+        "{j}"
+    );
+
+    // A signature no known mistake explains, stale too: still the signature first.
+    let o = run(
+        kitopay_command("diagnose", URL, BODY, "POST", "1601234567")
+            .args(["--signature", &"ab".repeat(32), "--now", &late])
+            .env("KITOPAY_SECRET", S),
+        None,
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.starts_with("refused: signature mismatch"), "{out}");
+    assert!(
+        out.contains("diagnosis: no single known mistake explains the mismatch"),
+        "{out}"
+    );
+    assert!(out.contains("also refused: timestamp expired"), "{out}");
+    // The signature right and only the timestamp stale: the timestamp, alone.
+    let o = run(
+        kitopay_command("diagnose", URL, BODY, "POST", "1601234567")
+            .args(["--signature", SIG, "--now", &late])
+            .env("KITOPAY_SECRET", S),
+        None,
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.starts_with("refused: timestamp expired: it is 307 days old"),
+        "{out}"
+    );
+    assert!(!out.contains("also refused"), "{out}");
+}

@@ -1,10 +1,37 @@
 //! What explains a refusal: the library's hypothesis search over every configured secret,
 //! and its one-line summary. Shared by `diagnose` and `serve`.
 
-use countersign::diagnose::{Diagnosis, Finding, Hypothesis, Inputs, diagnose};
+use countersign::diagnose::{Diagnosis, Finding, Inputs, diagnose};
 use countersign::{Error, ErrorKind, Scheme};
+use serde_json::{Map, Value, json};
 
 use crate::inputs::Secret;
+use crate::render;
+
+/// A mistake that explains a signature, and both messages.
+#[derive(Debug, Clone)]
+pub(crate) struct Explanation {
+    /// A stable id: the library's [`countersign::diagnose::Hypothesis::id`], or one of the
+    /// CLI's own.
+    pub(crate) id: String,
+    /// What the mistake is and how to fix it, one line.
+    pub(crate) text: String,
+    /// The message expected.
+    pub(crate) expected: Vec<u8>,
+    /// The message the sender evidently signed.
+    pub(crate) signed: Vec<u8>,
+}
+
+impl From<Finding> for Explanation {
+    fn from(f: Finding) -> Self {
+        Explanation {
+            id: f.hypothesis.id(),
+            text: f.hypothesis.to_string(),
+            expected: f.expected,
+            signed: f.signed,
+        }
+    }
+}
 
 /// What the hypothesis search found, over all the secrets.
 pub(crate) enum Search {
@@ -12,9 +39,17 @@ pub(crate) enum Search {
     /// is about something else (timestamp, freshness, identity).
     Matches(String),
     /// A known mistake explains the signature (with this key).
-    Explained(String, Finding),
+    Explained(String, Explanation),
     /// No known mistake explains it.
     Unexplained,
+    /// No hypothesis tried explains it, but the search stopped at its work bound (a large
+    /// body) after `tried` of `total`.
+    CutShort {
+        /// Hypotheses tried.
+        tried: usize,
+        /// Hypotheses there were.
+        total: usize,
+    },
     /// Nothing to search (a malformed signature).
     Impossible(Error),
 }
@@ -24,7 +59,7 @@ impl Search {
     pub(crate) fn key(&self) -> Option<&str> {
         match self {
             Search::Matches(key) | Search::Explained(key, _) => Some(key),
-            Search::Unexplained | Search::Impossible(_) => None,
+            Search::Unexplained | Search::CutShort { .. } | Search::Impossible(_) => None,
         }
     }
 
@@ -33,9 +68,47 @@ impl Search {
     pub(crate) fn signature_matches(&self) -> Option<bool> {
         match self {
             Search::Matches(_) => Some(true),
-            Search::Explained(..) | Search::Unexplained => Some(false),
+            Search::Explained(..) | Search::Unexplained | Search::CutShort { .. } => Some(false),
             Search::Impossible(_) => None,
         }
+    }
+
+    /// The explanation found, if any.
+    pub(crate) fn explanation(&self) -> Option<&Explanation> {
+        match self {
+            Search::Explained(_, explanation) => Some(explanation),
+            _ => None,
+        }
+    }
+
+    /// The machine-readable findings, with the same names wherever they are shown
+    /// (`diagnose --format json`, the sandbox's `diagnosis`): `signature_matches`, `key`,
+    /// `hypothesis`, `first_difference`, `expected`, `signed` (the message the sender
+    /// signed), `cut_short`.
+    pub(crate) fn fields(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        if let Some(matches) = self.signature_matches() {
+            out.insert("signature_matches".into(), json!(matches));
+        }
+        if let Some(key) = self.key() {
+            out.insert("key".into(), json!(key));
+        }
+        match self {
+            Search::Explained(_, e) => {
+                out.insert("hypothesis".into(), json!(e.id));
+                out.insert(
+                    "first_difference".into(),
+                    json!(render::first_difference(&e.expected, &e.signed)),
+                );
+                out.insert("expected".into(), json!(render::escape(&e.expected)));
+                out.insert("signed".into(), json!(render::escape(&e.signed)));
+            }
+            Search::CutShort { tried, total } => {
+                out.insert("cut_short".into(), json!({"tried": tried, "total": total}));
+            }
+            _ => {}
+        }
+        out
     }
 }
 
@@ -56,8 +129,13 @@ pub(crate) fn search(secrets: &[Secret], template: &Inputs<'_>) -> Result<Search
             // The message as received verifies: no other key's finding matters.
             Ok(Diagnosis::Valid) => return Ok(Search::Matches(secret.id.clone())),
             Ok(Diagnosis::Explained(f)) => {
+                if !matches!(found, Search::Explained(..)) {
+                    found = Search::Explained(secret.id.clone(), f.into());
+                }
+            }
+            Ok(Diagnosis::CutShort { tried, total }) => {
                 if matches!(found, Search::Unexplained) {
-                    found = Search::Explained(secret.id.clone(), f);
+                    found = Search::CutShort { tried, total };
                 }
             }
             Ok(_) => {}
@@ -66,12 +144,6 @@ pub(crate) fn search(secrets: &[Secret], template: &Inputs<'_>) -> Result<Search
         }
     }
     Ok(found)
-}
-
-/// The hypothesis as the `diagnose` command names it: `TrailingSlashRemoved` →
-/// `trailing_slash_removed`.
-pub(crate) fn snake(hypothesis: Hypothesis) -> String {
-    hypothesis.id()
 }
 
 /// When the signature matches the message as received: what alone is refused, and the fix
@@ -106,16 +178,24 @@ pub(crate) fn summary(refusal: &Error, search: &Search, only: &str) -> String {
         Search::Matches(_) => {
             format!("the signature matches the message as received; {only}")
         }
-        Search::Explained(_, f) if mismatch => f.hypothesis.to_string(),
-        Search::Explained(_, f) => format!(
+        Search::Explained(_, e) if mismatch => e.text.clone(),
+        Search::Explained(_, e) => format!(
             "the signature does not match the message as received either: {}",
-            f.hypothesis
+            e.text
         ),
         Search::Unexplained if mismatch => {
             format!("no single known mistake explains the mismatch: {UNEXPLAINED}")
         }
         Search::Unexplained => format!(
             "the signature does not match the message as received either, and no single known mistake explains it: {UNEXPLAINED}"
+        ),
+        Search::CutShort { tried, total } => format!(
+            "{}no known mistake explains it among the {tried} of {total} hypotheses tried: the search stopped at its work bound (a large body); {UNEXPLAINED}",
+            if mismatch {
+                ""
+            } else {
+                "the signature does not match the message as received either; "
+            }
         ),
         Search::Impossible(e) if e.kind() == refusal.kind() => {
             "nothing to search: fix the signature header first".to_owned()

@@ -506,16 +506,8 @@ fn report_diagnosis(
                 obj["also_refused"] =
                     json!({"reason": also.code(), "detail": render::error_text(also)});
             }
-            if let Some(matches) = search.signature_matches() {
-                obj["signature_matches"] = json!(matches);
-            }
-            if let Some(key) = key {
-                obj["key"] = json!(key);
-            }
-            if let Search::Explained(_, f) = search {
-                obj["hypothesis"] = json!(findings::snake(f.hypothesis));
-                obj["expected"] = json!(render::escape(&f.expected));
-                obj["signed"] = json!(render::escape(&f.signed));
+            if let Some(obj) = obj.as_object_mut() {
+                obj.extend(search.fields());
             }
             println!("{obj}");
         }
@@ -530,12 +522,12 @@ fn report_diagnosis(
             if let Some(key) = key {
                 out.push_str(&format!("key: {key}\n"));
             }
-            if let Search::Explained(_, f) = search {
+            if let Some(e) = search.explanation() {
                 out.push_str(&render::side_by_side(
                     "we expect",
-                    &f.expected,
+                    &e.expected,
                     "sender signed",
-                    &f.signed,
+                    &e.signed,
                 ));
             }
             print!("{out}");

@@ -423,21 +423,16 @@ fn only_refused(refusal: &Error, scheme: &Scheme) -> String {
     }
 }
 
-/// The `diagnosis` object.
+/// The `diagnosis` object: the description, and the findings under the names `diagnose
+/// --format json` uses.
 fn diagnosis(search: &Search, summary: String) -> Value {
     let mut found = json!({
         "hypothesis": null,
         "description": summary,
         "signature_matches": search.signature_matches(),
     });
-    if let Some(key) = search.key() {
-        found["key"] = json!(key);
-    }
-    if let Search::Explained(_, f) = search {
-        found["hypothesis"] = json!(findings::snake(f.hypothesis));
-        found["first_difference"] = json!(render::first_difference(&f.expected, &f.signed));
-        found["expected"] = json!(render::escape(&f.expected));
-        found["received"] = json!(render::escape(&f.signed));
+    if let Some(found) = found.as_object_mut() {
+        found.extend(search.fields());
     }
     found
 }

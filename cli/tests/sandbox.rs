@@ -314,7 +314,9 @@ fn assert_names(reply: &Reply, hypothesis: &str) {
     assert_eq!(d["signature_matches"], false);
     assert_eq!(d["key"], "KITOPAY_SECRET");
     let expected = d["expected"].as_str().unwrap();
-    let received = d["received"].as_str().unwrap();
+    // The message the sender signed: `signed`, as `diagnose --format json` names it.
+    assert!(d.get("received").is_none(), "{d}");
+    let received = d["signed"].as_str().unwrap();
     let at = usize::try_from(d["first_difference"].as_u64().unwrap()).unwrap();
     assert_ne!(expected, received);
     assert_eq!(
@@ -374,7 +376,7 @@ fn serve_kitopay_accepts_a_correct_request_and_names_each_mistake() {
         "{d}"
     );
     assert!(
-        d["received"]
+        d["signed"]
             .as_str()
             .unwrap()
             .contains(&format!("POST{without}{{")),
@@ -410,7 +412,7 @@ fn serve_kitopay_accepts_a_correct_request_and_names_each_mistake() {
     );
     assert_names(&r, "body_pretty_printed");
     assert!(
-        r.json["diagnosis"]["received"]
+        r.json["diagnosis"]["signed"]
             .as_str()
             .unwrap()
             .contains("{\\n  \"")
@@ -1543,4 +1545,121 @@ fn send_standard_webhooks_sample_repeat_and_resign() {
             .starts_with("POST /hooks → 200 valid (standard-webhooks")
     );
     server.stop();
+}
+
+#[test]
+fn serve_and_diagnose_name_their_findings_alike_and_say_when_the_search_stopped() {
+    let server = start_kitopay();
+    let client = Client::new();
+    let signed_for = format!("{PUBLIC}{PAYINS}");
+    let without = signed_for.trim_end_matches('/');
+    let at = now();
+    let headers = kitopay_signed(without, BODY.as_bytes(), at, S);
+    let r = client.post(&server.url(PAYINS), &headers, BODY.as_bytes());
+    assert_names(&r, "trailing_slash_removed");
+    server.line();
+    // The same request through `countersign diagnose --format json`.
+    let signature = &headers.iter().find(|(k, _)| k == "x-signature").unwrap().1;
+    let ts = at.unix_secs().to_string();
+    let o = run_bounded(
+        bin()
+            .args([
+                "diagnose",
+                "kitopay",
+                "--merchant-id",
+                M,
+                "--method",
+                "POST",
+                "--url",
+                &signed_for,
+                "--body",
+                BODY,
+                "--timestamp",
+                &ts,
+                "--now",
+                &ts,
+                "--signature",
+                signature,
+                "--format",
+                "json",
+            ])
+            .env("KITOPAY_SECRET", S),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let d = &r.json["diagnosis"];
+    for field in [
+        "hypothesis",
+        "signature_matches",
+        "key",
+        "first_difference",
+        "expected",
+        "signed",
+    ] {
+        assert_eq!(j[field], d[field], "{field}: diagnose {j} vs serve {d}");
+    }
+    for shown in [&j, d] {
+        assert!(shown.get("received").is_none(), "{shown}");
+    }
+
+    // A 1 MiB JSON body signed with another secret: the search stops at its bound, and says so.
+    let big = serde_json::to_vec(&serde_json::json!({
+        "items": (0..24_000).map(|i| serde_json::json!({"a": i, "b": "x".repeat(20)})).collect::<Vec<_>>()
+    }))
+    .unwrap();
+    assert!(big.len() > 900_000 && big.len() <= 1 << 20, "{}", big.len());
+    let r = client.post(
+        &server.url(PAYINS),
+        &kitopay_signed(&signed_for, &big, now(), "dev_sec_another"),
+        &big,
+    );
+    assert_eq!(r.status, 401);
+    let d = &r.json["diagnosis"];
+    assert_eq!(d["hypothesis"], Value::Null, "{d}");
+    let tried = d["cut_short"]["tried"].as_u64().unwrap();
+    assert!(tried < d["cut_short"]["total"].as_u64().unwrap(), "{d}");
+    let said = d["description"].as_str().unwrap();
+    assert!(
+        said.contains("the search stopped at its work bound"),
+        "{said}"
+    );
+    assert!(
+        server
+            .line()
+            .contains("the search stopped at its work bound")
+    );
+    server.stop();
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.json");
+    std::fs::write(&path, &big).unwrap();
+    let ts = unix_secs().to_string();
+    let o = run_bounded(
+        bin()
+            .args([
+                "diagnose",
+                "kitopay",
+                "--merchant-id",
+                M,
+                "--method",
+                "POST",
+                "--url",
+                &signed_for,
+                "--timestamp",
+                &ts,
+                "--now",
+                &ts,
+                "--signature",
+                &"ab".repeat(32),
+                "--body-file",
+            ])
+            .arg(&path)
+            .env("KITOPAY_SECRET", S),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("the search stopped at its work bound"),
+        "{}",
+        text(&o)
+    );
 }

@@ -37,6 +37,10 @@ use crate::render;
 const MAX_BODY: usize = 1 << 20;
 /// Past [`MAX_BODY`], how much more is read (and dropped) so the 413 reaches the client.
 const DRAIN_LIMIT: usize = 16 << 20;
+/// A diagnosis of a body larger than this takes a turn ([`Sandbox::diagnoses`]): it costs up
+/// to the library's work bound. Below it the search is cheap (about a thousand MACs of a
+/// small message, at most).
+const LARGE_BODY: usize = 64 << 10;
 /// A body not received in full within this time is answered 408.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// After Ctrl-C, open connections get this long to finish before the server exits anyway.
@@ -47,7 +51,9 @@ const SIMPLIFIED_SIGNATURE: &str = "x-simplified-signature";
 
 pub(crate) fn run(a: &ServeArgs) -> Result<ExitCode, Usage> {
     let (sandbox, common) = Sandbox::from_args(&a.provider)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Requests are served concurrently: connections on the async threads, verification
+    // and diagnosis on blocking threads.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Usage(format!("cannot start the async runtime: {e}")))?;
@@ -117,6 +123,10 @@ fn interrupt() -> Result<impl Future<Output = ()>, Usage> {
 struct Sandbox {
     provider: Provider,
     secrets: Vec<Secret>,
+    /// Diagnoses of bodies over [`LARGE_BODY`] running at once: one per core. Each is
+    /// bounded (the library's `WORK_LIMIT` bytes MACed per key); more at once would only
+    /// share the same cores, and hold more memory.
+    diagnoses: tokio::sync::Semaphore,
 }
 
 // One value per process: the size of its variants does not matter.
@@ -135,6 +145,15 @@ enum Provider {
 }
 
 impl Sandbox {
+    fn new(provider: Provider, secrets: Vec<Secret>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Sandbox {
+            provider,
+            secrets,
+            diagnoses: tokio::sync::Semaphore::new(cores),
+        }
+    }
+
     fn from_args(provider: &ServeProvider) -> Result<(Self, &ServeCommon), Usage> {
         match provider {
             ServeProvider::Kitopay {
@@ -161,7 +180,7 @@ impl Sandbox {
                     full,
                     simplified,
                 };
-                Ok((Sandbox { provider, secrets }, common))
+                Ok((Sandbox::new(provider, secrets), common))
             }
             ServeProvider::Kamiokash { api_key, common } => {
                 let scheme = &kamiokash::REQUEST;
@@ -174,14 +193,14 @@ impl Sandbox {
                     None => verifier,
                 };
                 let provider = Provider::Headers { verifier };
-                Ok((Sandbox { provider, secrets }, common))
+                Ok((Sandbox::new(provider, secrets), common))
             }
             ServeProvider::StandardWebhooks { common } => {
                 let scheme = &standard_webhooks::SCHEME;
                 let secrets = secrets(common, scheme)?;
                 let verifier = Verifier::new(scheme, inputs::key_ring(&secrets, scheme)?)?;
                 let provider = Provider::Headers { verifier };
-                Ok((Sandbox { provider, secrets }, common))
+                Ok((Sandbox::new(provider, secrets), common))
             }
         }
     }
@@ -213,8 +232,10 @@ impl Sandbox {
         }
     }
 
-    /// The verdict on one request whose body was read in full.
-    fn check(&self, parts: &Parts, body: &[u8]) -> Verdict {
+    /// The verdict on one request whose body was read in full. Without `refusal`, it is
+    /// verified, and a refusal worth a diagnosis is returned as [`Checked::Refused`]; with
+    /// the refusal that verification gave, the mistake is searched for.
+    fn check(&self, parts: &Parts, body: &[u8], refusal: Option<Error>) -> Checked {
         let headers = &parts.headers;
         let method = parts.method.as_str();
         match &self.provider {
@@ -229,13 +250,15 @@ impl Sandbox {
                         Some((value.name(), header_text(&received, name)?))
                     })
                     .collect();
-                self.conclude(verifier, scheme, &received, |timestamp, signature| Inputs {
-                    timestamp,
-                    method,
-                    body,
-                    values: &values,
-                    signature,
-                    ..Inputs::new(scheme)
+                self.conclude(verifier, &received, refusal, |timestamp, signature| {
+                    Inputs {
+                        timestamp,
+                        method,
+                        body,
+                        values: &values,
+                        signature,
+                        ..Inputs::new(scheme)
+                    }
                 })
             }
             Provider::Kitopay {
@@ -249,7 +272,7 @@ impl Sandbox {
                     .with_transaction_id(transaction_id);
                 let scheme = &kitopay::SIMPLIFIED;
                 let values = [("transaction_id", transaction_id)];
-                self.conclude(simplified, scheme, &received, |timestamp, signature| {
+                self.conclude(simplified, &received, refusal, |timestamp, signature| {
                     Inputs {
                         identity: merchant_id,
                         timestamp,
@@ -269,13 +292,13 @@ impl Sandbox {
             } => {
                 let url = match received_url(parts, public_base.as_deref()) {
                     Ok(url) => url,
-                    Err(verdict) => return *verdict,
+                    Err(verdict) => return Checked::Done(*verdict),
                 };
                 let received = ReceivedRequest::new(headers, body)
                     .with_method(method)
                     .with_url(&url);
                 let scheme = &kitopay::FULL;
-                self.conclude(full, scheme, &received, |timestamp, signature| Inputs {
+                self.conclude(full, &received, refusal, |timestamp, signature| Inputs {
                     identity: merchant_id,
                     timestamp,
                     method,
@@ -288,18 +311,24 @@ impl Sandbox {
         }
     }
 
-    /// Verifies; when refused, searches for the mistake over the request as received
-    /// (`inputs` gets the timestamp and signature headers' text).
+    /// Verifies (unless `refusal` says how that went); when refused, and given the
+    /// refusal, searches for the mistake over the request as received (`inputs` gets the
+    /// timestamp and signature headers' text).
     fn conclude<'a>(
         &self,
         verifier: &Verifier,
-        scheme: &'static Scheme,
         received: &ReceivedRequest<'a>,
+        refusal: Option<Error>,
         inputs: impl FnOnce(&'a str, &'a str) -> Inputs<'a>,
-    ) -> Verdict {
-        let refusal = match verifier.verify(received) {
-            Ok(verified) => return Verdict::valid(scheme, verified.key_id()),
-            Err(e) => e,
+    ) -> Checked {
+        let scheme = verifier.scheme();
+        let searched = refusal.is_some();
+        let refusal = match refusal {
+            Some(refusal) => refusal,
+            None => match verifier.verify(received) {
+                Ok(verified) => return Checked::Done(Verdict::valid(scheme, verified.key_id())),
+                Err(e) => e,
+            },
         };
         let timestamp = match scheme.timestamp_header() {
             Some(name) => header_text(received, name),
@@ -309,8 +338,11 @@ impl Sandbox {
             (timestamp, header_text(received, scheme.signature_header()))
         else {
             // Nothing to search without both headers; the reason says which is missing.
-            return Verdict::refused(scheme, &refusal, None);
+            return Checked::Done(Verdict::refused(scheme, &refusal, None));
         };
+        if !searched {
+            return Checked::Refused(scheme, refusal);
+        }
         let search = match findings::search(&self.secrets, &inputs(timestamp, signature)) {
             Ok(search) => search,
             Err(e) => Search::Impossible(e),
@@ -322,8 +354,20 @@ impl Sandbox {
             _ if refusal.kind() == &ErrorKind::SignatureMismatch => summary.clone(),
             _ => format!("{}; {summary}", render::error_text(&refusal)),
         };
-        Verdict::refused(scheme, &refusal, Some((diagnosis(&search, summary), said)))
+        Checked::Done(Verdict::refused(
+            scheme,
+            &refusal,
+            Some((diagnosis(&search, summary), said)),
+        ))
     }
+}
+
+/// How far [`Sandbox::check`] went.
+enum Checked {
+    /// The verdict.
+    Done(Verdict),
+    /// Refused by this scheme's verifier for this reason; the diagnosis is still to be made.
+    Refused(&'static Scheme, Error),
 }
 
 fn secrets(common: &ServeCommon, scheme: &Scheme) -> Result<Vec<Secret>, Usage> {
@@ -473,6 +517,15 @@ impl Verdict {
         }
     }
 
+    /// The check itself failed (it does not panic; if it ever did, the server goes on).
+    fn internal(e: &tokio::task::JoinError) -> Self {
+        Verdict {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            body: json!({"valid": false, "reason": "internal", "explanation": e.to_string()}),
+            log: format!("500 internal: {e}"),
+        }
+    }
+
     /// A request that could not be read in full.
     fn unread(status: StatusCode, reason: &str, explanation: &str) -> Self {
         Verdict {
@@ -495,18 +548,48 @@ impl Verdict {
 
 async fn handle(State(sandbox): State<Arc<Sandbox>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let said = format!("{} {}", parts.method, render::escape(target.as_bytes()));
     let verdict = match read_body(&parts.headers, body).await {
-        Ok(bytes) => sandbox.check(&parts, &bytes),
+        Ok(bytes) => judge(sandbox, parts, bytes).await,
         Err(verdict) => verdict,
     };
-    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    eprintln!(
-        "{} {} → {}",
-        parts.method,
-        render::escape(target.as_bytes()),
-        verdict.log
-    );
+    eprintln!("{said} → {}", verdict.log);
     verdict.into_response()
+}
+
+/// Verifies off the async threads, then (when refused) diagnoses off them too, those of
+/// large bodies at most [`Sandbox::diagnoses`] at a time: a request that verifies, or one
+/// with a small body, never waits behind another's diagnosis.
+async fn judge(sandbox: Arc<Sandbox>, parts: Parts, body: Vec<u8>) -> Verdict {
+    let verifying = Arc::clone(&sandbox);
+    let first = tokio::task::spawn_blocking(move || {
+        let checked = verifying.check(&parts, &body, None);
+        (parts, body, checked)
+    })
+    .await;
+    let (parts, body, refusal) = match first {
+        Ok((_, _, Checked::Done(verdict))) => return verdict,
+        Ok((parts, body, Checked::Refused(_, refusal))) => (parts, body, refusal),
+        Err(e) => return Verdict::internal(&e),
+    };
+    // Large bodies take turns (a closed semaphore cannot happen: it is never closed;
+    // diagnose anyway if it did); small ones cost little and never wait behind them.
+    let _permit = if body.len() > LARGE_BODY {
+        sandbox.diagnoses.acquire().await.ok()
+    } else {
+        None
+    };
+    let diagnosing = Arc::clone(&sandbox);
+    let diagnosed = tokio::task::spawn_blocking(move || {
+        match diagnosing.check(&parts, &body, Some(refusal)) {
+            Checked::Done(verdict) => verdict,
+            // Given the refusal, `check` always concludes.
+            Checked::Refused(scheme, refusal) => Verdict::refused(scheme, &refusal, None),
+        }
+    })
+    .await;
+    diagnosed.unwrap_or_else(|e| Verdict::internal(&e))
 }
 
 /// The whole body, at most [`MAX_BODY`] bytes, within [`BODY_TIMEOUT`].

@@ -1663,3 +1663,63 @@ fn serve_and_diagnose_name_their_findings_alike_and_say_when_the_search_stopped(
         text(&o)
     );
 }
+
+/// A raw POST of `body` with `headers` to the sandbox: the status, and when the answer
+/// arrived.
+fn timed_post(port: u16, headers: &[(String, String)], body: &str) -> (u16, Instant) {
+    let mut request = format!(
+        "POST {PAYINS} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let (status, _) = raw_exchange(port, &request);
+    (status, Instant::now())
+}
+
+#[test]
+fn serve_answers_a_small_request_while_large_ones_are_diagnosed() {
+    let server = start_kitopay();
+    let port = server.port;
+    let signed_for = format!("{PUBLIC}{PAYINS}");
+    // Two 1 MiB JSON bodies signed with another secret: each diagnosis runs to the
+    // library's work bound (hundreds of milliseconds in a debug build).
+    let big = serde_json::to_string(&serde_json::json!({
+        "items": (0..24_000).map(|i| serde_json::json!({"a": i, "b": "x".repeat(20)})).collect::<Vec<_>>()
+    }))
+    .unwrap();
+    let large: Vec<_> = (0..2)
+        .map(|_| {
+            let headers = kitopay_signed(&signed_for, big.as_bytes(), now(), "dev_sec_another");
+            let big = big.clone();
+            std::thread::spawn(move || timed_post(port, &headers, &big))
+        })
+        .collect();
+    // Both are uploaded (loopback: milliseconds) and being diagnosed; then a small,
+    // valid request on another connection.
+    std::thread::sleep(Duration::from_millis(150));
+    let sent = Instant::now();
+    let (status, answered) = timed_post(
+        port,
+        &kitopay_signed(&signed_for, BODY.as_bytes(), now(), S),
+        BODY,
+    );
+    assert_eq!(status, 200);
+    let waited = answered - sent;
+    for handle in large {
+        let (status, large_answered) = handle.join().unwrap();
+        assert_eq!(status, 401);
+        assert!(
+            answered < large_answered,
+            "the small request is answered first (it waited {waited:?})"
+        );
+    }
+    // A generous bound: the machine may be shared and busy.
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    let lines: Vec<String> = (0..3).map(|_| server.line()).collect();
+    assert!(lines[0].contains("200 valid"), "answered first: {lines:?}");
+    server.stop();
+}

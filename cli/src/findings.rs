@@ -2,11 +2,31 @@
 //! and its one-line summary. Shared by `diagnose` and `serve`.
 
 use countersign::diagnose::{Diagnosis, Finding, Inputs, diagnose};
-use countersign::{Error, ErrorKind, Scheme};
+use countersign::{
+    CanonicalUrl, Error, ErrorKind, FixedClock, ReceivedRequest, Scheme, SignableRequest,
+    StringToSign, TimeFormat, Verifier, kitopay,
+};
 use serde_json::{Map, Value, json};
 
-use crate::inputs::Secret;
+use crate::inputs::{self, Secret};
 use crate::render;
+
+/// The API hosts a provider documents, for the schemes that sign the URL of requests to
+/// it: a request signed for one of them but checked against another URL (the sandbox
+/// without `--public-url`, or `diagnose` given the local URL) is a host mismatch.
+static DOCUMENTED_HOSTS: [(&Scheme, &[&str]); 1] = [(
+    &kitopay::FULL,
+    &["https://api.kitopay.com", "https://api.dev.kitopay.com"],
+)];
+
+/// Who is told how to fix a host mismatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fix {
+    /// The sandbox: pass `--public-url`.
+    PublicUrl,
+    /// The `diagnose` command: check `--url`.
+    Url,
+}
 
 /// A mistake that explains a signature, and both messages.
 #[derive(Debug, Clone)]
@@ -113,12 +133,25 @@ impl Search {
 }
 
 /// Runs the search with each secret in turn (`template.secret` is ignored). A match with
-/// the message as received ends it; otherwise the first key with an explanation wins.
+/// the message as received ends it; otherwise the first key with an explanation wins. When
+/// the library's hypotheses explain nothing, the provider's documented hosts are tried
+/// (`fix` says how a host mismatch is fixed).
 ///
 /// # Errors
 ///
 /// [`ErrorKind::MissingUrl`] when a URL-signing scheme has no URL (bad usage, not a finding).
-pub(crate) fn search(secrets: &[Secret], template: &Inputs<'_>) -> Result<Search, Error> {
+pub(crate) fn search(secrets: &[Secret], template: &Inputs<'_>, fix: Fix) -> Result<Search, Error> {
+    let found = library_search(secrets, template)?;
+    if matches!(found, Search::Unexplained | Search::CutShort { .. })
+        && let Some((key, explanation)) = host_mismatch(secrets, template, fix)
+    {
+        return Ok(Search::Explained(key, explanation));
+    }
+    Ok(found)
+}
+
+/// The library's hypotheses, with each secret in turn.
+fn library_search(secrets: &[Secret], template: &Inputs<'_>) -> Result<Search, Error> {
     let mut found = Search::Unexplained;
     for secret in secrets {
         let inputs = Inputs {
@@ -144,6 +177,118 @@ pub(crate) fn search(secrets: &[Secret], template: &Inputs<'_>) -> Result<Search
         }
     }
     Ok(found)
+}
+
+/// The request signed for the same path and query at another of the provider's documented
+/// hosts: the key it verifies with, and the explanation. One MAC per host and key.
+fn host_mismatch(
+    secrets: &[Secret],
+    template: &Inputs<'_>,
+    fix: Fix,
+) -> Option<(String, Explanation)> {
+    let scheme = template.scheme;
+    let url = template.url?;
+    let hosts = DOCUMENTED_HOSTS
+        .iter()
+        .find(|(documented, _)| *documented == scheme)?
+        .1;
+    let target = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let origin = url.as_str().strip_suffix(target.as_str())?;
+    // Verified at its own time: freshness is not the question here.
+    let at = scheme.parse_timestamp(template.timestamp).ok()?;
+    let ring = inputs::key_ring(secrets, scheme).ok()?;
+    let mut verifier = Verifier::new(scheme, ring)
+        .ok()?
+        .with_clock(FixedClock::new(at))
+        .with_body_on_get(true);
+    if scheme.signs_identity() {
+        verifier = verifier.with_identity(template.identity).ok()?;
+    }
+    let mut headers = vec![(scheme.signature_header(), template.signature)];
+    if let Some(name) = scheme.timestamp_header() {
+        headers.push((name, template.timestamp));
+    }
+    if let (Some(name), true) = (scheme.identity_header(), scheme.signs_identity()) {
+        headers.push((name, template.identity));
+    }
+    for value in scheme.values() {
+        let given = template
+            .values
+            .iter()
+            .find(|(name, _)| *name == value.name());
+        if let (Some(header), Some((_, given))) = (value.header_name(), given) {
+            headers.push((header, given));
+        }
+    }
+    let message = |url: &CanonicalUrl| -> Option<Vec<u8>> {
+        let mut request = SignableRequest::body(template.body).with_url(url);
+        if scheme.signs_method() {
+            request = request.with_method(template.method).ok()?;
+        }
+        for (name, value) in template.values {
+            request = request.with_value(name, value);
+        }
+        let identity = scheme.signs_identity().then_some(template.identity);
+        StringToSign::new(scheme, identity, template.timestamp, &request)
+            .ok()
+            .map(|m| m.to_bytes())
+    };
+    for host in hosts.iter().filter(|host| **host != origin) {
+        let Ok(other) = CanonicalUrl::parse(&format!("{host}{target}")) else {
+            continue;
+        };
+        let mut received = ReceivedRequest::new(&headers, template.body).with_url(&other);
+        if scheme.signs_method() {
+            received = received.with_method(template.method);
+        }
+        for (name, value) in template.values {
+            received = received.with_value(name, value);
+        }
+        let Ok(verified) = verifier.verify(&received) else {
+            continue;
+        };
+        let how = match fix {
+            Fix::PublicUrl => {
+                format!("this sandbox rebuilt {url} from the request: pass --public-url {host}")
+            }
+            Fix::Url => format!(
+                "not for {url}: check --url, or send the request to the host it was signed for"
+            ),
+        };
+        let explanation = Explanation {
+            id: "host_mismatch".to_owned(),
+            text: format!(
+                "host: the sender signed for {other}, at {host} (a host {scheme} documents); {how}"
+            ),
+            expected: message(url)?,
+            signed: message(&other)?,
+        };
+        return Some((verified.key_id().to_owned(), explanation));
+    }
+    None
+}
+
+/// A warning when a timestamp is accepted but not written the way the provider writes it
+/// (KamioKash documents `toISOString()`, e.g. `2026-01-27T09:23:06.658Z`; Python's
+/// `isoformat()` gives `2026-01-27T09:23:06.658123+00:00`): the provider may refuse it.
+pub(crate) fn timestamp_warning(scheme: &Scheme, text: &str) -> Option<String> {
+    let at = scheme.parse_timestamp(text).ok()?;
+    let written = scheme.format_timestamp(at)?;
+    if written.as_str() == text {
+        return None;
+    }
+    let how = match scheme.time_format() {
+        Some(TimeFormat::Rfc3339) => {
+            "as JavaScript's toISOString() writes it: UTC, milliseconds, `Z`"
+        }
+        _ => "in the scheme's form",
+    };
+    Some(format!(
+        "the timestamp {text} is accepted here, but {scheme} timestamps are written {how} ({written}); the provider will likely refuse this form: sign and send {written}"
+    ))
 }
 
 /// When the signature matches the message as received: what alone is refused, and the fix

@@ -381,6 +381,12 @@ impl VerifySetup {
         verdict
     }
 
+    /// The warning for a timestamp accepted but not in the form the provider writes.
+    fn warning(&self) -> Option<String> {
+        self.loaded.scheme.timestamp_header()?;
+        findings::timestamp_warning(self.loaded.scheme, &self.timestamp)
+    }
+
     /// The diagnosis inputs: the request as received (the secret is set per key).
     fn inputs<'a>(&'a self, values: &'a [(&'a str, &'a str)]) -> Inputs<'a> {
         let loaded = &self.loaded;
@@ -411,25 +417,47 @@ fn is_usage(kind: &ErrorKind) -> bool {
     )
 }
 
+/// `obj` with the timestamp warning, if any (JSON); in text, the warning on stderr.
+fn with_warning(
+    format: VerifyFormat,
+    warning: Option<&str>,
+    mut obj: serde_json::Value,
+) -> serde_json::Value {
+    if let Some(warning) = warning {
+        match format {
+            VerifyFormat::Json => obj["warning"] = json!(warning),
+            VerifyFormat::Text => eprintln!("warning: {warning}"),
+        }
+    }
+    obj
+}
+
 fn verify(a: &RequestArgs) -> Result<ExitCode, Usage> {
     let setup = VerifySetup::new(a)?;
+    let warning = setup.warning();
+    let format = a.verify_format;
     match setup.run() {
         Ok(key) => {
-            match a.verify_format {
-                VerifyFormat::Json => println!("{}", json!({"valid": true, "key": key})),
+            let obj = with_warning(
+                format,
+                warning.as_deref(),
+                json!({"valid": true, "key": key}),
+            );
+            match format {
+                VerifyFormat::Json => println!("{obj}"),
                 VerifyFormat::Text => println!("valid: the signature verifies with key {key}"),
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if is_usage(e.kind()) => Err(Usage::from(e)),
         Err(e) => {
-            match a.verify_format {
-                VerifyFormat::Json => {
-                    println!(
-                        "{}",
-                        json!({"valid": false, "reason": e.code(), "detail": render::error_text(&e)})
-                    );
-                }
+            let obj = with_warning(
+                format,
+                warning.as_deref(),
+                json!({"valid": false, "reason": e.code(), "detail": render::error_text(&e)}),
+            );
+            match format {
+                VerifyFormat::Json => println!("{obj}"),
                 VerifyFormat::Text => {
                     eprintln!("rejected ({}): {}", e.code(), render::error_text(&e));
                     match e.kind() {
@@ -452,10 +480,16 @@ fn verify(a: &RequestArgs) -> Result<ExitCode, Usage> {
 
 fn diagnose(a: &RequestArgs) -> Result<ExitCode, Usage> {
     let setup = VerifySetup::new(a)?;
+    let warning = setup.warning();
     let refusal = match setup.run() {
         Ok(key) => {
+            let obj = with_warning(
+                a.verify_format,
+                warning.as_deref(),
+                json!({"valid": true, "key": key}),
+            );
             match a.verify_format {
-                VerifyFormat::Json => println!("{}", json!({"valid": true, "key": key})),
+                VerifyFormat::Json => println!("{obj}"),
                 VerifyFormat::Text => {
                     println!("valid: the signature verifies with key {key}; nothing to diagnose")
                 }
@@ -471,8 +505,15 @@ fn diagnose(a: &RequestArgs) -> Result<ExitCode, Usage> {
         .iter()
         .map(|(name, value)| (*name, value.as_str()))
         .collect();
-    let search = findings::search(&setup.secrets, &setup.inputs(&values)).map_err(Usage::from)?;
-    report_diagnosis(a.verify_format, setup.loaded.scheme, &refusal, &search);
+    let search = findings::search(&setup.secrets, &setup.inputs(&values), findings::Fix::Url)
+        .map_err(Usage::from)?;
+    report_diagnosis(
+        a.verify_format,
+        setup.loaded.scheme,
+        &refusal,
+        &search,
+        warning.as_deref(),
+    );
     Ok(ExitCode::from(1))
 }
 
@@ -481,6 +522,7 @@ fn report_diagnosis(
     scheme: &Scheme,
     refusal: &countersign::Error,
     search: &Search,
+    warning: Option<&str>,
 ) {
     // When the signature does not match the message as received either, that is the
     // mistake to fix: lead with it, and say what else is refused after.
@@ -509,6 +551,7 @@ fn report_diagnosis(
             if let Some(obj) = obj.as_object_mut() {
                 obj.extend(search.fields());
             }
+            let obj = with_warning(format, warning, obj);
             println!("{obj}");
         }
         VerifyFormat::Text => {
@@ -518,6 +561,9 @@ fn report_diagnosis(
             );
             if let Some(also) = also {
                 out.push_str(&format!("also refused: {}\n", render::error_text(also)));
+            }
+            if let Some(warning) = warning {
+                eprintln!("warning: {warning}");
             }
             if let Some(key) = key {
                 out.push_str(&format!("key: {key}\n"));

@@ -322,11 +322,17 @@ impl Sandbox {
         inputs: impl FnOnce(&'a str, &'a str) -> Inputs<'a>,
     ) -> Checked {
         let scheme = verifier.scheme();
+        // Accepted is not the same as what the provider sends or takes: say so either way.
+        let warning = scheme
+            .timestamp_header()
+            .and_then(|name| header_text(received, name))
+            .and_then(|text| findings::timestamp_warning(scheme, text));
+        let done = |verdict: Verdict| Checked::Done(verdict.warned(warning.as_deref()));
         let searched = refusal.is_some();
         let refusal = match refusal {
             Some(refusal) => refusal,
             None => match verifier.verify(received) {
-                Ok(verified) => return Checked::Done(Verdict::valid(scheme, verified.key_id())),
+                Ok(verified) => return done(Verdict::valid(scheme, verified.key_id())),
                 Err(e) => e,
             },
         };
@@ -338,12 +344,16 @@ impl Sandbox {
             (timestamp, header_text(received, scheme.signature_header()))
         else {
             // Nothing to search without both headers; the reason says which is missing.
-            return Checked::Done(Verdict::refused(scheme, &refusal, None));
+            return done(Verdict::refused(scheme, &refusal, None));
         };
         if !searched {
             return Checked::Refused(scheme, refusal);
         }
-        let search = match findings::search(&self.secrets, &inputs(timestamp, signature)) {
+        let search = match findings::search(
+            &self.secrets,
+            &inputs(timestamp, signature),
+            findings::Fix::PublicUrl,
+        ) {
             Ok(search) => search,
             Err(e) => Search::Impossible(e),
         };
@@ -354,7 +364,7 @@ impl Sandbox {
             _ if refusal.kind() == &ErrorKind::SignatureMismatch => summary.clone(),
             _ => format!("{}; {summary}", render::error_text(&refusal)),
         };
-        Checked::Done(Verdict::refused(
+        done(Verdict::refused(
             scheme,
             &refusal,
             Some((diagnosis(&search, summary), said)),
@@ -515,6 +525,15 @@ impl Verdict {
             }),
             log: format!("401 {}: {said}", refusal.code()),
         }
+    }
+
+    /// With `warning`, if any: a `warning` field in the answer, a note on the log line.
+    fn warned(mut self, warning: Option<&str>) -> Self {
+        if let Some(warning) = warning {
+            self.body["warning"] = json!(warning);
+            self.log.push_str(&format!(" (warning: {warning})"));
+        }
+        self
     }
 
     /// The check itself failed (it does not panic; if it ever did, the server goes on).

@@ -2445,3 +2445,91 @@ fn diagnose_leads_with_the_signature_when_the_timestamp_is_wrong_too() {
     );
     assert!(!out.contains("also refused"), "{out}");
 }
+
+#[test]
+fn diagnose_names_a_host_mismatch_a_retyped_secret_and_warns_of_a_python_timestamp() {
+    // Signed for Kitopay's documented host; diagnosed against the URL a local mock saw.
+    let path = "/api/v1/merchants/payins/";
+    let sig = sign_kitopay(
+        &format!("https://api.kitopay.com{path}"),
+        BODY,
+        "POST",
+        "1601234567",
+        S,
+    );
+    let local = format!("http://127.0.0.1:8080{path}");
+    let (code, j) = diagnose_kitopay(&local, BODY, "POST", "1601234567", &sig, S);
+    assert_eq!(code, Some(1), "{j}");
+    assert_eq!(j["hypothesis"], "host_mismatch", "{j}");
+    let said = j["diagnosis"].as_str().unwrap();
+    assert!(
+        said.contains("the sender signed for https://api.kitopay.com/api/v1/merchants/payins/"),
+        "{said}"
+    );
+    assert!(said.contains("check --url"), "{said}");
+    assert!(
+        j["signed"]
+            .as_str()
+            .unwrap()
+            .contains("POSThttps://api.kitopay.com/"),
+        "{j}"
+    );
+    // Not for another host than the documented ones, nor for schemes that do not sign it.
+    let sig = sign_kitopay(
+        &format!("https://example.com{path}"),
+        BODY,
+        "POST",
+        "1601234567",
+        S,
+    );
+    let (_, j) = diagnose_kitopay(&local, BODY, "POST", "1601234567", &sig, S);
+    assert!(j.get("hypothesis").is_none(), "{j}");
+
+    // The verifying side retyped Kitopay's Cyrillic У as a Latin Y.
+    let retyped = S.replace('У', "Y");
+    let (code, j) = diagnose_kitopay(URL, BODY, "POST", "1601234567", SIG, &retyped);
+    assert_eq!(code, Some(1), "{j}");
+    assert_eq!(j["hypothesis"], "secret_confusable", "{j}");
+    assert!(!j.to_string().contains(&retyped));
+
+    // A KamioKash timestamp in Python's isoformat(): accepted, with a warning.
+    let secret = "kk_test_sk_3b9d7f51a2c64e0e9f7d";
+    let ts = "2026-01-27T07:31:28.352123+00:00";
+    let body = r#"{"wallet_id":"w_123"}"#;
+    let sig = reference_hmac(secret, format!("{body}:{ts}").as_bytes());
+    for (sub, format) in [("verify", "text"), ("verify", "json"), ("diagnose", "json")] {
+        let o = run(
+            bin()
+                .args([
+                    sub,
+                    "kamiokash",
+                    "--body",
+                    body,
+                    "--timestamp",
+                    ts,
+                    "--now",
+                    ts,
+                    "--signature",
+                    &sig,
+                    "--format",
+                    format,
+                ])
+                .env("KAMIOKASH_SECRET", secret),
+            None,
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let warning = if format == "json" {
+            serde_json::from_slice::<Value>(&o.stdout).unwrap()["warning"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        } else {
+            String::from_utf8_lossy(&o.stderr).to_string()
+        };
+        assert!(warning.contains("toISOString()"), "{sub}: {warning}");
+        assert!(
+            warning.contains("2026-01-27T07:31:28.352Z"),
+            "{sub}: {warning}"
+        );
+    }
+}

@@ -1723,3 +1723,138 @@ fn serve_answers_a_small_request_while_large_ones_are_diagnosed() {
     assert!(lines[0].contains("200 valid"), "answered first: {lines:?}");
     server.stop();
 }
+
+#[test]
+fn serve_kitopay_names_a_host_mismatch_and_a_retyped_secret() {
+    // No --public-url: the sandbox rebuilds http://127.0.0.1:PORT/... from the request.
+    let server = Server::start(
+        &["kitopay", "--port", "0", "--merchant-id", M],
+        &[("KITOPAY_SECRET", S)],
+    );
+    let client = Client::new();
+    let path = "/api/v1/merchants/payins/?currency=EUR";
+    for host in ["https://api.dev.kitopay.com", "https://api.kitopay.com"] {
+        let signed_for = format!("{host}{path}");
+        let r = client.post(
+            &server.url(path),
+            &kitopay_signed(&signed_for, BODY.as_bytes(), now(), S),
+            BODY.as_bytes(),
+        );
+        assert_eq!(r.status, 401, "{}", r.json);
+        let d = &r.json["diagnosis"];
+        assert_eq!(d["hypothesis"], "host_mismatch", "{}", r.json);
+        assert_eq!(d["key"], "KITOPAY_SECRET");
+        let said = d["description"].as_str().unwrap();
+        assert!(
+            said.contains(&format!("the sender signed for {signed_for}")),
+            "{said}"
+        );
+        assert!(
+            said.contains(&format!("pass --public-url {host}")),
+            "{said}"
+        );
+        assert!(
+            d["expected"].as_str().unwrap().contains(&server.url(path)),
+            "{d}"
+        );
+        assert!(d["signed"].as_str().unwrap().contains(&signed_for), "{d}");
+        let line = server.line();
+        assert!(
+            line.contains("401 signature_mismatch: host: the sender signed for")
+                && line.contains(&format!("pass --public-url {host}")),
+            "{line}"
+        );
+    }
+
+    // Kitopay's sample secret has a Cyrillic У; the client retyped it with a Latin Y.
+    assert!(S.contains('У'));
+    let retyped = S.replace('У', "Y");
+    let sent_to = server.url("/v1/payins");
+    let r = client.post(
+        &sent_to,
+        &kitopay_signed(&sent_to, BODY.as_bytes(), now(), &retyped),
+        BODY.as_bytes(),
+    );
+    assert_eq!(
+        r.json["diagnosis"]["hypothesis"], "secret_confusable",
+        "{}",
+        r.json
+    );
+    let said = r.json["diagnosis"]["description"].as_str().unwrap();
+    assert!(said.contains("look-alike letter"), "{said}");
+    assert!(!r.json.to_string().contains(S) && !r.json.to_string().contains(&retyped));
+    let line = server.line();
+    assert!(
+        line.contains("401 signature_mismatch: secret: one side's secret has a look-alike letter"),
+        "{line}"
+    );
+    assert!(!line.contains(&retyped));
+    server.stop();
+}
+
+#[test]
+fn serve_kamiokash_flags_a_timestamp_the_provider_would_refuse() {
+    let server = Server::start(
+        &["kamiokash", "--port", "0"],
+        &[("KAMIOKASH_SECRET", KK_SECRET)],
+    );
+    let client = Client::new();
+    let url = server.url("/v1/wallets");
+    let body = br#"{"wallet_id":"w_123"}"#;
+    // Python's datetime.now(timezone.utc).isoformat(): microseconds and +00:00.
+    let iso = now().to_iso_text();
+    let python = format!("{}417+00:00", iso.as_str().trim_end_matches('Z'));
+    let signed = |ts: &str| {
+        let mut message = body.to_vec();
+        message.push(b':');
+        message.extend_from_slice(ts.as_bytes());
+        vec![
+            ("X-API-Key".to_owned(), KK_API_KEY.to_owned()),
+            ("X-Timestamp".to_owned(), ts.to_owned()),
+            (
+                "X-Signature".to_owned(),
+                reference_hmac(KK_SECRET, &message),
+            ),
+        ]
+    };
+    let r = client.post(&url, &signed(&python), body);
+    assert_eq!(
+        r.status, 200,
+        "accepted, as the library accepts it: {}",
+        r.json
+    );
+    assert_eq!(r.json["valid"], true);
+    let warning = r.json["warning"].as_str().unwrap();
+    assert!(warning.contains(&python), "{warning}");
+    assert!(warning.contains("toISOString()"), "{warning}");
+    assert!(
+        warning.contains("the provider will likely refuse this form"),
+        "{warning}"
+    );
+    let line = server.line();
+    assert!(
+        line.starts_with(
+            "POST /v1/wallets → 200 valid (kamiokash, key KAMIOKASH_SECRET) (warning: the timestamp"
+        ),
+        "{line}"
+    );
+    // The documented form: no warning.
+    let iso = now().to_iso_text();
+    let r = client.post(&url, &signed(iso.as_str()), body);
+    assert_eq!(
+        r.json,
+        serde_json::json!({"valid": true, "scheme": "kamiokash", "key": "KAMIOKASH_SECRET"})
+    );
+    assert_eq!(
+        server.line(),
+        "POST /v1/wallets → 200 valid (kamiokash, key KAMIOKASH_SECRET)"
+    );
+    // Refused for another reason: the warning still comes with it.
+    let mut wrong = signed(&python);
+    wrong[2].1 = "0".repeat(64);
+    let r = client.post(&url, &wrong, body);
+    assert_eq!(r.status, 401);
+    assert!(r.json["warning"].as_str().is_some(), "{}", r.json);
+    assert!(server.line().contains("(warning: the timestamp"));
+    server.stop();
+}

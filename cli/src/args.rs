@@ -209,6 +209,10 @@ pub(crate) enum SendTarget {
             conflicts_with = "body_file"
         )]
         status: String,
+        /// Sign for this URL (the public URL your handler is registered at, behind a proxy
+        /// or tunnel) and send to --url. Defaults to --url.
+        #[arg(long)]
+        signed_url: Option<String>,
         #[command(flatten)]
         common: SendCommon,
     },
@@ -236,8 +240,8 @@ pub(crate) enum SendTarget {
 /// What every `send` delivery takes.
 #[derive(Debug, Args)]
 pub(crate) struct SendCommon {
-    /// Your endpoint (plain http), e.g. http://127.0.0.1:3000/webhooks/kamiokash. Sent,
-    /// and for Kitopay signed, exactly in its canonical form.
+    /// Your endpoint (plain http), e.g. http://127.0.0.1:3000/webhooks/kamiokash. Sent (and,
+    /// for Kitopay without --signed-url, signed) exactly in its canonical form.
     #[arg(long)]
     pub(crate) url: String,
     /// Send this file's bytes as the body instead of the sample (`-` reads standard input).

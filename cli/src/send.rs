@@ -125,15 +125,38 @@ impl Delivery {
                 .map_err(|e| Usage(format!("--merchant-id: {e}")))?,
             _ => signer,
         };
-        // The URL sent is the canonical URL signed, byte for byte.
+        // Signed for --signed-url (the public URL, behind a proxy or tunnel), or for the URL
+        // sent to.
+        let signed_url = match target {
+            SendTarget::KitopayWebhook {
+                signed_url: Some(public),
+                ..
+            } => {
+                Some(CanonicalUrl::parse(public).map_err(|e| Usage(format!("--signed-url: {e}")))?)
+            }
+            _ => scheme.signs_url().then(|| url.clone()),
+        };
+        let what = match (&signed_url, target) {
+            (
+                Some(signed),
+                SendTarget::KitopayWebhook {
+                    signed_url: Some(_),
+                    ..
+                },
+            ) => {
+                format!("{what}, signed for {signed}")
+            }
+            _ => what,
+        };
+        // The URL sent is the canonical URL given, byte for byte.
         let sent = reqwest::Url::parse(url.as_str())
             .ok()
             .filter(|sent| sent.as_str() == url.as_str())
-            .ok_or_else(|| Usage(format!("--url: {url} cannot be sent exactly as signed")))?;
+            .ok_or_else(|| Usage(format!("--url: {url} cannot be sent exactly as given")))?;
         let mut delivery = Delivery {
             scheme,
             signer,
-            signed_url: scheme.signs_url().then_some(url),
+            signed_url,
             values,
             url: sent,
             body,

@@ -968,6 +968,9 @@ struct Seen {
 
 struct ReceiverConfig {
     window: Duration,
+    /// The URL Kitopay webhooks are registered with, when the handler is reached through a
+    /// proxy; else the URL it was reached at.
+    public_url: Option<String>,
 }
 
 struct Shared {
@@ -986,8 +989,13 @@ struct Receiver {
 
 impl Receiver {
     fn start(window: Duration) -> Receiver {
+        Receiver::behind(window, None)
+    }
+
+    /// A receiver whose Kitopay webhooks are registered at `public_url`.
+    fn behind(window: Duration, public_url: Option<String>) -> Receiver {
         let shared = Arc::new(Shared {
-            config: ReceiverConfig { window },
+            config: ReceiverConfig { window, public_url },
             seen: Mutex::new(Vec::new()),
             signatures: Mutex::new(HashSet::new()),
         });
@@ -1079,7 +1087,10 @@ async fn receive(
     } else {
         // Kitopay webhook: merchant_id ‖ timestamp ‖ "POST" ‖ url ‖ body, over the URL
         // this handler is reached at.
-        let url = format!("http://{}{target}", header(&headers, "host"));
+        let url = match &shared.config.public_url {
+            Some(public) => public.clone(),
+            None => format!("http://{}{target}", header(&headers, "host")),
+        };
         let mut message = format!("{M}{timestamp}{}{url}", parts.method).into_bytes();
         message.extend_from_slice(&body);
         let signature = header(&headers, "x-signature");
@@ -1857,4 +1868,83 @@ fn serve_kamiokash_flags_a_timestamp_the_provider_would_refuse() {
     assert!(r.json["warning"].as_str().is_some(), "{}", r.json);
     assert!(server.line().contains("(warning: the timestamp"));
     server.stop();
+}
+
+#[test]
+fn send_kitopay_webhook_signed_url_signs_for_the_public_url_and_sends_to_the_local_one() {
+    let public = "https://shop.example.com/webhooks/kitopay?source=kitopay";
+    let receiver = Receiver::behind(Duration::from_secs(60), Some(public.to_owned()));
+    let local = receiver.url("/webhooks/kitopay?source=kitopay");
+    let o = send(
+        &[
+            "kitopay-webhook",
+            "--merchant-id",
+            M,
+            "--url",
+            &local,
+            "--signed-url",
+            public,
+        ],
+        &[("KITOPAY_SECRET", S)],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.starts_with(&format!("POST {local} (")), "{stderr}");
+    assert!(stderr.contains(&format!("signed for {public}")), "{stderr}");
+    let seen = receiver.seen();
+    assert_eq!(
+        seen[0].status, 200,
+        "verified over the public URL by the reference HMAC"
+    );
+    assert_eq!(seen[0].target, "/webhooks/kitopay?source=kitopay");
+    // Without it, the delivery is signed for the local URL, which this handler refuses.
+    let o = send(
+        &["kitopay-webhook", "--merchant-id", M, "--url", &local],
+        &[("KITOPAY_SECRET", S)],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(receiver.seen()[1].status, 401);
+    // The signed URL is canonicalised like any other; a broken one is bad usage.
+    let o = send(
+        &[
+            "kitopay-webhook",
+            "--merchant-id",
+            M,
+            "--url",
+            &local,
+            "--signed-url",
+            "https://shop.example.com:443/webhooks/./kitopay?source=kitopay",
+        ],
+        &[("KITOPAY_SECRET", S)],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(receiver.seen()[2].status, 200);
+    let o = send(
+        &[
+            "kitopay-webhook",
+            "--merchant-id",
+            M,
+            "--url",
+            &local,
+            "--signed-url",
+            "ftp://x/",
+        ],
+        &[("KITOPAY_SECRET", S)],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--signed-url"), "{}", text(&o));
+    // Only Kitopay webhooks sign a URL.
+    let o = send(
+        &[
+            "kamiokash-webhook",
+            "--event",
+            "member.new",
+            "--url",
+            &local,
+            "--signed-url",
+            public,
+        ],
+        &[("KAMIOKASH_WEBHOOK_SECRET", KK_WEBHOOK_SECRET)],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }

@@ -39,12 +39,13 @@ pub(crate) fn command() -> Command {
         Command::new("demo")
             .about("Sign and verify the documented examples, and diagnose a trailing-slash mistake"),
     )
-    .subcommand(ServeArgs::augment_args(Command::new("serve").about(
+    // The about after the derived flags: `augment_args` would set the struct's doc comment.
+    .subcommand(ServeArgs::augment_args(Command::new("serve")).about(
         "Run a local stand-in for the provider's signature check: every request gets a verdict and, when refused, a diagnosis (Ctrl-C stops it)",
-    )))
-    .subcommand(SendArgs::augment_args(Command::new("send").about(
+    ))
+    .subcommand(SendArgs::augment_args(Command::new("send")).about(
         "Post a signed sample webhook delivery to your endpoint; exit 0 on 2xx, 1 otherwise",
-    )))
+    ))
 }
 
 /// Parses the process's arguments; on a usage error, clap prints it and exits 2.

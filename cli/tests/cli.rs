@@ -2533,3 +2533,31 @@ fn diagnose_names_a_host_mismatch_a_retyped_secret_and_warns_of_a_python_timesta
         );
     }
 }
+
+#[test]
+fn top_level_help_describes_every_command() {
+    let o = run(bin().arg("--help"), None);
+    let help = String::from_utf8_lossy(&o.stdout).to_string();
+    for (command, about) in [
+        ("sign", "Sign a request"),
+        ("verify", "Verify a received signature"),
+        ("explain", "Show the exact message signed"),
+        ("diagnose", "Explain a signature mismatch"),
+        ("demo", "Sign and verify the documented examples"),
+        (
+            "serve",
+            "Run a local stand-in for the provider's signature check",
+        ),
+        ("send", "Post a signed sample webhook delivery"),
+    ] {
+        assert!(
+            help.lines()
+                .any(|line| line.trim_start().starts_with(command) && line.contains(about)),
+            "{command}: {help}"
+        );
+    }
+    assert!(!help.contains("`countersign"), "{help}");
+    // No command: the help, exit 2.
+    let o = run(&mut bin(), None);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -85,9 +85,15 @@ pub(crate) fn flag_of(name: &str) -> String {
     name.replace('_', "-")
 }
 
-/// `merchant id` for `merchant_id`: a field name in prose.
+/// `merchant ID` for `merchant_id`, `API key` for `api_key`: a field name in prose.
 fn words(name: &str) -> String {
-    name.replace('_', " ")
+    name.split('_')
+        .map(|word| match word {
+            "api" | "id" | "url" => word.to_ascii_uppercase(),
+            _ => word.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A flag taking one value, which may start with `-` (merchant ids, bodies, timestamps).

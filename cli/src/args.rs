@@ -1,82 +1,90 @@
 //! The command line: `countersign sign|verify|explain|diagnose|demo|serve|send`.
+//!
+//! The four scheme commands are built at run time from the registry (see
+//! [`crate::scheme_args`]); `demo`, `serve` and `send` are derived here.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, Args, Command, FromArgMatches as _, Subcommand, ValueEnum};
 
-/// Sign, verify, explain and diagnose KamioKash and Kitopay request signatures.
-///
-/// Secrets are read from an environment variable (--secret-env) or a file (--secret-file),
-/// never from the command line.
-#[derive(Debug, Parser)]
-#[command(name = "countersign", version, about, long_about = None)]
-pub(crate) struct Cli {
-    #[command(subcommand)]
-    pub(crate) command: Command,
-}
+use crate::scheme_args::{self, Mode, RequestArgs};
 
-#[derive(Debug, Subcommand)]
-pub(crate) enum Command {
-    /// Sign a request (or a test webhook delivery) and print the headers to send.
-    Sign(SignArgs),
-    /// Verify a received signature; exit 0 valid, 1 rejected, 2 bad input.
-    Verify(VerifyArgs),
-    /// Show the exact message signed, byte by byte, field by field.
-    Explain(SignArgs),
-    /// Explain a signature mismatch: which well-known mistake would make it verify.
-    Diagnose(VerifyArgs),
-    /// Sign and verify the documented examples, and diagnose a trailing-slash mistake.
+/// The top-level description.
+const ABOUT: &str = "Sign, verify, explain and diagnose request and webhook signatures (KamioKash, Kitopay, Standard Webhooks); a local provider sandbox (serve, send).\n\nSecrets are read from an environment variable (--secret-env) or a file (--secret-file), never from the command line.";
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub(crate) enum Parsed {
+    /// `sign`, `explain`, `verify` or `diagnose` for one scheme.
+    Scheme(Mode, Box<RequestArgs>),
+    /// `demo`.
     Demo,
-    /// Run a local stand-in for the provider's signature check: every request gets a
-    /// verdict and, when refused, a diagnosis (Ctrl-C stops it).
+    /// `serve`.
     Serve(ServeArgs),
-    /// Post a signed sample webhook delivery to your endpoint; exit 0 on 2xx, 1 otherwise.
+    /// `send`.
     Send(SendArgs),
 }
 
-/// The scheme names of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum SchemeArg {
-    /// Kitopay full request signature.
-    Kitopay,
-    /// Kitopay simplified signature.
-    KitopaySimplified,
-    /// KamioKash request signature.
-    Kamiokash,
-    /// Kitopay webhook (full scheme over the webhook URL).
-    KitopayWebhook,
-    /// KamioKash webhook.
-    KamiokashWebhook,
+/// The whole command line.
+pub(crate) fn command() -> Command {
+    let mut cmd = Command::new("countersign")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(ABOUT)
+        .subcommand_required(true)
+        .arg_required_else_help(true);
+    for mode in Mode::ALL {
+        cmd = cmd.subcommand(scheme_args::mode_command(mode));
+    }
+    cmd.subcommand(
+        Command::new("demo")
+            .about("Sign and verify the documented examples, and diagnose a trailing-slash mistake"),
+    )
+    // The about after the derived flags: `augment_args` would set the struct's doc comment.
+    .subcommand(ServeArgs::augment_args(Command::new("serve")).about(
+        "Run a local stand-in for the provider's signature check: every request gets a verdict and, when refused, a diagnosis (Ctrl-C stops it)",
+    ))
+    .subcommand(SendArgs::augment_args(Command::new("send")).about(
+        "Post a signed sample webhook delivery to your endpoint; exit 0 on 2xx, 1 otherwise",
+    ))
 }
 
-impl SchemeArg {
-    pub(crate) fn scheme(self) -> &'static countersign::Scheme {
-        use countersign::{kamiokash, kitopay};
-        match self {
-            SchemeArg::Kitopay => &kitopay::FULL,
-            SchemeArg::KitopaySimplified => &kitopay::SIMPLIFIED,
-            SchemeArg::Kamiokash => &kamiokash::REQUEST,
-            SchemeArg::KitopayWebhook => &kitopay::WEBHOOK,
-            SchemeArg::KamiokashWebhook => &kamiokash::WEBHOOK,
-        }
-    }
-
-    /// The environment variable read when neither --secret-env nor --secret-file is given.
-    pub(crate) fn default_secret_env(self) -> &'static str {
-        match self {
-            SchemeArg::Kitopay | SchemeArg::KitopaySimplified | SchemeArg::KitopayWebhook => {
-                "KITOPAY_SECRET"
-            }
-            SchemeArg::Kamiokash => "KAMIOKASH_SECRET",
-            SchemeArg::KamiokashWebhook => "KAMIOKASH_WEBHOOK_SECRET",
-        }
+/// Parses the process's arguments; on a usage error, clap prints it and exits 2.
+pub(crate) fn parse() -> Parsed {
+    let matches = command().get_matches();
+    match from_matches(&matches) {
+        Ok(parsed) => parsed,
+        Err(e) => e.exit(),
     }
 }
 
+fn from_matches(matches: &ArgMatches) -> Result<Parsed, clap::Error> {
+    let missing = || clap::Error::new(clap::error::ErrorKind::MissingSubcommand);
+    let (name, sub) = matches.subcommand().ok_or_else(missing)?;
+    if let Some(mode) = Mode::named(name) {
+        let (scheme_name, scheme_matches) = sub.subcommand().ok_or_else(missing)?;
+        let scheme = countersign::Scheme::named(scheme_name)
+            .map_err(|_| clap::Error::new(clap::error::ErrorKind::InvalidSubcommand))?;
+        return Ok(Parsed::Scheme(
+            mode,
+            Box::new(RequestArgs::from_matches(scheme, scheme_matches)),
+        ));
+    }
+    match name {
+        "demo" => Ok(Parsed::Demo),
+        "serve" => Ok(Parsed::Serve(ServeArgs::from_arg_matches(sub)?)),
+        "send" => Ok(Parsed::Send(SendArgs::from_arg_matches(sub)?)),
+        _ => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
+    }
+}
+
+/// `--trailing-slash`: what to do with the URL's trailing slash before signing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum SlashArg {
+    /// Sign the URL as given.
     Preserve,
+    /// Remove a trailing slash.
     Strip,
+    /// Add a trailing slash.
     Require,
 }
 
@@ -90,6 +98,7 @@ impl From<SlashArg> for countersign::TrailingSlash {
     }
 }
 
+/// `sign --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum SignFormat {
     /// `Name: value` lines.
@@ -100,96 +109,13 @@ pub(crate) enum SignFormat {
     Curl,
 }
 
+/// `verify --format` and `diagnose --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum VerifyFormat {
+    /// Lines for a person.
     Text,
+    /// One JSON object.
     Json,
-}
-
-/// The request's parts; which are required depends on the scheme.
-#[derive(Debug, Args)]
-pub(crate) struct RequestArgs {
-    /// The scheme.
-    #[arg(value_enum)]
-    pub(crate) scheme: SchemeArg,
-    /// Kitopay merchant id.
-    #[arg(long, allow_hyphen_values = true)]
-    pub(crate) merchant_id: Option<String>,
-    /// HTTP method, signed exactly as given (Kitopay schemes; kitopay-webhook defaults to POST).
-    #[arg(long)]
-    pub(crate) method: Option<String>,
-    /// Request URL (Kitopay full schemes sign its canonical form; others only print it).
-    #[arg(long)]
-    pub(crate) url: Option<String>,
-    /// Transaction id (kitopay-simplified).
-    #[arg(long, allow_hyphen_values = true)]
-    pub(crate) transaction_id: Option<String>,
-    /// Body text, used verbatim (no newline added).
-    #[arg(long, conflicts_with = "body_file", allow_hyphen_values = true)]
-    pub(crate) body: Option<String>,
-    /// Body file, bytes verbatim (binary allowed); `-` reads standard input.
-    #[arg(long)]
-    pub(crate) body_file: Option<PathBuf>,
-    /// Trailing-slash policy for the URL.
-    #[arg(long, value_enum, default_value = "preserve")]
-    pub(crate) trailing_slash: SlashArg,
-    /// Read the secret from this file (UTF-8). Exactly one trailing newline (`\n` or `\r\n`)
-    /// is stripped, if present; nothing else: other whitespace, and a second newline, are kept
-    /// as part of the secret.
-    #[arg(long, conflicts_with = "secret_env")]
-    pub(crate) secret_file: Vec<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct SignArgs {
-    #[command(flatten)]
-    pub(crate) request: RequestArgs,
-    /// KamioKash public API key (X-API-Key).
-    #[arg(long, allow_hyphen_values = true)]
-    pub(crate) api_key: Option<String>,
-    /// Timestamp to sign, in the provider's format (UNIX seconds or RFC 3339). Defaults to now.
-    #[arg(long, allow_hyphen_values = true)]
-    pub(crate) timestamp: Option<String>,
-    /// Read the secret from this environment variable (defaults per scheme).
-    #[arg(long)]
-    pub(crate) secret_env: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "headers")]
-    pub(crate) format: SignFormat,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct VerifyArgs {
-    #[command(flatten)]
-    pub(crate) request: RequestArgs,
-    /// The timestamp header's value, exactly as received.
-    #[arg(long, allow_hyphen_values = true)]
-    pub(crate) timestamp: String,
-    /// The signature header's value (64 hex characters).
-    #[arg(long, allow_hyphen_values = true)]
-    pub(crate) signature: String,
-    /// KamioKash: the API key this account expects; the request's X-API-Key (given with
-    /// --received-api-key) must equal it.
-    #[arg(long, allow_hyphen_values = true, requires = "received_api_key")]
-    pub(crate) api_key: Option<String>,
-    /// KamioKash: the X-API-Key header's value, exactly as received.
-    #[arg(long, allow_hyphen_values = true)]
-    pub(crate) received_api_key: Option<String>,
-    /// The current time, in the provider's format. Defaults to the system clock.
-    #[arg(long)]
-    pub(crate) now: Option<String>,
-    /// Oldest acceptable timestamp, in seconds.
-    #[arg(long, default_value_t = 60)]
-    pub(crate) max_age: u64,
-    /// Furthest acceptable future timestamp, in seconds.
-    #[arg(long, default_value_t = 60)]
-    pub(crate) max_future: u64,
-    /// Environment variable holding a secret; repeat for rotation (the match is reported).
-    #[arg(long)]
-    pub(crate) secret_env: Vec<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
-    pub(crate) format: VerifyFormat,
 }
 
 /// `countersign serve <provider>`.
@@ -199,6 +125,7 @@ pub(crate) struct ServeArgs {
     pub(crate) provider: ServeProvider,
 }
 
+/// What `serve` stands in for.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ServeProvider {
     /// Check Kitopay-signed requests: the full scheme, or the simplified one when the request
@@ -223,6 +150,12 @@ pub(crate) enum ServeProvider {
         #[command(flatten)]
         common: ServeCommon,
     },
+    /// Check Standard Webhooks deliveries POSTed to it (webhook-id, webhook-timestamp,
+    /// webhook-signature; 5-minute window).
+    StandardWebhooks {
+        #[command(flatten)]
+        common: ServeCommon,
+    },
 }
 
 /// What every `serve` provider takes.
@@ -231,12 +164,13 @@ pub(crate) struct ServeCommon {
     /// Port to listen on, on 127.0.0.1 only; 0 picks a free one (the address is printed).
     #[arg(long, default_value_t = 8080)]
     pub(crate) port: u16,
-    /// Environment variable holding a secret (default KITOPAY_SECRET or KAMIOKASH_SECRET);
-    /// repeat for rotation (the key that matched is reported).
-    #[arg(long)]
+    /// Environment variable holding a secret (default: the scheme's, KITOPAY_SECRET,
+    /// KAMIOKASH_SECRET or STANDARD_WEBHOOKS_SECRET); repeat for rotation (the key that
+    /// matched is reported).
+    #[arg(long, allow_hyphen_values = true)]
     pub(crate) secret_env: Vec<String>,
     /// File holding a secret (exactly one trailing newline is stripped); repeatable.
-    #[arg(long, conflicts_with = "secret_env")]
+    #[arg(long, allow_hyphen_values = true)]
     pub(crate) secret_file: Vec<PathBuf>,
 }
 
@@ -247,6 +181,7 @@ pub(crate) struct SendArgs {
     pub(crate) target: SendTarget,
 }
 
+/// What `send` delivers.
 #[derive(Debug, Subcommand)]
 pub(crate) enum SendTarget {
     /// A KamioKash webhook delivery (X-Timestamp, X-Kamio-Signature over timestamp ‖ body).
@@ -275,6 +210,29 @@ pub(crate) enum SendTarget {
             conflicts_with = "body_file"
         )]
         status: String,
+        /// Sign for this URL (the public URL your handler is registered at, behind a proxy
+        /// or tunnel) and send to --url. Defaults to --url.
+        #[arg(long)]
+        signed_url: Option<String>,
+        #[command(flatten)]
+        common: SendCommon,
+    },
+    /// A Standard Webhooks delivery (webhook-id, webhook-timestamp, webhook-signature over
+    /// id ‖ `.` ‖ timestamp ‖ `.` ‖ body; `whsec_` secret).
+    StandardWebhooks {
+        /// The event type of the sample body, e.g. invoice.paid: `{"type", "timestamp",
+        /// "data"}` as the specification recommends (required unless --body-file is given).
+        #[arg(
+            long,
+            allow_hyphen_values = true,
+            required_unless_present = "body_file",
+            conflicts_with = "body_file"
+        )]
+        event: Option<String>,
+        /// The webhook-id. Defaults to a fresh `msg_…` id; repeats and re-signed retries
+        /// keep it.
+        #[arg(long, allow_hyphen_values = true)]
+        id: Option<String>,
         #[command(flatten)]
         common: SendCommon,
     },
@@ -283,8 +241,8 @@ pub(crate) enum SendTarget {
 /// What every `send` delivery takes.
 #[derive(Debug, Args)]
 pub(crate) struct SendCommon {
-    /// Your endpoint (plain http), e.g. http://127.0.0.1:3000/webhooks/kamiokash. Sent,
-    /// and for Kitopay signed, exactly in its canonical form.
+    /// Your endpoint (plain http), e.g. http://127.0.0.1:3000/webhooks/kamiokash. Sent (and,
+    /// for Kitopay without --signed-url, signed) exactly in its canonical form.
     #[arg(long)]
     pub(crate) url: String,
     /// Send this file's bytes as the body instead of the sample (`-` reads standard input).
@@ -294,14 +252,18 @@ pub(crate) struct SendCommon {
     /// replay handling.
     #[arg(long, default_value_t = 0)]
     pub(crate) repeat: u32,
+    /// With --repeat: re-sign each repeat at the time it is sent (same bytes, same
+    /// webhook-id, a fresh timestamp and signature), as a provider's retry is.
+    #[arg(long, requires = "repeat")]
+    pub(crate) resign: bool,
     /// Wait this many seconds between signing and sending, so the delivery arrives stale.
     #[arg(long, default_value_t = 0)]
     pub(crate) delay: u64,
-    /// Environment variable holding the secret (default KAMIOKASH_WEBHOOK_SECRET or
-    /// KITOPAY_SECRET).
-    #[arg(long)]
+    /// Environment variable holding the secret (default: the scheme's,
+    /// KAMIOKASH_WEBHOOK_SECRET, KITOPAY_SECRET or STANDARD_WEBHOOKS_SECRET).
+    #[arg(long, allow_hyphen_values = true)]
     pub(crate) secret_env: Option<String>,
     /// File holding the secret (exactly one trailing newline is stripped).
-    #[arg(long, conflicts_with = "secret_env")]
+    #[arg(long, conflicts_with = "secret_env", allow_hyphen_values = true)]
     pub(crate) secret_file: Option<PathBuf>,
 }

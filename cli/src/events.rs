@@ -1,6 +1,7 @@
 //! Sample webhook bodies for `countersign send`: the shapes the library parses
-//! (`kamiokash::WebhookEvent`, `kitopay::WebhookEvent`), with realistic data and fresh ids
-//! on every run, so a handler that deduplicates by id sees a new event each time.
+//! (`kamiokash::WebhookEvent`, `kitopay::WebhookEvent`) and the payload shape the Standard
+//! Webhooks specification recommends, with realistic data and fresh ids on every run, so a
+//! handler that deduplicates by id sees a new event each time.
 
 use countersign::Timestamp;
 use serde_json::{Value, json};
@@ -18,6 +19,26 @@ impl Ids {
         Ids {
             state: nanos ^ (u64::from(std::process::id()) << 40),
         }
+    }
+
+    /// Another stream than [`Ids::new`]'s for the same instant (a message id apart from the
+    /// ids in its body).
+    fn salted(now: Timestamp, salt: u64) -> Self {
+        let mut ids = Ids::new(now);
+        ids.state ^= salt;
+        ids
+    }
+
+    /// `count` characters of `[0-9A-Za-z]`.
+    fn base62(&mut self, count: usize) -> String {
+        const ALPHABET: &[u8; 62] =
+            b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        (0..count)
+            .map(|_| {
+                let i = usize::try_from(self.next() % 62).unwrap_or_default();
+                char::from(ALPHABET[i])
+            })
+            .collect()
     }
 
     /// splitmix64.
@@ -118,6 +139,46 @@ pub(crate) fn kitopay(status: &str, now: Timestamp) -> Vec<u8> {
     }))
 }
 
+/// A fresh Standard Webhooks message id, e.g. `msg_p5jXN8AQM9LWM0D4loKWxJek`: `msg_` and 24
+/// characters of `[0-9A-Za-z]`.
+pub(crate) fn message_id(now: Timestamp) -> String {
+    let mut ids = Ids::salted(now, 0x6d73_675f_6964_5f5f);
+    format!("msg_{}", ids.base62(24))
+}
+
+/// The body of a Standard Webhooks delivery of type `event`, in the shape the specification
+/// recommends: `{"type": ..., "timestamp": RFC 3339, "data": {...}}`, minified.
+pub(crate) fn standard_webhooks(event: &str, now: Timestamp) -> Vec<u8> {
+    let mut ids = Ids::new(now);
+    let at = now.to_iso_text();
+    // The object's id prefix from the event's first word: `invoice.paid` → `inv_…`.
+    let prefix: String = event
+        .split(['.', '_', ':'])
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(3)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let prefix = if prefix.is_empty() {
+        "obj".to_owned()
+    } else {
+        prefix
+    };
+    to_bytes(&json!({
+        "type": event,
+        "timestamp": at.as_str(),
+        "data": {
+            "id": ids.id(&format!("{prefix}_")),
+            "amount": 2450,
+            "currency": "EUR",
+            "customer": ids.id("cus_"),
+            "created_at": at.as_str(),
+        },
+    }))
+}
+
 fn to_bytes(value: &Value) -> Vec<u8> {
     // Serialising a `Value` fails only for non-string map keys, which it cannot hold.
     serde_json::to_vec(value).unwrap_or_default()
@@ -139,6 +200,23 @@ mod tests {
             assert_eq!(parsed.event_type(), event);
             assert!(parsed.data().is_object());
         }
+    }
+
+    #[test]
+    fn standard_webhooks_sample_has_the_recommended_shape() {
+        let now = Timestamp::from_unix_millis(1_769_505_786_658).unwrap();
+        let body: Value = serde_json::from_slice(&standard_webhooks("invoice.paid", now)).unwrap();
+        assert_eq!(body["type"], "invoice.paid");
+        assert_eq!(body["timestamp"], "2026-01-27T09:23:06.658Z");
+        assert!(body["data"]["id"].as_str().unwrap().starts_with("inv_"));
+        let id = message_id(now);
+        assert_eq!(id.len(), 28, "{id}");
+        assert!(id.starts_with("msg_"));
+        assert!(id[4..].bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+        assert_ne!(
+            message_id(now),
+            message_id(Timestamp::from_unix_millis(1_769_505_786_659).unwrap())
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use countersign::{CanonicalUrl, KeyRing, Scheme, SecretKey, SignableRequest, Signer};
 use zeroize::Zeroizing;
 
-use crate::args::RequestArgs;
+use crate::scheme_args::RequestArgs;
 
 /// A bad-usage or bad-input error: exit code 2.
 #[derive(Debug)]
@@ -33,41 +33,26 @@ pub(crate) enum BodySource {
 #[derive(Debug)]
 pub(crate) struct Loaded {
     pub(crate) scheme: &'static Scheme,
-    pub(crate) merchant_id: Option<String>,
+    /// The identity (`--merchant-id`, `--api-key`), where the scheme has one.
+    pub(crate) identity: Option<String>,
     pub(crate) method: Option<String>,
     /// The canonical URL, for schemes that sign it.
     pub(crate) url: Option<CanonicalUrl>,
     pub(crate) raw_url: Option<String>,
-    pub(crate) transaction_id: Option<String>,
+    /// The named values, `(name, value)`.
+    pub(crate) values: Vec<(&'static str, String)>,
     pub(crate) body: Vec<u8>,
     pub(crate) body_source: BodySource,
 }
 
-fn need<'a>(value: &'a Option<String>, flag: &str, scheme: &Scheme) -> Result<&'a str, Usage> {
-    value
-        .as_deref()
-        .ok_or_else(|| Usage(format!("{flag} is required for the {scheme} scheme")))
-}
-
 impl Loaded {
     pub(crate) fn from_args(a: &RequestArgs) -> Result<Self, Usage> {
-        let scheme = a.scheme.scheme();
-        // Webhooks are POSTed; the library's webhook verifier assumes POST too.
-        let method = match &a.method {
-            None if scheme.is_webhook() && scheme.signs_method() => Some("POST".to_owned()),
-            method => method.clone(),
-        };
-        if scheme.signs_identity() {
-            need(&a.merchant_id, "--merchant-id", scheme)?;
-        }
-        if scheme.signs_method() {
-            need(&method, "--method", scheme)?;
-        }
-        if scheme.values().any(|v| v.name() == "transaction_id") {
-            need(&a.transaction_id, "--transaction-id", scheme)?;
-        }
+        let scheme = a.scheme;
         let url = if scheme.signs_url() {
-            let raw = need(&a.url, "--url", scheme)?;
+            let raw = a
+                .url
+                .as_deref()
+                .ok_or_else(|| Usage(format!("--url is required for the {scheme} scheme")))?;
             Some(
                 CanonicalUrl::parse_with(raw, a.trailing_slash.into())
                     .map_err(|e| Usage(format!("--url: {e}")))?,
@@ -83,16 +68,31 @@ impl Loaded {
         };
         let loaded = Loaded {
             scheme,
-            merchant_id: a.merchant_id.clone(),
-            method,
+            identity: a.identity.clone(),
+            method: a.method.clone(),
             url,
             raw_url: a.url.clone(),
-            transaction_id: a.transaction_id.clone(),
+            values: a.values.clone(),
             body,
             body_source,
         };
         loaded.signable()?;
         Ok(loaded)
+    }
+
+    /// The identity, where the scheme signs it.
+    pub(crate) fn signed_identity(&self) -> Option<&str> {
+        self.identity
+            .as_deref()
+            .filter(|_| self.scheme.signs_identity())
+    }
+
+    /// The value named `name`, if given.
+    pub(crate) fn value(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The URL to show (canonical where the scheme signs it, else canonicalised for display).
@@ -108,6 +108,7 @@ impl Loaded {
         }
     }
 
+    /// The request as the scheme signs it.
     pub(crate) fn signable(&self) -> Result<SignableRequest<'_>, Usage> {
         let bad_method = |e: countersign::Error| Usage(format!("--method: {e}"));
         let mut request = SignableRequest::body(&self.body);
@@ -117,25 +118,24 @@ impl Loaded {
         if let (true, Some(u)) = (self.scheme.signs_url(), &self.url) {
             request = request.with_url(u);
         }
-        if let Some(t) = &self.transaction_id {
-            request = request.with_transaction_id(t);
+        for (name, value) in &self.values {
+            request = request.with_value(name, value);
         }
         Ok(request)
     }
 
-    pub(crate) fn signer(&self, secret: Secret, api_key: Option<&str>) -> Result<Signer, Usage> {
-        let key = secret.key()?;
-        let signer = Signer::new(self.scheme, key)?;
-        let identity = if self.scheme.signs_identity() {
-            self.merchant_id.as_deref()
-        } else {
-            api_key
-        };
-        match (self.scheme.identity_header(), identity) {
-            (Some(_), Some(identity)) => Ok(signer.with_identity(identity)?),
-            (Some(_), None) => Err(Usage(
-                "--api-key is required for the kamiokash scheme".into(),
-            )),
+    /// A signer for the scheme with `secret`, and the identity if the scheme has one.
+    pub(crate) fn signer(&self, secret: &Secret) -> Result<Signer, Usage> {
+        let signer = Signer::new(self.scheme, secret.key(self.scheme)?)?;
+        match (self.scheme.identity_name(), &self.identity) {
+            (Some(name), Some(identity)) => signer
+                .with_identity(identity)
+                .map_err(|e| Usage(format!("--{}: {e}", crate::scheme_args::flag_of(name)))),
+            (Some(name), None) => Err(Usage(format!(
+                "--{} is required for the {} scheme",
+                crate::scheme_args::flag_of(name),
+                self.scheme
+            ))),
             (None, _) => Ok(signer),
         }
     }
@@ -152,9 +152,21 @@ pub(crate) fn read_body(path: &Path) -> Result<Vec<u8>, Usage> {
     Ok(bytes)
 }
 
-/// A secret and the name it is reported by (env var name, or `file:PATH`).
+/// Where a secret came from.
+#[derive(Debug, Clone)]
+enum Source {
+    /// An environment variable, by name.
+    Env(String),
+    /// A `--secret-file`: which one it was (1-based) of how many.
+    File(usize, usize),
+}
+
+/// A secret and where it came from. Its id (the variable's name, or `file:PATH`) names the
+/// key in verdicts; error messages never show a `--secret-file` value (it may be the secret,
+/// pasted where a path belongs) nor a secret's text.
 pub(crate) struct Secret {
     pub(crate) id: String,
+    source: Source,
     text: Zeroizing<String>,
 }
 
@@ -163,37 +175,68 @@ impl Secret {
         &self.text
     }
 
-    pub(crate) fn key(&self) -> Result<SecretKey, Usage> {
-        SecretKey::new(self.text())
-            .map_err(|_| Usage(format!("the secret from {} is empty", self.id)))
+    /// Where the secret came from, for error messages: the variable's name, or which
+    /// `--secret-file` (never its value).
+    fn origin(&self) -> String {
+        match &self.source {
+            Source::Env(name) if looks_like_a_name(name) => name.clone(),
+            Source::Env(_) => "the variable named by --secret-env".to_owned(),
+            Source::File(n, total) => file_label(*n, *total),
+        }
+    }
+
+    /// The key for the scheme (its key form applied: UTF-8, or `whsec_` + base64).
+    pub(crate) fn key(&self, scheme: &Scheme) -> Result<SecretKey, Usage> {
+        scheme.key(self.text()).map_err(|e| match e.kind() {
+            countersign::ErrorKind::EmptySecret => {
+                Usage(format!("the secret in {} is empty", self.origin()))
+            }
+            _ => Usage(format!(
+                "the secret in {} is not in the {scheme} scheme's form: {e}",
+                self.origin()
+            )),
+        })
     }
 
     fn from_env(name: &str) -> Result<Self, Usage> {
         match std::env::var(name) {
             Ok(text) => Ok(Secret {
                 id: name.to_owned(),
+                source: Source::Env(name.to_owned()),
                 text: Zeroizing::new(text),
             }
             .warn_whitespace()),
             Err(std::env::VarError::NotPresent) => Err(Usage(missing_env(name))),
-            Err(std::env::VarError::NotUnicode(_)) => {
-                Err(Usage(format!("the secret in {name} is not valid UTF-8")))
-            }
+            Err(std::env::VarError::NotUnicode(_)) => Err(Usage(if looks_like_a_name(name) {
+                format!("the secret in {name} is not valid UTF-8")
+            } else {
+                "the secret in the variable named by --secret-env is not valid UTF-8".to_owned()
+            })),
         }
     }
 
-    fn from_file(path: &Path) -> Result<Self, Usage> {
+    /// Reads the `n`th of `total` `--secret-file`s. No error shows the path: what was given
+    /// may be the secret itself, and a path that names no file says nothing more than which
+    /// flag it was.
+    fn from_file(path: &Path, n: usize, total: usize) -> Result<Self, Usage> {
+        let label = file_label(n, total);
         let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-            // The "path" may be the secret itself, pasted where a path belongs: not echoed.
-            std::io::ErrorKind::NotFound => Usage(
-                "--secret-file: no file at the path given (not shown, in case it is the secret itself); pass the PATH of a file that holds the secret".into(),
-            ),
-            _ => Usage(format!("--secret-file {}: {e}", path.display())),
+            std::io::ErrorKind::NotFound => Usage(format!(
+                "{label}: no file at the path given (not shown, in case it is the secret itself); pass the PATH of a file that holds the secret"
+            )),
+            _ => Usage(format!(
+                "{label}: cannot read the file at the path given (not shown, in case it is the secret itself): {}; pass the PATH of a readable file that holds the secret",
+                io_reason(&e)
+            )),
         })?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Usage(format!("--secret-file {}: not valid UTF-8", path.display())))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Usage(format!(
+                "{label}: the file is not UTF-8 text; a secret is text (save it as UTF-8)"
+            ))
+        })?;
         Ok(Secret {
             id: format!("file:{}", path.display()),
+            source: Source::File(n, total),
             text: Zeroizing::new(strip_one_newline(text)),
         }
         .warn_whitespace())
@@ -211,11 +254,6 @@ impl Secret {
         self
     }
 
-    /// Exactly one secret (sign, explain).
-    pub(crate) fn one(a: &RequestArgs, env: Option<&str>) -> Result<Self, Usage> {
-        Self::one_of(&a.secret_file, env, a.scheme.default_secret_env())
-    }
-
     /// Exactly one secret, from `--secret-env`, `--secret-file` or the default variable.
     pub(crate) fn one_of(
         files: &[PathBuf],
@@ -225,16 +263,32 @@ impl Secret {
         match (files, env) {
             ([], None) => Self::from_env(default_env),
             ([], Some(name)) => Self::from_env(name),
-            ([path], None) => Self::from_file(path),
+            ([path], None) => Self::from_file(path, 1, 1),
             _ => Err(Usage(
                 "give one secret: --secret-env NAME or --secret-file PATH".into(),
             )),
         }
     }
 
-    /// One or more secrets (verify, diagnose): rotation.
-    pub(crate) fn many(a: &RequestArgs, envs: &[String]) -> Result<Vec<Self>, Usage> {
-        Self::many_of(envs, &a.secret_file, a.scheme.default_secret_env())
+    /// The secrets of a scheme command: one for `explain` and for schemes whose header
+    /// holds one signature; for the others (and to verify), one or more.
+    pub(crate) fn of_args(a: &RequestArgs, several: bool) -> Result<Vec<Self>, Usage> {
+        let default = a.scheme.secret().name();
+        if several {
+            Self::many_of(&a.secret_env, &a.secret_file, default)
+        } else {
+            let env = match a.secret_env.as_slice() {
+                [] => None,
+                [one] => Some(one.as_str()),
+                _ => {
+                    return Err(Usage(format!(
+                        "give one secret: the {} scheme's header holds one signature",
+                        a.scheme
+                    )));
+                }
+            };
+            Ok(vec![Self::one_of(&a.secret_file, env, default)?])
+        }
     }
 
     /// One or more secrets, in the order given (variables first), or the default variable.
@@ -247,8 +301,8 @@ impl Secret {
         for name in envs {
             out.push(Self::from_env(name)?);
         }
-        for path in files {
-            out.push(Self::from_file(path)?);
+        for (i, path) in files.iter().enumerate() {
+            out.push(Self::from_file(path, i + 1, files.len())?);
         }
         if out.is_empty() {
             out.push(Self::from_env(default_env)?);
@@ -257,11 +311,34 @@ impl Secret {
     }
 }
 
-/// The secrets as a key ring, each under the name it was loaded by (rotation).
-pub(crate) fn key_ring(secrets: &[Secret]) -> Result<KeyRing, Usage> {
+/// `--secret-file`, or `the 2nd --secret-file` when there are several.
+fn file_label(n: usize, total: usize) -> String {
+    if total <= 1 {
+        return "--secret-file".to_owned();
+    }
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("the {n}{suffix} --secret-file")
+}
+
+/// Why a file could not be read, without the path (an OS error's text never has it).
+fn io_reason(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(_) => e.to_string(),
+        None => format!("{:?}", e.kind()),
+    }
+}
+
+/// The secrets as a key ring for `scheme`, each under the name it was loaded by (rotation).
+pub(crate) fn key_ring(secrets: &[Secret], scheme: &Scheme) -> Result<KeyRing, Usage> {
     let mut ring: Option<KeyRing> = None;
     for s in secrets {
-        let key = s.key()?;
+        let key = s.key(scheme)?;
         ring = Some(match ring {
             None => KeyRing::new(s.id.clone(), key),
             Some(r) => r.with(s.id.clone(), key),
@@ -286,6 +363,11 @@ fn is_env_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Whether `name` is shown in messages: a conventional variable name (no lowercase letters).
+fn looks_like_a_name(name: &str) -> bool {
+    is_env_name(name) && !name.bytes().any(|b| b.is_ascii_lowercase())
 }
 
 /// The error for an unset variable. The name is shown only when it looks like a

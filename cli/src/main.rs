@@ -1,5 +1,6 @@
-//! `countersign`: sign, verify, explain and diagnose KamioKash and Kitopay request signatures,
-//! and a local provider sandbox (`serve` checks your client, `send` fires webhooks at you).
+//! `countersign`: sign, verify, explain and diagnose request and webhook signatures for every
+//! scheme of the library's registry (KamioKash, Kitopay, Standard Webhooks), and a local
+//! provider sandbox (`serve` checks your client, `send` fires webhooks at you).
 //!
 //! A thin front end: parse arguments, call the library, print, choose the exit code
 //! (0 valid / done, 1 rejected, 2 bad usage or input).
@@ -12,13 +13,13 @@ mod events;
 mod findings;
 mod inputs;
 mod render;
+mod scheme_args;
 mod send;
 mod serve;
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
-use clap::Parser as _;
 use countersign::diagnose::Inputs;
 use countersign::{
     ErrorKind, FixedClock, Freshness, ReceivedRequest, Scheme, SignedRequest, StringToSign,
@@ -26,9 +27,10 @@ use countersign::{
 };
 use serde_json::json;
 
-use crate::args::{Cli, Command, SignArgs, SignFormat, VerifyArgs, VerifyFormat};
+use crate::args::{Parsed, SignFormat, VerifyFormat};
 use crate::findings::Search;
 use crate::inputs::{BodySource, Loaded, Secret, Usage};
+use crate::scheme_args::{Mode, RequestArgs};
 
 fn main() -> ExitCode {
     // Before clap parses anything: its errors and suggestions would echo the value.
@@ -39,15 +41,14 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     init_tracing();
-    let cli = Cli::parse();
-    let outcome = match cli.command {
-        Command::Sign(a) => sign(&a),
-        Command::Explain(a) => explain(&a),
-        Command::Verify(a) => verify(&a),
-        Command::Diagnose(a) => diagnose(&a),
-        Command::Demo => demo::run(),
-        Command::Serve(a) => serve::run(&a),
-        Command::Send(a) => send::run(&a),
+    let outcome = match args::parse() {
+        Parsed::Scheme(Mode::Sign, a) => sign(&a),
+        Parsed::Scheme(Mode::Explain, a) => explain(&a),
+        Parsed::Scheme(Mode::Verify, a) => verify(&a),
+        Parsed::Scheme(Mode::Diagnose, a) => diagnose(&a),
+        Parsed::Demo => demo::run(),
+        Parsed::Serve(a) => serve::run(&a),
+        Parsed::Send(a) => send::run(&a),
     };
     match outcome {
         Ok(code) => code,
@@ -98,21 +99,84 @@ fn sign_loaded<'s>(
     signer.sign(&loaded.signable()?, at).map_err(Usage::from)
 }
 
-fn sign(a: &SignArgs) -> Result<ExitCode, Usage> {
-    let loaded = Loaded::from_args(&a.request)?;
-    let secret = Secret::one(&a.request, a.secret_env.as_deref())?;
-    let signer = loaded.signer(secret, a.api_key.as_deref())?;
-    let signed = sign_loaded(&loaded, &signer, a.timestamp.as_deref())?;
-    let message = loaded.string_to_sign(signed.timestamp().unwrap_or_default())?;
-    let out = match a.format {
-        SignFormat::Headers => signed
-            .headers()
+/// The signers of a `sign`/`explain` command: one per secret (several only where the
+/// scheme's signature header holds a list).
+fn signers(
+    a: &RequestArgs,
+    loaded: &Loaded,
+    several: bool,
+) -> Result<Vec<countersign::Signer>, Usage> {
+    let several = several && a.scheme.signature().separator().is_some();
+    Secret::of_args(a, several)?
+        .iter()
+        .map(|secret| loaded.signer(secret))
+        .collect()
+}
+
+/// The signature header's value: the signatures joined by the scheme's list separator.
+fn signature_value(scheme: &Scheme, signed: &[SignedRequest<'_>]) -> String {
+    let separator = scheme
+        .signature()
+        .separator()
+        .map(char::from)
+        .unwrap_or(' ')
+        .to_string();
+    signed
+        .iter()
+        .map(SignedRequest::signature_value)
+        .collect::<Vec<_>>()
+        .join(&separator)
+}
+
+/// The headers to send: the first signature's, with every signature in the signature
+/// header.
+fn headers_of(scheme: &Scheme, signed: &[SignedRequest<'_>]) -> Vec<(&'static str, String)> {
+    let signature = signature_value(scheme, signed);
+    signed
+        .first()
+        .map(|first| {
+            first
+                .headers()
+                .map(|(name, value)| {
+                    if name == scheme.signature_header() {
+                        (name, signature.clone())
+                    } else {
+                        (name, value.to_owned())
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn sign(a: &RequestArgs) -> Result<ExitCode, Usage> {
+    let loaded = Loaded::from_args(a)?;
+    let signers = signers(a, &loaded, true)?;
+    let at = match a.timestamp.as_deref() {
+        Some(text) => Some(loaded.scheme.parse_timestamp(text).map_err(Usage::from)?),
+        None => None,
+    };
+    let at = at.unwrap_or_else(|| countersign::Timestamp::now(&SystemClock));
+    let signable = loaded.signable()?;
+    let signed = signers
+        .iter()
+        .map(|signer| signer.sign(&signable, at))
+        .collect::<Result<Vec<_>, _>>()?;
+    let headers = headers_of(loaded.scheme, &signed);
+    let timestamp = signed
+        .first()
+        .and_then(SignedRequest::timestamp)
+        .unwrap_or_default();
+    let message = loaded.string_to_sign(timestamp)?;
+    let out = match a.sign_format {
+        SignFormat::Headers => headers
+            .iter()
             .map(|(k, v)| format!("{k}: {v}\n"))
             .collect::<String>(),
         SignFormat::Json => {
-            let headers: serde_json::Map<String, serde_json::Value> = signed
-                .headers()
-                .map(|(k, v)| (k.to_owned(), json!(v)))
+            let headers: serde_json::Map<String, serde_json::Value> = headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), json!(v)))
                 .collect();
             let mut obj = json!({
                 "scheme": loaded.scheme.as_str(),
@@ -122,16 +186,16 @@ fn sign(a: &SignArgs) -> Result<ExitCode, Usage> {
                 obj["url"] = json!(loaded.url.as_ref().map(|u| u.as_str()));
             }
             obj["string_to_sign"] = json!(String::from_utf8_lossy(&message.to_bytes()));
-            obj["signature"] = json!(signed.signature_hex());
+            obj["signature"] = json!(signature_value(loaded.scheme, &signed));
             format!("{obj:#}\n")
         }
-        SignFormat::Curl => curl_command(&loaded, &signed)?,
+        SignFormat::Curl => curl_command(&loaded, &headers)?,
     };
     print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 
-fn curl_command(loaded: &Loaded, signed: &SignedRequest<'_>) -> Result<String, Usage> {
+fn curl_command(loaded: &Loaded, headers: &[(&'static str, String)]) -> Result<String, Usage> {
     let Some(url) = loaded.display_url() else {
         return Err(Usage(
             "--format curl needs --url (the endpoint to call)".into(),
@@ -164,7 +228,7 @@ fn curl_command(loaded: &Loaded, signed: &SignedRequest<'_>) -> Result<String, U
         render::shell_quote(&method),
         render::shell_quote(&url)
     ));
-    for (k, v) in signed.headers() {
+    for (k, v) in headers {
         line.push_str(&format!(
             " \\\n  -H {}",
             render::shell_quote(&format!("{k}: {v}"))
@@ -191,23 +255,25 @@ fn curl_command(loaded: &Loaded, signed: &SignedRequest<'_>) -> Result<String, U
     Ok(line)
 }
 
-fn explain(a: &SignArgs) -> Result<ExitCode, Usage> {
-    let loaded = Loaded::from_args(&a.request)?;
-    let secret = Secret::one(&a.request, a.secret_env.as_deref())?;
-    let signer = loaded.signer(secret, a.api_key.as_deref())?;
-    let signed = sign_loaded(&loaded, &signer, a.timestamp.as_deref())?;
+fn explain(a: &RequestArgs) -> Result<ExitCode, Usage> {
+    let loaded = Loaded::from_args(a)?;
+    let signers = signers(a, &loaded, false)?;
+    let Some(signer) = signers.first() else {
+        return Err(Usage(
+            "missing secret: pass --secret-env NAME or --secret-file PATH".into(),
+        ));
+    };
+    let signed = sign_loaded(&loaded, signer, a.timestamp.as_deref())?;
     let message = loaded.string_to_sign(signed.timestamp().unwrap_or_default())?;
     let mut out = format!("scheme: {}\n", loaded.scheme);
     if let Some(url) = &loaded.url {
         out.push_str(&format!(
             "url: {url}  (canonical, trailing slash: {})\n",
-            countersign::TrailingSlash::from(a.request.trailing_slash).as_str()
+            countersign::TrailingSlash::from(a.trailing_slash).as_str()
         ));
-    } else if loaded.raw_url.is_some() {
-        out.push_str("url: not signed by this scheme\n");
     }
     out.push_str(&render::explain_message(&message));
-    out.push_str(&format!("signature: {}\n", signed.signature_hex()));
+    out.push_str(&format!("signature: {}\n", signed.signature_value()));
     print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
@@ -218,17 +284,22 @@ struct VerifySetup {
     secrets: Vec<Secret>,
     verifier: Verifier,
     headers: Vec<(&'static str, String)>,
+    timestamp: String,
+    signature: String,
 }
 
 impl VerifySetup {
-    fn new(a: &VerifyArgs) -> Result<Self, Usage> {
-        let loaded = Loaded::from_args(&a.request)?;
-        let secrets = Secret::many(&a.request, &a.secret_env)?;
-        let ring = inputs::key_ring(&secrets)?;
+    fn new(a: &RequestArgs) -> Result<Self, Usage> {
+        let loaded = Loaded::from_args(a)?;
         let scheme = loaded.scheme;
+        let secrets = Secret::of_args(a, true)?;
+        let ring = inputs::key_ring(&secrets, scheme)?;
         let mut verifier = Verifier::new(scheme, ring).map_err(Usage::from)?;
-        if let (true, Some(merchant)) = (scheme.signs_identity(), &loaded.merchant_id) {
-            verifier = verifier.with_identity(merchant).map_err(Usage::from)?;
+        // The identity configured: signed (the merchant id), or only expected (the API key).
+        if let (Some(name), Some(identity)) = (scheme.identity_name(), &loaded.identity) {
+            verifier = verifier
+                .with_identity(identity)
+                .map_err(|e| Usage(format!("--{}: {e}", scheme_args::flag_of(name))))?;
         }
         if scheme.is_webhook() && scheme.signs_url() {
             let url = loaded
@@ -237,19 +308,6 @@ impl VerifySetup {
                 .ok_or_else(|| Usage("--url is required".into()))?;
             verifier = verifier.with_url(url);
         }
-        let api_key_given = a.api_key.is_some() || a.received_api_key.is_some();
-        if api_key_given && (scheme.identity_header().is_none() || scheme.signs_identity()) {
-            return Err(Usage(
-                "--api-key and --received-api-key apply to the kamiokash scheme only: remove them"
-                    .into(),
-            ));
-        }
-        let verifier = match &a.api_key {
-            Some(key) => verifier
-                .with_api_key(key)
-                .map_err(|e| Usage(format!("--api-key: {e}")))?,
-            None => verifier,
-        };
         let now = match &a.now {
             Some(text) => loaded
                 .scheme
@@ -259,43 +317,54 @@ impl VerifySetup {
         };
         let verifier = verifier
             .with_clock(FixedClock::new(now))
+            .with_body_on_get(a.body_on_get)
             .with_freshness(Freshness {
                 max_age: std::time::Duration::from_secs(a.max_age),
                 max_future: std::time::Duration::from_secs(a.max_future),
             });
-        let scheme = loaded.scheme;
-        let mut headers = vec![
-            (
-                scheme.timestamp_header().unwrap_or_default(),
-                a.timestamp.clone(),
-            ),
-            (scheme.signature_header(), a.signature.clone()),
-        ];
+        let timestamp = a.timestamp.clone().unwrap_or_default();
+        let signature = a.signature.clone().unwrap_or_default();
+        let mut headers = vec![(scheme.signature_header(), signature.clone())];
+        if let Some(name) = scheme.timestamp_header() {
+            headers.push((name, timestamp.clone()));
+        }
+        // The identity header as received: the signed identity itself, or the value given
+        // with --received-<identity>.
         let identity = match scheme.signs_identity() {
-            false => a.received_api_key.as_ref(),
-            true => loaded.merchant_id.as_ref(),
+            true => loaded.identity.as_ref(),
+            false => a.received_identity.as_ref(),
         };
         if let (Some(name), Some(id)) = (scheme.identity_header(), identity) {
             headers.push((name, id.clone()));
+        }
+        for value in scheme.values() {
+            if let (Some(name), Some(given)) = (value.header_name(), loaded.value(value.name())) {
+                headers.push((name, given.to_owned()));
+            }
         }
         Ok(VerifySetup {
             loaded,
             secrets,
             verifier,
             headers,
+            timestamp,
+            signature,
         })
     }
 
     fn run(&self) -> Result<String, countersign::Error> {
+        let scheme = self.loaded.scheme;
         let mut received = ReceivedRequest::new(&self.headers, &self.loaded.body);
-        if let Some(m) = &self.loaded.method {
+        if let (true, Some(m)) = (scheme.signs_method(), &self.loaded.method) {
             received = received.with_method(m);
         }
         if let Some(u) = &self.loaded.url {
             received = received.with_url(u);
         }
-        if let Some(t) = &self.loaded.transaction_id {
-            received = received.with_transaction_id(t);
+        for value in scheme.values().filter(|v| v.header_name().is_none()) {
+            if let Some(given) = self.loaded.value(value.name()) {
+                received = received.with_value(value.name(), given);
+            }
         }
         let verdict = self
             .verifier
@@ -303,13 +372,34 @@ impl VerifySetup {
             .map(|v| v.key_id().to_owned());
         match &verdict {
             Ok(key) => {
-                tracing::debug!(scheme = %self.loaded.scheme, key_id = %key, "cli: signature verified")
+                tracing::debug!(scheme = %scheme, key_id = %key, "cli: signature verified")
             }
             Err(e) => {
-                tracing::debug!(scheme = %self.loaded.scheme, reason = e.code(), "cli: verification refused")
+                tracing::debug!(scheme = %scheme, reason = e.code(), "cli: verification refused")
             }
         }
         verdict
+    }
+
+    /// The warning for a timestamp accepted but not in the form the provider writes.
+    fn warning(&self) -> Option<String> {
+        self.loaded.scheme.timestamp_header()?;
+        findings::timestamp_warning(self.loaded.scheme, &self.timestamp)
+    }
+
+    /// The diagnosis inputs: the request as received (the secret is set per key).
+    fn inputs<'a>(&'a self, values: &'a [(&'a str, &'a str)]) -> Inputs<'a> {
+        let loaded = &self.loaded;
+        Inputs {
+            identity: loaded.signed_identity().unwrap_or_default(),
+            timestamp: &self.timestamp,
+            method: loaded.method.as_deref().unwrap_or_default(),
+            url: loaded.url.as_ref(),
+            body: &loaded.body,
+            values,
+            signature: &self.signature,
+            ..Inputs::new(loaded.scheme)
+        }
     }
 }
 
@@ -327,31 +417,59 @@ fn is_usage(kind: &ErrorKind) -> bool {
     )
 }
 
-fn verify(a: &VerifyArgs) -> Result<ExitCode, Usage> {
+/// `obj` with the timestamp warning, if any (JSON); in text, the warning on stderr.
+fn with_warning(
+    format: VerifyFormat,
+    warning: Option<&str>,
+    mut obj: serde_json::Value,
+) -> serde_json::Value {
+    if let Some(warning) = warning {
+        match format {
+            VerifyFormat::Json => obj["warning"] = json!(warning),
+            VerifyFormat::Text => eprintln!("warning: {warning}"),
+        }
+    }
+    obj
+}
+
+fn verify(a: &RequestArgs) -> Result<ExitCode, Usage> {
     let setup = VerifySetup::new(a)?;
+    let warning = setup.warning();
+    let format = a.verify_format;
     match setup.run() {
         Ok(key) => {
-            match a.format {
-                VerifyFormat::Json => println!("{}", json!({"valid": true, "key": key})),
+            let obj = with_warning(
+                format,
+                warning.as_deref(),
+                json!({"valid": true, "key": key}),
+            );
+            match format {
+                VerifyFormat::Json => println!("{obj}"),
                 VerifyFormat::Text => println!("valid: the signature verifies with key {key}"),
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if is_usage(e.kind()) => Err(Usage::from(e)),
         Err(e) => {
-            match a.format {
-                VerifyFormat::Json => {
-                    println!(
-                        "{}",
-                        json!({"valid": false, "reason": e.code(), "detail": e.to_string()})
-                    );
-                }
+            let obj = with_warning(
+                format,
+                warning.as_deref(),
+                json!({"valid": false, "reason": e.code(), "detail": render::error_text(&e)}),
+            );
+            match format {
+                VerifyFormat::Json => println!("{obj}"),
                 VerifyFormat::Text => {
-                    eprintln!("rejected ({}): {e}", e.code());
-                    if e.kind() == &ErrorKind::SignatureMismatch {
-                        eprintln!(
+                    eprintln!("rejected ({}): {}", e.code(), render::error_text(&e));
+                    match e.kind() {
+                        ErrorKind::SignatureMismatch => eprintln!(
                             "hint: run `countersign diagnose` with the same arguments to find the mistake"
-                        );
+                        ),
+                        ErrorKind::Expired { .. } | ErrorKind::Future { .. } if a.now.is_none() => {
+                            eprintln!(
+                                "hint: to check a request recorded earlier, pass --now with the time it was received"
+                            )
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -360,12 +478,18 @@ fn verify(a: &VerifyArgs) -> Result<ExitCode, Usage> {
     }
 }
 
-fn diagnose(a: &VerifyArgs) -> Result<ExitCode, Usage> {
+fn diagnose(a: &RequestArgs) -> Result<ExitCode, Usage> {
     let setup = VerifySetup::new(a)?;
+    let warning = setup.warning();
     let refusal = match setup.run() {
         Ok(key) => {
-            match a.format {
-                VerifyFormat::Json => println!("{}", json!({"valid": true, "key": key})),
+            let obj = with_warning(
+                a.verify_format,
+                warning.as_deref(),
+                json!({"valid": true, "key": key}),
+            );
+            match a.verify_format {
+                VerifyFormat::Json => println!("{obj}"),
                 VerifyFormat::Text => {
                     println!("valid: the signature verifies with key {key}; nothing to diagnose")
                 }
@@ -375,23 +499,21 @@ fn diagnose(a: &VerifyArgs) -> Result<ExitCode, Usage> {
         Err(e) if is_usage(e.kind()) => return Err(Usage::from(e)),
         Err(e) => e,
     };
-    let loaded = &setup.loaded;
-    let values = [(
-        "transaction_id",
-        loaded.transaction_id.as_deref().unwrap_or_default(),
-    )];
-    let template = Inputs {
-        identity: loaded.merchant_id.as_deref().unwrap_or_default(),
-        timestamp: &a.timestamp,
-        method: loaded.method.as_deref().unwrap_or_default(),
-        url: loaded.url.as_ref(),
-        body: &loaded.body,
-        values: &values,
-        signature: &a.signature,
-        ..Inputs::new(loaded.scheme)
-    };
-    let search = findings::search(&setup.secrets, &template).map_err(Usage::from)?;
-    report_diagnosis(a.format, loaded.scheme, &refusal, &search);
+    let values: Vec<(&str, &str)> = setup
+        .loaded
+        .values
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    let search = findings::search(&setup.secrets, &setup.inputs(&values), findings::Fix::Url)
+        .map_err(Usage::from)?;
+    report_diagnosis(
+        a.verify_format,
+        setup.loaded.scheme,
+        &refusal,
+        &search,
+        warning.as_deref(),
+    );
     Ok(ExitCode::from(1))
 }
 
@@ -400,41 +522,58 @@ fn report_diagnosis(
     scheme: &Scheme,
     refusal: &countersign::Error,
     search: &Search,
+    warning: Option<&str>,
 ) {
-    let summary = findings::summary(refusal, search, &findings::only_refused(refusal, scheme));
+    // When the signature does not match the message as received either, that is the
+    // mistake to fix: lead with it, and say what else is refused after.
+    let mismatch = countersign::Error::from(ErrorKind::SignatureMismatch);
+    let (first, also) = if refusal.kind() != &ErrorKind::SignatureMismatch
+        && search.signature_matches() == Some(false)
+    {
+        (&mismatch, Some(refusal))
+    } else {
+        (refusal, None)
+    };
+    let summary = findings::summary(first, search, &findings::only_refused(first, scheme));
     let key = search.key();
     match format {
         VerifyFormat::Json => {
             let mut obj = json!({
                 "valid": false,
-                "reason": refusal.code(),
-                "detail": refusal.to_string(),
+                "reason": first.code(),
+                "detail": render::error_text(first),
                 "diagnosis": summary,
             });
-            if let Some(matches) = search.signature_matches() {
-                obj["signature_matches"] = json!(matches);
+            if let Some(also) = also {
+                obj["also_refused"] =
+                    json!({"reason": also.code(), "detail": render::error_text(also)});
             }
-            if let Some(key) = key {
-                obj["key"] = json!(key);
+            if let Some(obj) = obj.as_object_mut() {
+                obj.extend(search.fields());
             }
-            if let Search::Explained(_, f) = search {
-                obj["hypothesis"] = json!(findings::snake(f.hypothesis));
-                obj["expected"] = json!(render::escape(&f.expected));
-                obj["signed"] = json!(render::escape(&f.signed));
-            }
+            let obj = with_warning(format, warning, obj);
             println!("{obj}");
         }
         VerifyFormat::Text => {
-            let mut out = format!("refused: {refusal}\ndiagnosis: {summary}\n");
+            let mut out = format!(
+                "refused: {}\ndiagnosis: {summary}\n",
+                render::error_text(first)
+            );
+            if let Some(also) = also {
+                out.push_str(&format!("also refused: {}\n", render::error_text(also)));
+            }
+            if let Some(warning) = warning {
+                eprintln!("warning: {warning}");
+            }
             if let Some(key) = key {
                 out.push_str(&format!("key: {key}\n"));
             }
-            if let Search::Explained(_, f) = search {
+            if let Some(e) = search.explanation() {
                 out.push_str(&render::side_by_side(
                     "we expect",
-                    &f.expected,
+                    &e.expected,
                     "sender signed",
-                    &f.signed,
+                    &e.signed,
                 ));
             }
             print!("{out}");
@@ -446,13 +585,9 @@ fn report_diagnosis(
 /// For `explain`/`sign`: the message as the scheme builds it.
 impl Loaded {
     fn string_to_sign<'a>(&'a self, timestamp: &'a str) -> Result<StringToSign<'a>, Usage> {
-        let identity = self
-            .merchant_id
-            .as_deref()
-            .filter(|_| self.scheme.signs_identity());
         Ok(StringToSign::new(
             self.scheme,
-            identity,
+            self.signed_identity(),
             timestamp,
             &self.signable()?,
         )?)

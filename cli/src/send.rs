@@ -2,16 +2,20 @@
 //! your endpoint, the way the provider would, and print each response.
 //!
 //! The delivery is signed once, with the system clock, before `--delay`; `--repeat` resends
-//! exactly the same bytes and headers. The exit code is the first delivery's: 0 for a 2xx
+//! exactly the same bytes and headers (with `--resign`, each repeat is signed again when it
+//! is sent, as a provider's retry is: same bytes, same id, a fresh timestamp). The exit code is the first delivery's: 0 for a 2xx
 //! answer, 1 otherwise (repeats are printed, to check replay handling by eye or script).
 
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use countersign::{CanonicalUrl, SignableRequest, Signer, SystemClock, Timestamp};
+use countersign::{
+    CanonicalUrl, Scheme, SignableRequest, Signer, SystemClock, Timestamp, kamiokash, kitopay,
+    standard_webhooks,
+};
 
-use crate::args::{SchemeArg, SendArgs, SendCommon, SendTarget};
+use crate::args::{SendArgs, SendCommon, SendTarget};
 use crate::events;
 use crate::inputs::{self, Secret, Usage};
 
@@ -26,11 +30,31 @@ pub(crate) fn run(a: &SendArgs) -> Result<ExitCode, Usage> {
         .enable_all()
         .build()
         .map_err(|e| Usage(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(delivery.send(common.repeat, Duration::from_secs(common.delay)))
+    let repeats = Repeats {
+        count: common.repeat,
+        resign: common.resign,
+    };
+    runtime.block_on(delivery.send(repeats, Duration::from_secs(common.delay)))
 }
 
-/// One signed delivery: what is sent, byte for byte, every time.
+/// What happens after the first delivery.
+#[derive(Debug, Clone, Copy)]
+struct Repeats {
+    /// How many more deliveries.
+    count: u32,
+    /// Whether each is signed again when sent (a provider's retry) rather than resent as is.
+    resign: bool,
+}
+
+/// One signed delivery: what is sent, byte for byte (the headers change only when a retry
+/// is signed again).
 struct Delivery {
+    scheme: &'static Scheme,
+    signer: Signer,
+    /// The URL signed, where the scheme signs one.
+    signed_url: Option<CanonicalUrl>,
+    /// The named values signed (Standard Webhooks' id), `(name, value)`.
+    values: Vec<(&'static str, String)>,
     url: reqwest::Url,
     body: Vec<u8>,
     headers: Vec<(&'static str, String)>,
@@ -41,14 +65,15 @@ struct Delivery {
 impl Delivery {
     /// Builds the body and signs it now.
     fn sign(target: &SendTarget) -> Result<(Self, &SendCommon), Usage> {
-        let (common, scheme) = match target {
-            SendTarget::KamiokashWebhook { common, .. } => (common, SchemeArg::KamiokashWebhook),
-            SendTarget::KitopayWebhook { common, .. } => (common, SchemeArg::KitopayWebhook),
+        let (common, scheme): (_, &'static Scheme) = match target {
+            SendTarget::KamiokashWebhook { common, .. } => (common, &kamiokash::WEBHOOK),
+            SendTarget::KitopayWebhook { common, .. } => (common, &kitopay::WEBHOOK),
+            SendTarget::StandardWebhooks { common, .. } => (common, &standard_webhooks::SCHEME),
         };
         let secret = Secret::one_of(
             common.secret_file.as_slice(),
             common.secret_env.as_deref(),
-            scheme.default_secret_env(),
+            scheme.secret().name(),
         )?;
         let url = CanonicalUrl::parse(&common.url).map_err(|e| Usage(format!("--url: {e}")))?;
         if !url.as_str().starts_with("http://") {
@@ -57,68 +82,131 @@ impl Delivery {
             ));
         }
         let now = Timestamp::now(&SystemClock);
-        let name = scheme.scheme();
+        let mut values = Vec::new();
         let (body, what) = match (&common.body_file, target) {
             (Some(path), _) => {
                 let body = inputs::read_body(path)?;
-                let what = format!("{name}, {} bytes from {}", body.len(), path.display());
+                let what = format!("{scheme}, {} bytes from {}", body.len(), path.display());
                 (body, what)
             }
             (None, SendTarget::KamiokashWebhook { event, .. }) => {
                 let event = event.as_deref().ok_or_else(|| {
                     Usage("give --event TYPE for a sample body, or --body-file PATH".into())
                 })?;
-                (events::kamiokash(event, now), format!("{name} {event}"))
+                (events::kamiokash(event, now), format!("{scheme} {event}"))
             }
             (None, SendTarget::KitopayWebhook { status, .. }) => (
                 events::kitopay(status, now),
-                format!("{name}, status {status}"),
+                format!("{scheme}, status {status}"),
             ),
-        };
-        let key = secret.key()?;
-        let headers: Vec<(&'static str, String)> = match target {
-            SendTarget::KamiokashWebhook { .. } => {
-                let signer = Signer::kamiokash_webhook(key);
-                let signed = signer.sign(&SignableRequest::body(&body), now)?;
-                own(signed.headers())
-            }
-            SendTarget::KitopayWebhook { merchant_id, .. } => {
-                let signer = Signer::kitopay_webhook(merchant_id, key)
-                    .map_err(|e| Usage(format!("--merchant-id: {e}")))?;
-                let signed = signer.sign(&SignableRequest::new("POST", &url, &body)?, now)?;
-                own(signed.headers())
+            (None, SendTarget::StandardWebhooks { event, .. }) => {
+                let event = event.as_deref().ok_or_else(|| {
+                    Usage("give --event TYPE for a sample body, or --body-file PATH".into())
+                })?;
+                (
+                    events::standard_webhooks(event, now),
+                    format!("{scheme} {event}"),
+                )
             }
         };
-        // The URL sent is the canonical URL signed, byte for byte.
+        let what = match target {
+            SendTarget::StandardWebhooks { id, .. } => {
+                let id = id.clone().unwrap_or_else(|| events::message_id(now));
+                let what = format!("{what}, id {id}");
+                values.push((standard_webhooks::ID.name(), id));
+                what
+            }
+            _ => what,
+        };
+        let signer = Signer::new(scheme, secret.key(scheme)?)?;
+        let signer = match target {
+            SendTarget::KitopayWebhook { merchant_id, .. } => signer
+                .with_identity(merchant_id)
+                .map_err(|e| Usage(format!("--merchant-id: {e}")))?,
+            _ => signer,
+        };
+        // Signed for --signed-url (the public URL, behind a proxy or tunnel), or for the URL
+        // sent to.
+        let signed_url = match target {
+            SendTarget::KitopayWebhook {
+                signed_url: Some(public),
+                ..
+            } => {
+                Some(CanonicalUrl::parse(public).map_err(|e| Usage(format!("--signed-url: {e}")))?)
+            }
+            _ => scheme.signs_url().then(|| url.clone()),
+        };
+        let what = match (&signed_url, target) {
+            (
+                Some(signed),
+                SendTarget::KitopayWebhook {
+                    signed_url: Some(_),
+                    ..
+                },
+            ) => {
+                format!("{what}, signed for {signed}")
+            }
+            _ => what,
+        };
+        // The URL sent is the canonical URL given, byte for byte.
         let sent = reqwest::Url::parse(url.as_str())
             .ok()
             .filter(|sent| sent.as_str() == url.as_str())
-            .ok_or_else(|| Usage(format!("--url: {url} cannot be sent exactly as signed")))?;
-        let delivery = Delivery {
+            .ok_or_else(|| Usage(format!("--url: {url} cannot be sent exactly as given")))?;
+        let mut delivery = Delivery {
+            scheme,
+            signer,
+            signed_url,
+            values,
             url: sent,
             body,
-            headers,
+            headers: Vec::new(),
             what,
         };
+        delivery.headers = delivery.signed_at(now)?;
         Ok((delivery, common))
     }
 
-    async fn send(self, repeat: u32, delay: Duration) -> Result<ExitCode, Usage> {
+    /// The headers of the delivery signed at `at`.
+    fn signed_at(&self, at: Timestamp) -> Result<Vec<(&'static str, String)>, Usage> {
+        let mut request = SignableRequest::body(&self.body);
+        if self.scheme.signs_method() {
+            request = request.with_method("POST")?;
+        }
+        if let Some(url) = &self.signed_url {
+            request = request.with_url(url);
+        }
+        for (name, value) in &self.values {
+            request = request.with_value(name, value);
+        }
+        let signed = self.signer.sign(&request, at).map_err(|e| match e.kind() {
+            countersign::ErrorKind::InvalidField { .. } => Usage(format!("--id: {e}")),
+            _ => Usage::from(e),
+        })?;
+        Ok(own(signed.headers()))
+    }
+
+    /// The timestamp header's value in `headers`.
+    fn timestamp_in<'h>(&self, headers: &'h [(&'static str, String)]) -> &'h str {
+        let name = self.scheme.timestamp_header().unwrap_or_default();
+        headers
+            .iter()
+            .find(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map_or("", |(_, value)| value.as_str())
+    }
+
+    async fn send(mut self, repeats: Repeats, delay: Duration) -> Result<ExitCode, Usage> {
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .build()
             .map_err(|e| Usage(format!("cannot build the HTTP client: {e}")))?;
-        let signed_at = self
-            .headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case("x-timestamp"))
-            .map_or("", |(_, value)| value.as_str());
         eprintln!(
-            "POST {} ({}), signed at {signed_at}{}",
+            "POST {} ({}), signed at {}{}",
             self.url,
             self.what,
+            self.timestamp_in(&self.headers),
             if delay.is_zero() {
                 String::new()
             } else {
@@ -126,11 +214,22 @@ impl Delivery {
             }
         );
         tokio::time::sleep(delay).await;
-        let total = repeat.saturating_add(1);
+        let total = repeats.count.saturating_add(1);
+        let same_id = if self.values.is_empty() {
+            ""
+        } else {
+            ", same id"
+        };
         let mut first_ok = false;
         for n in 1..=total {
             let label = if n == 1 {
                 format!("delivery 1 of {total}")
+            } else if repeats.resign {
+                self.headers = self.signed_at(Timestamp::now(&SystemClock))?;
+                format!(
+                    "delivery {n} of {total} (retry: same bytes{same_id}, signed again at {})",
+                    self.timestamp_in(&self.headers)
+                )
             } else {
                 format!("delivery {n} of {total} (repeat: same bytes, same headers)")
             };

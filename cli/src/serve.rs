@@ -1,7 +1,7 @@
 //! `countersign serve`: a local stand-in for a provider's signature check.
 //!
 //! Every request is verified as the provider would verify it (the library's verifier, the
-//! system clock, the default 60 s window) and answered `200 {"valid": true, ...}` or `401`
+//! system clock, the scheme's window: 60 s, 5 minutes for Standard Webhooks) and answered `200 {"valid": true, ...}` or `401`
 //! with the reason and a diagnosis: which known mistake explains the signature, and the
 //! message expected beside the message signed. One line per request goes to stderr.
 //!
@@ -23,12 +23,12 @@ use axum::response::Response;
 use countersign::diagnose::Inputs;
 use countersign::{
     CanonicalUrl, Error, ErrorKind, HeaderLookup as _, ReceivedRequest, Scheme, UrlRule, Verifier,
-    kamiokash, kitopay,
+    kamiokash, kitopay, standard_webhooks,
 };
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
-use crate::args::{SchemeArg, ServeArgs, ServeCommon, ServeProvider};
+use crate::args::{ServeArgs, ServeCommon, ServeProvider};
 use crate::findings::{self, Search};
 use crate::inputs::{self, Secret, Usage};
 use crate::render;
@@ -37,6 +37,10 @@ use crate::render;
 const MAX_BODY: usize = 1 << 20;
 /// Past [`MAX_BODY`], how much more is read (and dropped) so the 413 reaches the client.
 const DRAIN_LIMIT: usize = 16 << 20;
+/// A diagnosis of a body larger than this takes a turn ([`Sandbox::diagnoses`]): it costs up
+/// to the library's work bound. Below it the search is cheap (about a thousand MACs of a
+/// small message, at most).
+const LARGE_BODY: usize = 64 << 10;
 /// A body not received in full within this time is answered 408.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// After Ctrl-C, open connections get this long to finish before the server exits anyway.
@@ -47,7 +51,9 @@ const SIMPLIFIED_SIGNATURE: &str = "x-simplified-signature";
 
 pub(crate) fn run(a: &ServeArgs) -> Result<ExitCode, Usage> {
     let (sandbox, common) = Sandbox::from_args(&a.provider)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Requests are served concurrently: connections on the async threads, verification
+    // and diagnosis on blocking threads.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Usage(format!("cannot start the async runtime: {e}")))?;
@@ -117,6 +123,10 @@ fn interrupt() -> Result<impl Future<Output = ()>, Usage> {
 struct Sandbox {
     provider: Provider,
     secrets: Vec<Secret>,
+    /// Diagnoses of bodies over [`LARGE_BODY`] running at once: one per core. Each is
+    /// bounded (the library's `WORK_LIMIT` bytes MACed per key); more at once would only
+    /// share the same cores, and hold more memory.
+    diagnoses: tokio::sync::Semaphore,
 }
 
 // One value per process: the size of its variants does not matter.
@@ -129,12 +139,21 @@ enum Provider {
         full: Verifier,
         simplified: Verifier,
     },
-    KamioKash {
-        verifier: Verifier,
-    },
+    /// A scheme that needs nothing from the request line: its headers and body say it all
+    /// (KamioKash requests, Standard Webhooks deliveries).
+    Headers { verifier: Verifier },
 }
 
 impl Sandbox {
+    fn new(provider: Provider, secrets: Vec<Secret>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Sandbox {
+            provider,
+            secrets,
+            diagnoses: tokio::sync::Semaphore::new(cores),
+        }
+    }
+
     fn from_args(provider: &ServeProvider) -> Result<(Self, &ServeCommon), Usage> {
         match provider {
             ServeProvider::Kitopay {
@@ -142,13 +161,18 @@ impl Sandbox {
                 public_url,
                 common,
             } => {
-                let secrets = secrets(common, SchemeArg::Kitopay)?;
+                let secrets = secrets(common, &kitopay::FULL)?;
                 let merchant = |e: Error| Usage(format!("--merchant-id: {e}"));
-                let full = Verifier::kitopay_request(merchant_id, inputs::key_ring(&secrets)?)
-                    .map_err(merchant)?;
-                let simplified =
-                    Verifier::kitopay_simplified(merchant_id, inputs::key_ring(&secrets)?)
-                        .map_err(merchant)?;
+                let full = Verifier::kitopay_request(
+                    merchant_id,
+                    inputs::key_ring(&secrets, &kitopay::FULL)?,
+                )
+                .map_err(merchant)?;
+                let simplified = Verifier::kitopay_simplified(
+                    merchant_id,
+                    inputs::key_ring(&secrets, &kitopay::SIMPLIFIED)?,
+                )
+                .map_err(merchant)?;
                 let public_base = public_url.as_deref().map(public_base).transpose()?;
                 let provider = Provider::Kitopay {
                     merchant_id: merchant_id.clone(),
@@ -156,19 +180,27 @@ impl Sandbox {
                     full,
                     simplified,
                 };
-                Ok((Sandbox { provider, secrets }, common))
+                Ok((Sandbox::new(provider, secrets), common))
             }
             ServeProvider::Kamiokash { api_key, common } => {
-                let secrets = secrets(common, SchemeArg::Kamiokash)?;
-                let verifier = Verifier::kamiokash_request(inputs::key_ring(&secrets)?);
+                let scheme = &kamiokash::REQUEST;
+                let secrets = secrets(common, scheme)?;
+                let verifier = Verifier::new(scheme, inputs::key_ring(&secrets, scheme)?)?;
                 let verifier = match api_key {
                     Some(key) => verifier
                         .with_api_key(key)
                         .map_err(|e| Usage(format!("--api-key: {e}")))?,
                     None => verifier,
                 };
-                let provider = Provider::KamioKash { verifier };
-                Ok((Sandbox { provider, secrets }, common))
+                let provider = Provider::Headers { verifier };
+                Ok((Sandbox::new(provider, secrets), common))
+            }
+            ServeProvider::StandardWebhooks { common } => {
+                let scheme = &standard_webhooks::SCHEME;
+                let secrets = secrets(common, scheme)?;
+                let verifier = Verifier::new(scheme, inputs::key_ring(&secrets, scheme)?)?;
+                let provider = Provider::Headers { verifier };
+                Ok((Sandbox::new(provider, secrets), common))
             }
         }
     }
@@ -188,31 +220,46 @@ impl Sandbox {
                     "countersign serve: checking kitopay requests from merchant {merchant_id} as signed for {base}<path as received> (kitopay-simplified when x-simplified-signature is present), key {keys}; Ctrl-C stops"
                 )
             }
-            Provider::KamioKash { .. } => {
-                format!("countersign serve: checking kamiokash requests, key {keys}; Ctrl-C stops")
+            Provider::Headers { verifier } => {
+                let scheme = verifier.scheme();
+                let what = if scheme.is_webhook() {
+                    "deliveries"
+                } else {
+                    "requests"
+                };
+                format!("countersign serve: checking {scheme} {what}, key {keys}; Ctrl-C stops")
             }
         }
     }
 
-    /// The verdict on one request whose body was read in full.
-    fn check(&self, parts: &Parts, body: &[u8]) -> Verdict {
+    /// The verdict on one request whose body was read in full. Without `refusal`, it is
+    /// verified, and a refusal worth a diagnosis is returned as [`Checked::Refused`]; with
+    /// the refusal that verification gave, the mistake is searched for.
+    fn check(&self, parts: &Parts, body: &[u8], refusal: Option<Error>) -> Checked {
         let headers = &parts.headers;
         let method = parts.method.as_str();
         match &self.provider {
-            Provider::KamioKash { verifier } => {
-                let received = ReceivedRequest::new(headers, body);
-                self.conclude(
-                    verifier,
-                    &kamiokash::REQUEST,
-                    &received,
-                    |timestamp, signature| Inputs {
+            Provider::Headers { verifier } => {
+                let scheme = verifier.scheme();
+                let received = ReceivedRequest::new(headers, body).with_method(method);
+                // Values the scheme reads from headers (Standard Webhooks' webhook-id).
+                let values: Vec<(&str, &str)> = scheme
+                    .values()
+                    .filter_map(|value| {
+                        let name = value.header_name()?;
+                        Some((value.name(), header_text(&received, name)?))
+                    })
+                    .collect();
+                self.conclude(verifier, &received, refusal, |timestamp, signature| {
+                    Inputs {
                         timestamp,
                         method,
                         body,
+                        values: &values,
                         signature,
-                        ..Inputs::new(&kamiokash::REQUEST)
-                    },
-                )
+                        ..Inputs::new(scheme)
+                    }
+                })
             }
             Provider::Kitopay {
                 merchant_id,
@@ -225,7 +272,7 @@ impl Sandbox {
                     .with_transaction_id(transaction_id);
                 let scheme = &kitopay::SIMPLIFIED;
                 let values = [("transaction_id", transaction_id)];
-                self.conclude(simplified, scheme, &received, |timestamp, signature| {
+                self.conclude(simplified, &received, refusal, |timestamp, signature| {
                     Inputs {
                         identity: merchant_id,
                         timestamp,
@@ -245,13 +292,13 @@ impl Sandbox {
             } => {
                 let url = match received_url(parts, public_base.as_deref()) {
                     Ok(url) => url,
-                    Err(verdict) => return *verdict,
+                    Err(verdict) => return Checked::Done(*verdict),
                 };
                 let received = ReceivedRequest::new(headers, body)
                     .with_method(method)
                     .with_url(&url);
                 let scheme = &kitopay::FULL;
-                self.conclude(full, scheme, &received, |timestamp, signature| Inputs {
+                self.conclude(full, &received, refusal, |timestamp, signature| Inputs {
                     identity: merchant_id,
                     timestamp,
                     method,
@@ -264,27 +311,49 @@ impl Sandbox {
         }
     }
 
-    /// Verifies; when refused, searches for the mistake over the request as received
-    /// (`inputs` gets the timestamp and signature headers' text).
+    /// Verifies (unless `refusal` says how that went); when refused, and given the
+    /// refusal, searches for the mistake over the request as received (`inputs` gets the
+    /// timestamp and signature headers' text).
     fn conclude<'a>(
         &self,
         verifier: &Verifier,
-        scheme: &'static Scheme,
         received: &ReceivedRequest<'a>,
+        refusal: Option<Error>,
         inputs: impl FnOnce(&'a str, &'a str) -> Inputs<'a>,
-    ) -> Verdict {
-        let refusal = match verifier.verify(received) {
-            Ok(verified) => return Verdict::valid(scheme, verified.key_id()),
-            Err(e) => e,
+    ) -> Checked {
+        let scheme = verifier.scheme();
+        // Accepted is not the same as what the provider sends or takes: say so either way.
+        let warning = scheme
+            .timestamp_header()
+            .and_then(|name| header_text(received, name))
+            .and_then(|text| findings::timestamp_warning(scheme, text));
+        let done = |verdict: Verdict| Checked::Done(verdict.warned(warning.as_deref()));
+        let searched = refusal.is_some();
+        let refusal = match refusal {
+            Some(refusal) => refusal,
+            None => match verifier.verify(received) {
+                Ok(verified) => return done(Verdict::valid(scheme, verified.key_id())),
+                Err(e) => e,
+            },
         };
-        let (Some(timestamp), Some(signature)) = (
-            header_text(received, scheme.timestamp_header().unwrap_or_default()),
-            header_text(received, scheme.signature_header()),
-        ) else {
+        let timestamp = match scheme.timestamp_header() {
+            Some(name) => header_text(received, name),
+            None => Some(""),
+        };
+        let (Some(timestamp), Some(signature)) =
+            (timestamp, header_text(received, scheme.signature_header()))
+        else {
             // Nothing to search without both headers; the reason says which is missing.
-            return Verdict::refused(scheme, &refusal, None);
+            return done(Verdict::refused(scheme, &refusal, None));
         };
-        let search = match findings::search(&self.secrets, &inputs(timestamp, signature)) {
+        if !searched {
+            return Checked::Refused(scheme, refusal);
+        }
+        let search = match findings::search(
+            &self.secrets,
+            &inputs(timestamp, signature),
+            findings::Fix::PublicUrl,
+        ) {
             Ok(search) => search,
             Err(e) => Search::Impossible(e),
         };
@@ -293,17 +362,29 @@ impl Sandbox {
         let said = match &search {
             Search::Matches(_) => summary.clone(),
             _ if refusal.kind() == &ErrorKind::SignatureMismatch => summary.clone(),
-            _ => format!("{refusal}; {summary}"),
+            _ => format!("{}; {summary}", render::error_text(&refusal)),
         };
-        Verdict::refused(scheme, &refusal, Some((diagnosis(&search, summary), said)))
+        done(Verdict::refused(
+            scheme,
+            &refusal,
+            Some((diagnosis(&search, summary), said)),
+        ))
     }
 }
 
-fn secrets(common: &ServeCommon, scheme: SchemeArg) -> Result<Vec<Secret>, Usage> {
+/// How far [`Sandbox::check`] went.
+enum Checked {
+    /// The verdict.
+    Done(Verdict),
+    /// Refused by this scheme's verifier for this reason; the diagnosis is still to be made.
+    Refused(&'static Scheme, Error),
+}
+
+fn secrets(common: &ServeCommon, scheme: &Scheme) -> Result<Vec<Secret>, Usage> {
     Secret::many_of(
         &common.secret_env,
         &common.secret_file,
-        scheme.default_secret_env(),
+        scheme.secret().name(),
     )
 }
 
@@ -387,27 +468,25 @@ fn only_refused(refusal: &Error, scheme: &Scheme) -> String {
         ErrorKind::MalformedTimestamp { .. }
         | ErrorKind::Expired { .. }
         | ErrorKind::Future { .. } => {
-            format!("only the timestamp is refused: {refusal}")
+            format!(
+                "only the timestamp is refused: {}",
+                render::error_text(refusal)
+            )
         }
         _ => findings::only_refused(refusal, scheme),
     }
 }
 
-/// The `diagnosis` object.
+/// The `diagnosis` object: the description, and the findings under the names `diagnose
+/// --format json` uses.
 fn diagnosis(search: &Search, summary: String) -> Value {
     let mut found = json!({
         "hypothesis": null,
         "description": summary,
         "signature_matches": search.signature_matches(),
     });
-    if let Some(key) = search.key() {
-        found["key"] = json!(key);
-    }
-    if let Search::Explained(_, f) = search {
-        found["hypothesis"] = json!(findings::snake(f.hypothesis));
-        found["first_difference"] = json!(render::first_difference(&f.expected, &f.signed));
-        found["expected"] = json!(render::escape(&f.expected));
-        found["received"] = json!(render::escape(&f.signed));
+    if let Some(found) = found.as_object_mut() {
+        found.extend(search.fields());
     }
     found
 }
@@ -433,7 +512,7 @@ impl Verdict {
     fn refused(scheme: &Scheme, refusal: &Error, found: Option<(Value, String)>) -> Self {
         let (diagnosis, said) = match found {
             Some((diagnosis, said)) => (diagnosis, said),
-            None => (Value::Null, refusal.to_string()),
+            None => (Value::Null, render::error_text(refusal)),
         };
         Verdict {
             status: StatusCode::UNAUTHORIZED,
@@ -441,10 +520,28 @@ impl Verdict {
                 "valid": false,
                 "scheme": scheme.as_str(),
                 "reason": refusal.code(),
-                "explanation": refusal.to_string(),
+                "explanation": render::error_text(refusal),
                 "diagnosis": diagnosis,
             }),
             log: format!("401 {}: {said}", refusal.code()),
+        }
+    }
+
+    /// With `warning`, if any: a `warning` field in the answer, a note on the log line.
+    fn warned(mut self, warning: Option<&str>) -> Self {
+        if let Some(warning) = warning {
+            self.body["warning"] = json!(warning);
+            self.log.push_str(&format!(" (warning: {warning})"));
+        }
+        self
+    }
+
+    /// The check itself failed (it does not panic; if it ever did, the server goes on).
+    fn internal(e: &tokio::task::JoinError) -> Self {
+        Verdict {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            body: json!({"valid": false, "reason": "internal", "explanation": e.to_string()}),
+            log: format!("500 internal: {e}"),
         }
     }
 
@@ -470,18 +567,48 @@ impl Verdict {
 
 async fn handle(State(sandbox): State<Arc<Sandbox>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let said = format!("{} {}", parts.method, render::escape(target.as_bytes()));
     let verdict = match read_body(&parts.headers, body).await {
-        Ok(bytes) => sandbox.check(&parts, &bytes),
+        Ok(bytes) => judge(sandbox, parts, bytes).await,
         Err(verdict) => verdict,
     };
-    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    eprintln!(
-        "{} {} → {}",
-        parts.method,
-        render::escape(target.as_bytes()),
-        verdict.log
-    );
+    eprintln!("{said} → {}", verdict.log);
     verdict.into_response()
+}
+
+/// Verifies off the async threads, then (when refused) diagnoses off them too, those of
+/// large bodies at most [`Sandbox::diagnoses`] at a time: a request that verifies, or one
+/// with a small body, never waits behind another's diagnosis.
+async fn judge(sandbox: Arc<Sandbox>, parts: Parts, body: Vec<u8>) -> Verdict {
+    let verifying = Arc::clone(&sandbox);
+    let first = tokio::task::spawn_blocking(move || {
+        let checked = verifying.check(&parts, &body, None);
+        (parts, body, checked)
+    })
+    .await;
+    let (parts, body, refusal) = match first {
+        Ok((_, _, Checked::Done(verdict))) => return verdict,
+        Ok((parts, body, Checked::Refused(_, refusal))) => (parts, body, refusal),
+        Err(e) => return Verdict::internal(&e),
+    };
+    // Large bodies take turns (a closed semaphore cannot happen: it is never closed;
+    // diagnose anyway if it did); small ones cost little and never wait behind them.
+    let _permit = if body.len() > LARGE_BODY {
+        sandbox.diagnoses.acquire().await.ok()
+    } else {
+        None
+    };
+    let diagnosing = Arc::clone(&sandbox);
+    let diagnosed = tokio::task::spawn_blocking(move || {
+        match diagnosing.check(&parts, &body, Some(refusal)) {
+            Checked::Done(verdict) => verdict,
+            // Given the refusal, `check` always concludes.
+            Checked::Refused(scheme, refusal) => Verdict::refused(scheme, &refusal, None),
+        }
+    })
+    .await;
+    diagnosed.unwrap_or_else(|e| Verdict::internal(&e))
 }
 
 /// The whole body, at most [`MAX_BODY`] bytes, within [`BODY_TIMEOUT`].

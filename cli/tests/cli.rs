@@ -25,6 +25,7 @@ fn bin() -> Command {
         "KITOPAY_SECRET",
         "KAMIOKASH_SECRET",
         "KAMIOKASH_WEBHOOK_SECRET",
+        "STANDARD_WEBHOOKS_SECRET",
     ] {
         cmd.env_remove(var);
     }
@@ -1443,4 +1444,1120 @@ fn rust_log_shows_tracing_events_on_stderr() {
     assert!(stderr.contains("key_id=KITOPAY_SECRET"), "{stderr}");
     assert!(!stderr.contains(S));
     assert!(!String::from_utf8_lossy(&o.stdout).contains("cli: signature verified"));
+}
+
+/// The flags `countersign <mode> <scheme> --help` lists, each with whether it is marked
+/// `[required]`.
+fn flags_in_help(mode: &str, scheme: &str) -> Vec<(String, bool)> {
+    let o = run(bin().args([mode, scheme, "--help"]), None);
+    assert_eq!(o.status.code(), Some(0), "{mode} {scheme}: {}", text(&o));
+    let help = String::from_utf8(o.stdout).unwrap();
+    let mut flags: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("--") || trimmed.starts_with("-h, --help") {
+            let flag = trimmed
+                .trim_start_matches("-h, ")
+                .split_whitespace()
+                .next()
+                .unwrap();
+            flags.push((flag.to_owned(), line.to_owned()));
+        } else if let Some((_, text)) = flags.last_mut() {
+            text.push_str(line);
+        }
+    }
+    flags
+        .into_iter()
+        .filter(|(flag, _)| flag != "--help")
+        .map(|(flag, text)| (flag, text.contains("[required]")))
+        .collect()
+}
+
+#[test]
+fn each_scheme_subcommand_lists_exactly_its_flags_and_marks_the_required_ones() {
+    // `!` marks a required flag. Derived from each scheme's parts: identity, method, URL,
+    // body, named values, timestamp; what is received (signature) only where it is checked.
+    let secrets = "--secret-env --secret-file";
+    let window = "--now --max-age --max-future";
+    let table: [(&str, &str, String); 24] = [
+        (
+            "sign",
+            "kitopay",
+            format!(
+                "--merchant-id! --method! --url! --trailing-slash --body --body-file --timestamp {secrets} --format"
+            ),
+        ),
+        (
+            "sign",
+            "kitopay-simplified",
+            format!(
+                "--merchant-id! --method! --url --transaction-id! --timestamp {secrets} --format"
+            ),
+        ),
+        (
+            "sign",
+            "kamiokash",
+            format!("--api-key! --method --url --body --body-file --timestamp {secrets} --format"),
+        ),
+        (
+            "sign",
+            "kitopay-webhook",
+            format!(
+                "--merchant-id! --method --url! --trailing-slash --body --body-file --timestamp {secrets} --format"
+            ),
+        ),
+        (
+            "sign",
+            "kamiokash-webhook",
+            format!("--method --url --body --body-file --timestamp {secrets} --format"),
+        ),
+        (
+            "sign",
+            "standard-webhooks",
+            format!("--method --url --body --body-file --id! --timestamp {secrets} --format"),
+        ),
+        (
+            "explain",
+            "kitopay",
+            format!(
+                "--merchant-id! --method! --url! --trailing-slash --body --body-file --timestamp {secrets}"
+            ),
+        ),
+        (
+            "explain",
+            "kitopay-simplified",
+            format!("--merchant-id! --method! --transaction-id! --timestamp {secrets}"),
+        ),
+        (
+            "explain",
+            "kamiokash",
+            format!("--api-key! --body --body-file --timestamp {secrets}"),
+        ),
+        (
+            "explain",
+            "kitopay-webhook",
+            format!(
+                "--merchant-id! --method --url! --trailing-slash --body --body-file --timestamp {secrets}"
+            ),
+        ),
+        (
+            "explain",
+            "kamiokash-webhook",
+            format!("--body --body-file --timestamp {secrets}"),
+        ),
+        (
+            "explain",
+            "standard-webhooks",
+            format!("--body --body-file --id! --timestamp {secrets}"),
+        ),
+        (
+            "verify",
+            "kitopay",
+            format!(
+                "--merchant-id! --method! --url! --trailing-slash --body --body-file --timestamp! --signature! {secrets} {window} --body-on-get --format"
+            ),
+        ),
+        (
+            "verify",
+            "kitopay-simplified",
+            format!(
+                "--merchant-id! --method! --transaction-id! --timestamp! --signature! {secrets} {window} --format"
+            ),
+        ),
+        (
+            "verify",
+            "kamiokash",
+            format!(
+                "--api-key --received-api-key --body --body-file --timestamp! --signature! {secrets} {window} --format"
+            ),
+        ),
+        (
+            "verify",
+            "kitopay-webhook",
+            format!(
+                "--merchant-id! --method --url! --trailing-slash --body --body-file --timestamp! --signature! {secrets} {window} --body-on-get --format"
+            ),
+        ),
+        (
+            "verify",
+            "kamiokash-webhook",
+            format!("--body --body-file --timestamp! --signature! {secrets} {window} --format"),
+        ),
+        (
+            "verify",
+            "standard-webhooks",
+            format!(
+                "--body --body-file --id! --timestamp! --signature! {secrets} {window} --format"
+            ),
+        ),
+        (
+            "diagnose",
+            "kitopay",
+            format!(
+                "--merchant-id! --method! --url! --trailing-slash --body --body-file --timestamp! --signature! {secrets} {window} --body-on-get --format"
+            ),
+        ),
+        (
+            "diagnose",
+            "kitopay-simplified",
+            format!(
+                "--merchant-id! --method! --transaction-id! --timestamp! --signature! {secrets} {window} --format"
+            ),
+        ),
+        (
+            "diagnose",
+            "kamiokash",
+            format!(
+                "--api-key --received-api-key --body --body-file --timestamp! --signature! {secrets} {window} --format"
+            ),
+        ),
+        (
+            "diagnose",
+            "kitopay-webhook",
+            format!(
+                "--merchant-id! --method --url! --trailing-slash --body --body-file --timestamp! --signature! {secrets} {window} --body-on-get --format"
+            ),
+        ),
+        (
+            "diagnose",
+            "kamiokash-webhook",
+            format!("--body --body-file --timestamp! --signature! {secrets} {window} --format"),
+        ),
+        (
+            "diagnose",
+            "standard-webhooks",
+            format!(
+                "--body --body-file --id! --timestamp! --signature! {secrets} {window} --format"
+            ),
+        ),
+    ];
+    for (mode, scheme, expected) in &table {
+        let got: Vec<String> = flags_in_help(mode, scheme)
+            .into_iter()
+            .map(|(flag, required)| if required { format!("{flag}!") } else { flag })
+            .collect();
+        assert_eq!(got.join(" "), *expected, "{mode} {scheme}");
+    }
+    // Every scheme of the registry is a subcommand of every mode, and nothing else is.
+    let names: Vec<&str> = countersign::built_in().iter().map(|s| s.name()).collect();
+    for mode in ["sign", "explain", "verify", "diagnose"] {
+        let listed: Vec<&str> = table
+            .iter()
+            .filter(|(m, _, _)| m == &mode)
+            .map(|(_, scheme, _)| *scheme)
+            .collect();
+        assert_eq!(listed, names, "{mode}");
+        let o = run(bin().args([mode, "--help"]), None);
+        let help = String::from_utf8(o.stdout).unwrap();
+        let schemes: Vec<&str> = help
+            .split("Schemes:")
+            .nth(1)
+            .unwrap()
+            .split("Options:")
+            .next()
+            .unwrap()
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .collect();
+        assert_eq!(schemes, names, "{mode}: {help}");
+        for scheme in countersign::built_in() {
+            assert!(help.contains(scheme.about()), "{mode}: {help}");
+        }
+    }
+    // A flag of another scheme is refused (exit 2).
+    let o = run(
+        bin()
+            .args(["sign", "kamiokash-webhook", "--merchant-id", M])
+            .env("KAMIOKASH_WEBHOOK_SECRET", "s"),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    // Webhook schemes that sign the method default it to POST, and say so.
+    let o = run(bin().args(["sign", "kitopay-webhook", "--help"]), None);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("[default: POST]"));
+    // The freshness defaults are the scheme's: 60 s, 300 s for Standard Webhooks.
+    for (scheme, window) in [("kitopay", "60"), ("standard-webhooks", "300")] {
+        let o = run(bin().args(["verify", scheme, "--help"]), None);
+        let help = String::from_utf8_lossy(&o.stdout).to_string();
+        assert_eq!(
+            help.matches(&format!("[default: {window}]")).count(),
+            2,
+            "{help}"
+        );
+    }
+}
+
+/// The Standard Webhooks example: the specification's secret, id, timestamp and body.
+const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const SW_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+const SW_TS: &str = "1614265330";
+const SW_BODY: &str = r#"{"test": 2432232314}"#;
+const SW_SIG: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+
+/// `v1,` + base64 of the reference HMAC keyed with the base64-decoded `whsec_` secret.
+fn reference_sw(secret: &str, id: &str, ts: &str, body: &str) -> String {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.{body}").as_bytes());
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+#[test]
+fn standard_webhooks_signs_with_one_entry_per_secret_and_verifies_with_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, format!("{SW_SECRET}\n")).unwrap();
+    let other = "whsec_bm90IHRoaXMgb25lIGJ1dCBhIGtleSBpbiByb3RhdGlvbiE=";
+    let rotated = dir.path().join("rotated");
+    std::fs::write(&rotated, other).unwrap();
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, SW_BODY).unwrap();
+    assert_eq!(reference_sw(SW_SECRET, SW_ID, SW_TS, SW_BODY), SW_SIG);
+
+    let sign = |secrets: &[&std::path::Path]| {
+        let mut cmd = bin();
+        cmd.args([
+            "sign",
+            "standard-webhooks",
+            "--id",
+            SW_ID,
+            "--timestamp",
+            SW_TS,
+            "--format",
+            "json",
+            "--body-file",
+        ])
+        .arg(&body);
+        for path in secrets {
+            cmd.arg("--secret-file").arg(path);
+        }
+        let o = run(&mut cmd, None);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(!text(&o).contains(SW_SECRET) && !text(&o).contains(other));
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    let j = sign(&[&secret]);
+    assert_eq!(j["signature"], SW_SIG);
+    assert_eq!(
+        j["headers"],
+        serde_json::json!({
+            "webhook-id": SW_ID,
+            "webhook-timestamp": SW_TS,
+            "webhook-signature": SW_SIG,
+        })
+    );
+    assert_eq!(j["string_to_sign"], format!("{SW_ID}.{SW_TS}.{SW_BODY}"));
+    // A rotation: one `v1,` entry per secret, space-separated, in the order given.
+    let j = sign(&[&secret, &rotated]);
+    let both = format!("{SW_SIG} {}", reference_sw(other, SW_ID, SW_TS, SW_BODY));
+    assert_eq!(j["signature"], both);
+    assert_eq!(j["headers"]["webhook-signature"], both);
+    // The same with --secret-env, and in the headers format.
+    let o = run(
+        bin()
+            .args([
+                "sign",
+                "standard-webhooks",
+                "--id",
+                SW_ID,
+                "--timestamp",
+                SW_TS,
+                "--body",
+                SW_BODY,
+            ])
+            .args(["--secret-env", "SW_NEW", "--secret-env", "SW_OLD"])
+            .env("SW_NEW", SW_SECRET)
+            .env("SW_OLD", other),
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("webhook-id: {SW_ID}\nwebhook-timestamp: {SW_TS}\nwebhook-signature: {both}\n")
+    );
+    // Schemes with one signature per header take one secret.
+    let o = run(
+        bin()
+            .args([
+                "sign",
+                "kamiokash-webhook",
+                "--body",
+                "{}",
+                "--secret-env",
+                "A",
+                "--secret-env",
+                "B",
+            ])
+            .env("A", "a")
+            .env("B", "b"),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("give one secret"), "{}", text(&o));
+
+    let verify = |signature: &str, extra: &[&str], secret_text: &str| {
+        let o = run(
+            bin()
+                .args([
+                    "verify",
+                    "standard-webhooks",
+                    "--id",
+                    SW_ID,
+                    "--timestamp",
+                    SW_TS,
+                    "--signature",
+                    signature,
+                    "--format",
+                    "json",
+                    "--body-file",
+                ])
+                .arg(&body)
+                .args(extra)
+                .env("STANDARD_WEBHOOKS_SECRET", secret_text),
+            None,
+        );
+        assert!(!text(&o).contains(secret_text), "{}", text(&o));
+        (
+            o.status.code(),
+            serde_json::from_slice::<Value>(&o.stdout).unwrap_or(Value::Null),
+            text(&o),
+        )
+    };
+    // Valid within the 5-minute window (`--now` 70 s later), and the rotation header.
+    let (code, j, out) = verify(SW_SIG, &["--now", "1614265400"], SW_SECRET);
+    assert_eq!((code, &j["valid"]), (Some(0), &Value::Bool(true)), "{out}");
+    assert_eq!(j["key"], "STANDARD_WEBHOOKS_SECRET");
+    let (code, _, out) = verify(&both, &["--now", "1614265400"], SW_SECRET);
+    assert_eq!(code, Some(0), "{out}");
+    // Stale past 300 s: 1.
+    let (code, j, out) = verify(SW_SIG, &["--now", "1614265700"], SW_SECRET);
+    assert_eq!(
+        (code, &j["reason"]),
+        (Some(1), &Value::from("expired")),
+        "{out}"
+    );
+    // Another body: 1.
+    let o = run(
+        bin()
+            .args([
+                "verify",
+                "standard-webhooks",
+                "--id",
+                SW_ID,
+                "--timestamp",
+                SW_TS,
+                "--signature",
+                SW_SIG,
+                "--now",
+                SW_TS,
+                "--body",
+                "{}",
+            ])
+            .env("STANDARD_WEBHOOKS_SECRET", SW_SECRET),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // A secret that is not `whsec_` + base64: 2, without showing it.
+    let bad = "whsec_not!base64?at*all";
+    let (code, _, out) = verify(SW_SIG, &["--now", SW_TS], bad);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("STANDARD_WEBHOOKS_SECRET"), "{out}");
+    // A malformed signature header: 1; a missing --id: 2.
+    let (code, j, out) = verify("g0hM9SsE", &["--now", SW_TS], SW_SECRET);
+    assert_eq!(
+        (code, &j["reason"]),
+        (Some(1), &Value::from("malformed_signature")),
+        "{out}"
+    );
+    let o = run(
+        bin()
+            .args([
+                "verify",
+                "standard-webhooks",
+                "--timestamp",
+                SW_TS,
+                "--signature",
+                SW_SIG,
+            ])
+            .env("STANDARD_WEBHOOKS_SECRET", SW_SECRET),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--id"), "{}", text(&o));
+
+    // diagnose: the sender signed the minified body; the handler received it with spaces.
+    let minified = reference_sw(SW_SECRET, SW_ID, SW_TS, r#"{"test":2432232314}"#);
+    let (code, j, out) = {
+        let o = run(
+            bin()
+                .args([
+                    "diagnose",
+                    "standard-webhooks",
+                    "--id",
+                    SW_ID,
+                    "--timestamp",
+                    SW_TS,
+                    "--now",
+                    SW_TS,
+                    "--signature",
+                    &minified,
+                    "--format",
+                    "json",
+                    "--body",
+                    SW_BODY,
+                ])
+                .env("STANDARD_WEBHOOKS_SECRET", SW_SECRET),
+            None,
+        );
+        (
+            o.status.code(),
+            serde_json::from_slice::<Value>(&o.stdout).unwrap_or(Value::Null),
+            text(&o),
+        )
+    };
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(j["hypothesis"], "body_minified", "{out}");
+    // explain: the fields, and the signature as the header carries it.
+    let o = run(
+        bin()
+            .args([
+                "explain",
+                "standard-webhooks",
+                "--id",
+                SW_ID,
+                "--timestamp",
+                SW_TS,
+                "--body",
+                SW_BODY,
+            ])
+            .env("STANDARD_WEBHOOKS_SECRET", SW_SECRET),
+        None,
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("[    0..   28)  id"), "{out}");
+    assert!(out.contains(&format!("signature: {SW_SIG}")), "{out}");
+}
+
+#[test]
+fn verify_body_on_get_accepts_a_get_body_only_when_asked() {
+    let url = "https://api.dev.kitopay.com/api/v1/merchants/payins?status=new";
+    let o = run(
+        kitopay_command("sign", url, "{}", "GET", "1601234567")
+            .args(["--format", "json"])
+            .env("KITOPAY_SECRET", S),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let sig = serde_json::from_slice::<Value>(&o.stdout).unwrap()["signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let verify = |extra: &[&str]| {
+        let o = run(
+            kitopay_command("verify", url, "{}", "GET", "1601234567")
+                .args([
+                    "--signature",
+                    &sig,
+                    "--now",
+                    "1601234567",
+                    "--format",
+                    "json",
+                ])
+                .args(extra)
+                .env("KITOPAY_SECRET", S),
+            None,
+        );
+        (
+            o.status.code(),
+            serde_json::from_slice::<Value>(&o.stdout).unwrap_or(Value::Null),
+        )
+    };
+    let (code, j) = verify(&[]);
+    assert_eq!(
+        (code, &j["reason"]),
+        (Some(1), &Value::from("body_not_allowed")),
+        "{j}"
+    );
+    let (code, j) = verify(&["--body-on-get"]);
+    assert_eq!((code, &j["valid"]), (Some(0), &Value::Bool(true)), "{j}");
+    // Schemes whose URL does not meet the body have no such flag.
+    let o = run(bin().args(["verify", "kamiokash", "--body-on-get"]), None);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// Runs a command that should exit at once (a usage error); kills it after 20 s.
+fn run_bounded(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("the command did not exit within 20 s");
+        }
+    }
+}
+
+/// Every command that reads a secret, for a scheme with UTF-8 secrets and for Standard
+/// Webhooks (`whsec_` + base64), with its other arguments complete.
+fn secret_commands() -> Vec<(&'static str, Vec<String>)> {
+    let owned = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+    let request = [
+        "kitopay",
+        "--merchant-id",
+        M,
+        "--method",
+        "POST",
+        "--url",
+        URL,
+        "--body",
+        BODY,
+        "--timestamp",
+        "1601234567",
+    ];
+    let sw = [
+        "standard-webhooks",
+        "--id",
+        SW_ID,
+        "--timestamp",
+        SW_TS,
+        "--body",
+        SW_BODY,
+    ];
+    let mut out = Vec::new();
+    for (scheme, base) in [("kitopay", &request[..]), ("standard-webhooks", &sw[..])] {
+        for sub in ["sign", "explain", "verify", "diagnose"] {
+            let mut args = owned(&[sub]);
+            args.extend(owned(base));
+            if sub == "verify" || sub == "diagnose" {
+                let sig = if scheme == "kitopay" { SIG } else { SW_SIG };
+                args.extend(owned(&["--signature", sig, "--now", "1614265330"]));
+            }
+            out.push((scheme, args));
+        }
+    }
+    out.push((
+        "kitopay",
+        owned(&["serve", "kitopay", "--port", "0", "--merchant-id", M]),
+    ));
+    out.push(("kitopay", owned(&["serve", "kamiokash", "--port", "0"])));
+    out.push((
+        "standard-webhooks",
+        owned(&["serve", "standard-webhooks", "--port", "0"]),
+    ));
+    out.push((
+        "kitopay",
+        owned(&[
+            "send",
+            "kitopay-webhook",
+            "--merchant-id",
+            M,
+            "--url",
+            "http://127.0.0.1:9/x",
+        ]),
+    ));
+    out.push((
+        "kitopay",
+        owned(&[
+            "send",
+            "kamiokash-webhook",
+            "--event",
+            "member.new",
+            "--url",
+            "http://127.0.0.1:9/x",
+        ]),
+    ));
+    out.push((
+        "standard-webhooks",
+        owned(&[
+            "send",
+            "standard-webhooks",
+            "--event",
+            "x",
+            "--url",
+            "http://127.0.0.1:9/x",
+        ]),
+    ));
+    out
+}
+
+#[test]
+fn no_secret_input_is_ever_echoed_on_any_error_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // A secret pasted where a path belongs (ENOENT), too long for a file name
+    // (ENAMETOOLONG), under a file (ENOTDIR), under an unreadable directory (EACCES).
+    let long = format!("sk_live_{}", "Q2eZvKYlo2Cq8Wz".repeat(20));
+    let a_file = root.join("plain");
+    std::fs::write(&a_file, "x").unwrap();
+    let under_file = format!("{}/sk_live_under_a_file_9f2c", a_file.display());
+    let locked = root.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    let under_locked = format!("{}/sk_live_locked_7a1e", locked.display());
+    // Files that exist but hold no usable secret: a directory, bytes that are not UTF-8,
+    // nothing, and (for Standard Webhooks) a `whsec_` secret that is not base64.
+    let a_dir = root.join("sk_live_dir_marker_41b7");
+    std::fs::create_dir(&a_dir).unwrap();
+    let not_utf8 = root.join("sk_live_binary_marker_5c3d");
+    std::fs::write(&not_utf8, [0xff, 0xfe, 0x00, 0x80]).unwrap();
+    let empty = root.join("sk_live_empty_marker_6e4f");
+    std::fs::write(&empty, "").unwrap();
+    let bad_sw_text = "whsec_not!base64?sk_live_inner_8d2a";
+    let bad_sw = root.join("sk_live_bad_sw_marker_3b9c");
+    std::fs::write(&bad_sw, bad_sw_text).unwrap();
+
+    #[cfg(unix)]
+    let eacces = {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+        // Root reads through any permission: then there is no EACCES to provoke.
+        std::fs::read_dir(&locked).is_err()
+    };
+    #[cfg(not(unix))]
+    let eacces = false;
+
+    // (value given to --secret-file, what must never be printed, applies to)
+    let mut files: Vec<(String, Vec<String>, &str)> = vec![
+        (PASTED.to_owned(), vec![PASTED.to_owned()], "any"),
+        (long.clone(), vec![long.clone()], "any"),
+        (
+            under_file.clone(),
+            vec![under_file.clone(), "sk_live_under_a_file_9f2c".into()],
+            "any",
+        ),
+        (
+            a_dir.display().to_string(),
+            vec!["sk_live_dir_marker_41b7".into()],
+            "any",
+        ),
+        (
+            not_utf8.display().to_string(),
+            vec!["sk_live_binary_marker_5c3d".into()],
+            "any",
+        ),
+        (
+            empty.display().to_string(),
+            vec!["sk_live_empty_marker_6e4f".into()],
+            "any",
+        ),
+        (
+            bad_sw.display().to_string(),
+            vec![
+                "sk_live_bad_sw_marker_3b9c".into(),
+                "sk_live_inner_8d2a".into(),
+            ],
+            "standard-webhooks",
+        ),
+    ];
+    if eacces {
+        files.push((
+            under_locked.clone(),
+            vec![under_locked.clone(), "sk_live_locked_7a1e".into()],
+            "any",
+        ));
+    }
+    let mut checked = 0;
+    for (scheme, args) in secret_commands() {
+        for (value, secrets, applies) in &files {
+            if *applies != "any" && *applies != scheme {
+                continue;
+            }
+            // Alone, and as the second of a rotation (verify, serve).
+            let mut variants = vec![vec!["--secret-file".to_owned(), value.clone()]];
+            if args[0] == "verify" || args[0] == "serve" {
+                variants.push(vec![
+                    "--secret-file".to_owned(),
+                    a_file.display().to_string(),
+                    "--secret-file".to_owned(),
+                    value.clone(),
+                ]);
+            }
+            for extra in variants {
+                let o = run_bounded(bin().args(&args).args(&extra));
+                let out = text(&o);
+                assert_eq!(o.status.code(), Some(2), "{args:?} {extra:?}: {out}");
+                assert!(
+                    out.contains("--secret-file"),
+                    "{args:?} {extra:?}: says which flag: {out}"
+                );
+                for secret in secrets {
+                    assert!(!out.contains(secret.as_str()), "{args:?} {extra:?}: {out}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 70, "{checked}");
+
+    // --secret-env: unset (a secret pasted as the name), not UTF-8, empty, not base64.
+    let inner = "sk_live_env_inner_1f8e";
+    for (scheme, args) in secret_commands() {
+        let mut cases: Vec<(Command, Vec<&str>)> = Vec::new();
+        let mut unset = bin();
+        unset.args(&args).args(["--secret-env", PASTED_NAME_LIKE]);
+        cases.push((unset, vec![PASTED_NAME_LIKE]));
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStringExt as _;
+            let mut binary = bin();
+            binary
+                .args(&args)
+                .args(["--secret-env", "sk_live_var_marker"])
+                .env(
+                    "sk_live_var_marker",
+                    std::ffi::OsString::from_vec(b"sk_live_\xff\xfe".to_vec()),
+                );
+            cases.push((binary, vec!["sk_live_var_marker", "sk_live_"]));
+        }
+        let mut blank = bin();
+        blank
+            .args(&args)
+            .args(["--secret-env", "EMPTY_SECRET"])
+            .env("EMPTY_SECRET", "");
+        cases.push((blank, vec![]));
+        if scheme == "standard-webhooks" {
+            let mut bad = bin();
+            bad.args(&args)
+                .args(["--secret-env", "BAD_SW"])
+                .env("BAD_SW", format!("whsec_!!{inner}"));
+            cases.push((bad, vec![inner]));
+        }
+        for (mut cmd, secrets) in cases {
+            let o = run_bounded(&mut cmd);
+            let out = text(&o);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {out}");
+            for secret in secrets {
+                assert!(!out.contains(secret), "{args:?}: {out}");
+            }
+        }
+    }
+
+    // clap's own errors about the secret flags name them, not their values.
+    let o = run_bounded(bin().args([
+        "send",
+        "kitopay-webhook",
+        "--merchant-id",
+        M,
+        "--url",
+        "http://127.0.0.1:9/x",
+        "--secret-env",
+        PASTED_NAME_LIKE,
+        "--secret-file",
+        PASTED,
+    ]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        !text(&o).contains(PASTED) && !text(&o).contains(PASTED_NAME_LIKE),
+        "{}",
+        text(&o)
+    );
+    let o = run_bounded(bin().args([
+        "send",
+        "kitopay-webhook",
+        "--merchant-id",
+        M,
+        "--url",
+        "http://127.0.0.1:9/x",
+        "--secret-file",
+        PASTED,
+        "--secret-file",
+        &long,
+    ]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        !text(&o).contains(PASTED) && !text(&o).contains(&long),
+        "{}",
+        text(&o)
+    );
+    // A secret starting with `-` is taken as the value, not refused with a tip echoing it.
+    let o = run_bounded(
+        bin()
+            .args(kitopay_sign_args())
+            .args(["--secret-file", "-sk_live_dash_0a1b"]),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!text(&o).contains("sk_live_dash_0a1b"), "{}", text(&o));
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+}
+
+#[test]
+fn ages_are_said_in_human_units_and_a_stale_recording_hints_at_now() {
+    // (--now, extra flags, what the refusal says)
+    let cases = [
+        (
+            1_601_234_567 + 307 * 86_400 + 3_600,
+            &[][..],
+            "timestamp expired: it is 307 days old, more than the 60 seconds allowed",
+        ),
+        (
+            1_601_234_567 + 150,
+            &[][..],
+            "timestamp expired: it is 2 minutes old, more than the 60 seconds allowed",
+        ),
+        (1_601_234_567 + 5 * 3_600, &[][..], "it is 5 hours old"),
+        (1_601_234_567 + 61, &[][..], "it is 61 seconds old"),
+        (
+            1_601_234_527,
+            &["--max-future", "30"][..],
+            "timestamp is 40 seconds in the future, more than the 30 seconds allowed",
+        ),
+    ];
+    for (now, extra, says) in cases {
+        let now = now.to_string();
+        let o = run(
+            &mut kitopay_verify(&[&["--signature", SIG, "--now", &now][..], extra].concat()),
+            None,
+        );
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(
+            !stderr.contains("s old, more than the 60s"),
+            "no Duration Debug: {stderr}"
+        );
+        assert!(!stderr.contains("--now"), "--now was given: {stderr}");
+        let o = run(
+            &mut kitopay_verify(
+                &[
+                    &["--signature", SIG, "--now", &now, "--format", "json"][..],
+                    extra,
+                ]
+                .concat(),
+            ),
+            None,
+        );
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(j["detail"].as_str().unwrap().contains(says), "{j}");
+    }
+    // A recording checked later without --now: how old it is, and what to pass.
+    let o = run(&mut kitopay_verify(&["--signature", SIG]), None);
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains(" days old, more than the 60 seconds allowed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "hint: to check a request recorded earlier, pass --now with the time it was received"
+        ),
+        "{stderr}"
+    );
+    // diagnose says it the same way.
+    let o = run(
+        kitopay_command("diagnose", URL, BODY, "POST", "1601234567")
+            .args(["--signature", SIG, "--now", "1601234717"])
+            .env("KITOPAY_SECRET", S),
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .starts_with("refused: timestamp expired: it is 2 minutes old"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn diagnose_leads_with_the_signature_when_the_timestamp_is_wrong_too() {
+    // Signed for the URL without its trailing slash, and checked 307 days later.
+    let no_slash = URL.trim_end_matches('/');
+    let sig = sign_kitopay(no_slash, BODY, "POST", "1601234567", S);
+    let late = (1_601_234_567 + 307 * 86_400).to_string();
+    let cmd = |format: &str| {
+        let mut cmd = kitopay_command("diagnose", URL, BODY, "POST", "1601234567");
+        cmd.args(["--signature", &sig, "--now", &late, "--format", format])
+            .env("KITOPAY_SECRET", S);
+        cmd
+    };
+    let o = run(&mut cmd("text"), None);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("refused: signature mismatch"), "{out}");
+    assert!(
+        lines[1].starts_with("diagnosis: trailing slash: the sender signed the URL without the trailing slash ours has"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with("also refused: timestamp expired: it is 307 days old"),
+        "{out}"
+    );
+    assert!(out.contains("first difference at byte"), "{out}");
+
+    let o = run(&mut cmd("json"), None);
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["reason"], "signature_mismatch", "{j}");
+    assert_eq!(j["hypothesis"], "trailing_slash_removed", "{j}");
+    assert_eq!(j["signature_matches"], false);
+    assert_eq!(j["also_refused"]["reason"], "expired", "{j}");
+    assert!(
+        j["also_refused"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("307 days old"),
+        "{j}"
+    );
+
+    // A signature no known mistake explains, stale too: still the signature first.
+    let o = run(
+        kitopay_command("diagnose", URL, BODY, "POST", "1601234567")
+            .args(["--signature", &"ab".repeat(32), "--now", &late])
+            .env("KITOPAY_SECRET", S),
+        None,
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.starts_with("refused: signature mismatch"), "{out}");
+    assert!(
+        out.contains("diagnosis: no single known mistake explains the mismatch"),
+        "{out}"
+    );
+    assert!(out.contains("also refused: timestamp expired"), "{out}");
+    // The signature right and only the timestamp stale: the timestamp, alone.
+    let o = run(
+        kitopay_command("diagnose", URL, BODY, "POST", "1601234567")
+            .args(["--signature", SIG, "--now", &late])
+            .env("KITOPAY_SECRET", S),
+        None,
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.starts_with("refused: timestamp expired: it is 307 days old"),
+        "{out}"
+    );
+    assert!(!out.contains("also refused"), "{out}");
+}
+
+#[test]
+fn diagnose_names_a_host_mismatch_a_retyped_secret_and_warns_of_a_python_timestamp() {
+    // Signed for Kitopay's documented host; diagnosed against the URL a local mock saw.
+    let path = "/api/v1/merchants/payins/";
+    let sig = sign_kitopay(
+        &format!("https://api.kitopay.com{path}"),
+        BODY,
+        "POST",
+        "1601234567",
+        S,
+    );
+    let local = format!("http://127.0.0.1:8080{path}");
+    let (code, j) = diagnose_kitopay(&local, BODY, "POST", "1601234567", &sig, S);
+    assert_eq!(code, Some(1), "{j}");
+    assert_eq!(j["hypothesis"], "host_mismatch", "{j}");
+    let said = j["diagnosis"].as_str().unwrap();
+    assert!(
+        said.contains("the sender signed for https://api.kitopay.com/api/v1/merchants/payins/"),
+        "{said}"
+    );
+    assert!(said.contains("check --url"), "{said}");
+    assert!(
+        j["signed"]
+            .as_str()
+            .unwrap()
+            .contains("POSThttps://api.kitopay.com/"),
+        "{j}"
+    );
+    // Not for another host than the documented ones, nor for schemes that do not sign it.
+    let sig = sign_kitopay(
+        &format!("https://example.com{path}"),
+        BODY,
+        "POST",
+        "1601234567",
+        S,
+    );
+    let (_, j) = diagnose_kitopay(&local, BODY, "POST", "1601234567", &sig, S);
+    assert!(j.get("hypothesis").is_none(), "{j}");
+
+    // The verifying side retyped Kitopay's Cyrillic У as a Latin Y.
+    let retyped = S.replace('У', "Y");
+    let (code, j) = diagnose_kitopay(URL, BODY, "POST", "1601234567", SIG, &retyped);
+    assert_eq!(code, Some(1), "{j}");
+    assert_eq!(j["hypothesis"], "secret_confusable", "{j}");
+    assert!(!j.to_string().contains(&retyped));
+
+    // A KamioKash timestamp in Python's isoformat(): accepted, with a warning.
+    let secret = "kk_test_sk_3b9d7f51a2c64e0e9f7d";
+    let ts = "2026-01-27T07:31:28.352123+00:00";
+    let body = r#"{"wallet_id":"w_123"}"#;
+    let sig = reference_hmac(secret, format!("{body}:{ts}").as_bytes());
+    for (sub, format) in [("verify", "text"), ("verify", "json"), ("diagnose", "json")] {
+        let o = run(
+            bin()
+                .args([
+                    sub,
+                    "kamiokash",
+                    "--body",
+                    body,
+                    "--timestamp",
+                    ts,
+                    "--now",
+                    ts,
+                    "--signature",
+                    &sig,
+                    "--format",
+                    format,
+                ])
+                .env("KAMIOKASH_SECRET", secret),
+            None,
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let warning = if format == "json" {
+            serde_json::from_slice::<Value>(&o.stdout).unwrap()["warning"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        } else {
+            String::from_utf8_lossy(&o.stderr).to_string()
+        };
+        assert!(warning.contains("toISOString()"), "{sub}: {warning}");
+        assert!(
+            warning.contains("2026-01-27T07:31:28.352Z"),
+            "{sub}: {warning}"
+        );
+    }
+}
+
+#[test]
+fn top_level_help_describes_every_command() {
+    let o = run(bin().arg("--help"), None);
+    let help = String::from_utf8_lossy(&o.stdout).to_string();
+    for (command, about) in [
+        ("sign", "Sign a request"),
+        ("verify", "Verify a received signature"),
+        ("explain", "Show the exact message signed"),
+        ("diagnose", "Explain a signature mismatch"),
+        ("demo", "Sign and verify the documented examples"),
+        (
+            "serve",
+            "Run a local stand-in for the provider's signature check",
+        ),
+        ("send", "Post a signed sample webhook delivery"),
+    ] {
+        assert!(
+            help.lines()
+                .any(|line| line.trim_start().starts_with(command) && line.contains(about)),
+            "{command}: {help}"
+        );
+    }
+    assert!(!help.contains("`countersign"), "{help}");
+    // No command: the help, exit 2.
+    let o = run(&mut bin(), None);
+    assert_eq!(o.status.code(), Some(2));
 }

@@ -26,6 +26,8 @@ const BODY: &str = r#"{"reference_id":"tx-123","payment":{"amount":49.23,"curren
 const KK_API_KEY: &str = "kk_test_pk_8c1f0b2e";
 const KK_SECRET: &str = "kk_test_sk_3b9d7f51a2c64e0e9f7d";
 const KK_WEBHOOK_SECRET: &str = "whsec_kk_5e2a91c07d3b4f68";
+/// The Standard Webhooks specification's example secret.
+const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_countersign"));
@@ -33,6 +35,7 @@ fn bin() -> Command {
         "KITOPAY_SECRET",
         "KAMIOKASH_SECRET",
         "KAMIOKASH_WEBHOOK_SECRET",
+        "STANDARD_WEBHOOKS_SECRET",
     ] {
         cmd.env_remove(var);
     }
@@ -78,6 +81,16 @@ fn reference_hmac(secret: &str, message: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// `v1,` + base64 of the reference HMAC-SHA256 keyed with the decoded `whsec_` secret.
+fn reference_sw(secret: &str, message: &[u8]) -> String {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let key = engine.decode(secret.trim_start_matches("whsec_")).unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(message);
+    format!("v1,{}", engine.encode(mac.finalize().into_bytes()))
 }
 
 fn now() -> Timestamp {
@@ -301,7 +314,9 @@ fn assert_names(reply: &Reply, hypothesis: &str) {
     assert_eq!(d["signature_matches"], false);
     assert_eq!(d["key"], "KITOPAY_SECRET");
     let expected = d["expected"].as_str().unwrap();
-    let received = d["received"].as_str().unwrap();
+    // The message the sender signed: `signed`, as `diagnose --format json` names it.
+    assert!(d.get("received").is_none(), "{d}");
+    let received = d["signed"].as_str().unwrap();
     let at = usize::try_from(d["first_difference"].as_u64().unwrap()).unwrap();
     assert_ne!(expected, received);
     assert_eq!(
@@ -361,7 +376,7 @@ fn serve_kitopay_accepts_a_correct_request_and_names_each_mistake() {
         "{d}"
     );
     assert!(
-        d["received"]
+        d["signed"]
             .as_str()
             .unwrap()
             .contains(&format!("POST{without}{{")),
@@ -397,7 +412,7 @@ fn serve_kitopay_accepts_a_correct_request_and_names_each_mistake() {
     );
     assert_names(&r, "body_pretty_printed");
     assert!(
-        r.json["diagnosis"]["received"]
+        r.json["diagnosis"]["signed"]
             .as_str()
             .unwrap()
             .contains("{\\n  \"")
@@ -801,6 +816,96 @@ fn serve_kamiokash_checks_body_timestamp_and_api_key() {
     server.stop();
 }
 
+/// Standard Webhooks headers for `body` signed with `id` at `at`, by the library.
+fn sw_signed(id: &str, body: &[u8], at: Timestamp) -> Headers {
+    let key = countersign::standard_webhooks::SCHEME
+        .key(SW_SECRET)
+        .unwrap();
+    let signer = Signer::standard_webhooks(key);
+    let request = SignableRequest::body(body).with_value("id", id);
+    owned(signer.sign(&request, at).unwrap().headers())
+}
+
+#[test]
+fn serve_standard_webhooks_verifies_deliveries_and_names_mistakes() {
+    let server = Server::start(
+        &["standard-webhooks", "--port", "0"],
+        &[("STANDARD_WEBHOOKS_SECRET", SW_SECRET)],
+    );
+    let client = Client::new();
+    let url = server.url("/webhooks");
+    let body =
+        br#"{"type":"invoice.paid","timestamp":"2026-01-27T09:23:06.658Z","data":{"id":"inv_1"}}"#;
+
+    let r = client.post(&url, &sw_signed("msg_1", body, now()), body);
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(
+        r.json,
+        serde_json::json!({"valid": true, "scheme": "standard-webhooks", "key": "STANDARD_WEBHOOKS_SECRET"})
+    );
+    assert_eq!(
+        server.line(),
+        "POST /webhooks → 200 valid (standard-webhooks, key STANDARD_WEBHOOKS_SECRET)"
+    );
+
+    // A rotation: an entry of another key first, then ours.
+    let mut headers = sw_signed("msg_2", body, now());
+    let signature = headers
+        .iter_mut()
+        .find(|(k, _)| k == "webhook-signature")
+        .unwrap();
+    signature.1 = format!(
+        "v1,bm90IHRoaXMgb25lIGJ1dCBhIGtleSBpbiByb3RhdGlvbiE= {}",
+        signature.1
+    );
+    let r = client.post(&url, &headers, body);
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert!(server.line().contains("200 valid"));
+
+    // The body was pretty-printed on the way: the sender signed it minified.
+    let r = client.post(
+        &url,
+        &sw_signed("msg_3", body, now()),
+        &pretty(std::str::from_utf8(body).unwrap()),
+    );
+    assert_eq!(r.status, 401, "{}", r.json);
+    assert_eq!(r.json["reason"], "signature_mismatch");
+    assert_eq!(
+        r.json["diagnosis"]["hypothesis"], "body_minified",
+        "{}",
+        r.json
+    );
+    assert!(
+        server
+            .line()
+            .contains("401 signature_mismatch: body: the sender signed minified JSON")
+    );
+
+    // Signed 400 s ago: past the 5-minute window; the signature itself is right.
+    let stale = Timestamp::from_unix_secs(unix_secs() - 400).unwrap();
+    let r = client.post(&url, &sw_signed("msg_4", body, stale), body);
+    assert_eq!(r.json["reason"], "expired", "{}", r.json);
+    assert_eq!(r.json["diagnosis"]["signature_matches"], true);
+    assert!(server.line().contains("401 expired"));
+
+    // Signed 200 s ago: within it.
+    let recent = Timestamp::from_unix_secs(unix_secs() - 200).unwrap();
+    let r = client.post(&url, &sw_signed("msg_5", body, recent), body);
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert!(server.line().contains("200 valid"));
+
+    // No webhook-id: refused, said.
+    let headers: Headers = sw_signed("msg_6", body, now())
+        .into_iter()
+        .filter(|(k, _)| k != "webhook-id")
+        .collect();
+    let r = client.post(&url, &headers, body);
+    assert_eq!(r.json["reason"], "missing_header", "{}", r.json);
+    assert!(server.line().contains("401 missing_header"));
+
+    server.stop();
+}
+
 #[test]
 fn serve_refuses_bad_usage_with_exit_2() {
     let o = run_bounded(
@@ -863,6 +968,9 @@ struct Seen {
 
 struct ReceiverConfig {
     window: Duration,
+    /// The URL Kitopay webhooks are registered with, when the handler is reached through a
+    /// proxy; else the URL it was reached at.
+    public_url: Option<String>,
 }
 
 struct Shared {
@@ -881,8 +989,13 @@ struct Receiver {
 
 impl Receiver {
     fn start(window: Duration) -> Receiver {
+        Receiver::behind(window, None)
+    }
+
+    /// A receiver whose Kitopay webhooks are registered at `public_url`.
+    fn behind(window: Duration, public_url: Option<String>) -> Receiver {
         let shared = Arc::new(Shared {
-            config: ReceiverConfig { window },
+            config: ReceiverConfig { window, public_url },
             seen: Mutex::new(Vec::new()),
             signatures: Mutex::new(HashSet::new()),
         });
@@ -948,7 +1061,19 @@ async fn receive(
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap();
-    let (valid, sent_at, signature) = if headers.iter().any(|(k, _)| k == "x-kamio-signature") {
+    let (valid, sent_at, signature) = if headers.iter().any(|(k, _)| k == "webhook-signature") {
+        // Standard Webhooks: id.timestamp.body, `v1,<base64>` entries; deduplicated by id.
+        let id = header(&headers, "webhook-id");
+        let timestamp = header(&headers, "webhook-timestamp");
+        let mut message = format!("{id}.{timestamp}.").into_bytes();
+        message.extend_from_slice(&body);
+        let expected = reference_sw(SW_SECRET, &message);
+        let valid = header(&headers, "webhook-signature")
+            .split(' ')
+            .any(|entry| entry == expected);
+        let at = Duration::from_secs(timestamp.parse().unwrap());
+        (valid, at, id)
+    } else if headers.iter().any(|(k, _)| k == "x-kamio-signature") {
         // KamioKash webhook: timestamp ‖ body.
         let mut message = timestamp.as_bytes().to_vec();
         message.extend_from_slice(&body);
@@ -962,7 +1087,10 @@ async fn receive(
     } else {
         // Kitopay webhook: merchant_id ‖ timestamp ‖ "POST" ‖ url ‖ body, over the URL
         // this handler is reached at.
-        let url = format!("http://{}{target}", header(&headers, "host"));
+        let url = match &shared.config.public_url {
+            Some(public) => public.clone(),
+            None => format!("http://{}{target}", header(&headers, "host")),
+        };
         let mut message = format!("{M}{timestamp}{}{url}", parts.method).into_bytes();
         message.extend_from_slice(&body);
         let signature = header(&headers, "x-signature");
@@ -1290,4 +1418,533 @@ fn send_usage_errors_exit_2_and_an_unreachable_handler_exits_1() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("cannot deliver to"), "{}", text(&o));
     assert!(!text(&o).contains(KK_WEBHOOK_SECRET));
+}
+
+#[test]
+fn send_standard_webhooks_sample_repeat_and_resign() {
+    let receiver = Receiver::start(Duration::from_secs(300));
+    let url = receiver.url("/webhooks/standard");
+    let env = [("STANDARD_WEBHOOKS_SECRET", SW_SECRET)];
+    let o = send(
+        &[
+            "standard-webhooks",
+            "--event",
+            "invoice.paid",
+            "--url",
+            &url,
+            "--repeat",
+            "1",
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!text(&o).contains(SW_SECRET));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "delivery 1 of 2: 200 OK\n{\"ok\":true}\n\
+         delivery 2 of 2 (repeat: same bytes, same headers): 409 Conflict\nduplicate\n"
+    );
+    let seen = receiver.seen();
+    assert_eq!(seen[0].status, 200, "verified by the reference HMAC");
+    let id = header(&seen[0].headers, "webhook-id").to_owned();
+    assert!(id.starts_with("msg_") && id.len() == 28, "{id}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("id {id}")));
+    assert_eq!(seen[1].headers, seen[0].headers);
+    // The payload shape the specification recommends.
+    let event: Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(event["type"], "invoice.paid");
+    assert!(Timestamp::parse_rfc3339(event["timestamp"].as_str().unwrap()).is_ok());
+    assert!(event["data"].as_object().unwrap().len() >= 3, "{event}");
+    assert!(header(&seen[0].headers, "content-type").starts_with("application/json"));
+
+    // Another run: another id.
+    let o = send(
+        &[
+            "standard-webhooks",
+            "--event",
+            "invoice.paid",
+            "--url",
+            &url,
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_ne!(header(&receiver.seen()[2].headers, "webhook-id"), id);
+
+    // A given id, and a re-signed retry: same id, same bytes, signed again when sent.
+    let o = send(
+        &[
+            "standard-webhooks",
+            "--event",
+            "invoice.paid",
+            "--url",
+            &url,
+            "--id",
+            "msg_given_1",
+            "--repeat",
+            "1",
+            "--resign",
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("delivery 2 of 2 (retry: same bytes, same id, signed again at "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("409 Conflict\nduplicate\n"),
+        "the receiver deduplicates by id: {stdout}"
+    );
+    let seen = receiver.seen();
+    let (first, retry) = (&seen[3], &seen[4]);
+    assert_eq!(header(&first.headers, "webhook-id"), "msg_given_1");
+    assert_eq!(header(&retry.headers, "webhook-id"), "msg_given_1");
+    assert_eq!(retry.body, first.body);
+    assert!(
+        header(&retry.headers, "webhook-timestamp") >= header(&first.headers, "webhook-timestamp")
+    );
+
+    // An id outside the scheme's domain (a `.`): 2. A --resign without --repeat: 2.
+    let o = send(
+        &[
+            "standard-webhooks",
+            "--event",
+            "x",
+            "--url",
+            &url,
+            "--id",
+            "msg.1",
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--id"), "{}", text(&o));
+    let o = send(
+        &[
+            "standard-webhooks",
+            "--event",
+            "x",
+            "--url",
+            &url,
+            "--resign",
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    // The sandbox's own serve accepts what send sends.
+    let server = Server::start(
+        &["standard-webhooks", "--port", "0"],
+        &[("STANDARD_WEBHOOKS_SECRET", SW_SECRET)],
+    );
+    let o = send(
+        &[
+            "standard-webhooks",
+            "--event",
+            "invoice.paid",
+            "--url",
+            &server.url("/hooks"),
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        server
+            .line()
+            .starts_with("POST /hooks → 200 valid (standard-webhooks")
+    );
+    server.stop();
+}
+
+#[test]
+fn serve_and_diagnose_name_their_findings_alike_and_say_when_the_search_stopped() {
+    let server = start_kitopay();
+    let client = Client::new();
+    let signed_for = format!("{PUBLIC}{PAYINS}");
+    let without = signed_for.trim_end_matches('/');
+    let at = now();
+    let headers = kitopay_signed(without, BODY.as_bytes(), at, S);
+    let r = client.post(&server.url(PAYINS), &headers, BODY.as_bytes());
+    assert_names(&r, "trailing_slash_removed");
+    server.line();
+    // The same request through `countersign diagnose --format json`.
+    let signature = &headers.iter().find(|(k, _)| k == "x-signature").unwrap().1;
+    let ts = at.unix_secs().to_string();
+    let o = run_bounded(
+        bin()
+            .args([
+                "diagnose",
+                "kitopay",
+                "--merchant-id",
+                M,
+                "--method",
+                "POST",
+                "--url",
+                &signed_for,
+                "--body",
+                BODY,
+                "--timestamp",
+                &ts,
+                "--now",
+                &ts,
+                "--signature",
+                signature,
+                "--format",
+                "json",
+            ])
+            .env("KITOPAY_SECRET", S),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let d = &r.json["diagnosis"];
+    for field in [
+        "hypothesis",
+        "signature_matches",
+        "key",
+        "first_difference",
+        "expected",
+        "signed",
+    ] {
+        assert_eq!(j[field], d[field], "{field}: diagnose {j} vs serve {d}");
+    }
+    for shown in [&j, d] {
+        assert!(shown.get("received").is_none(), "{shown}");
+    }
+
+    // A 1 MiB JSON body signed with another secret: the search stops at its bound, and says so.
+    let big = serde_json::to_vec(&serde_json::json!({
+        "items": (0..24_000).map(|i| serde_json::json!({"a": i, "b": "x".repeat(20)})).collect::<Vec<_>>()
+    }))
+    .unwrap();
+    assert!(big.len() > 900_000 && big.len() <= 1 << 20, "{}", big.len());
+    let r = client.post(
+        &server.url(PAYINS),
+        &kitopay_signed(&signed_for, &big, now(), "dev_sec_another"),
+        &big,
+    );
+    assert_eq!(r.status, 401);
+    let d = &r.json["diagnosis"];
+    assert_eq!(d["hypothesis"], Value::Null, "{d}");
+    let tried = d["cut_short"]["tried"].as_u64().unwrap();
+    assert!(tried < d["cut_short"]["total"].as_u64().unwrap(), "{d}");
+    let said = d["description"].as_str().unwrap();
+    assert!(
+        said.contains("the search stopped at its work bound"),
+        "{said}"
+    );
+    assert!(
+        server
+            .line()
+            .contains("the search stopped at its work bound")
+    );
+    server.stop();
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.json");
+    std::fs::write(&path, &big).unwrap();
+    let ts = unix_secs().to_string();
+    let o = run_bounded(
+        bin()
+            .args([
+                "diagnose",
+                "kitopay",
+                "--merchant-id",
+                M,
+                "--method",
+                "POST",
+                "--url",
+                &signed_for,
+                "--timestamp",
+                &ts,
+                "--now",
+                &ts,
+                "--signature",
+                &"ab".repeat(32),
+                "--body-file",
+            ])
+            .arg(&path)
+            .env("KITOPAY_SECRET", S),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("the search stopped at its work bound"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// A raw POST of `body` with `headers` to the sandbox: the status, and when the answer
+/// arrived.
+fn timed_post(port: u16, headers: &[(String, String)], body: &str) -> (u16, Instant) {
+    let mut request = format!(
+        "POST {PAYINS} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let (status, _) = raw_exchange(port, &request);
+    (status, Instant::now())
+}
+
+#[test]
+fn serve_answers_a_small_request_while_large_ones_are_diagnosed() {
+    let server = start_kitopay();
+    let port = server.port;
+    let signed_for = format!("{PUBLIC}{PAYINS}");
+    // Two 1 MiB JSON bodies signed with another secret: each diagnosis runs to the
+    // library's work bound (hundreds of milliseconds in a debug build).
+    let big = serde_json::to_string(&serde_json::json!({
+        "items": (0..24_000).map(|i| serde_json::json!({"a": i, "b": "x".repeat(20)})).collect::<Vec<_>>()
+    }))
+    .unwrap();
+    let large: Vec<_> = (0..2)
+        .map(|_| {
+            let headers = kitopay_signed(&signed_for, big.as_bytes(), now(), "dev_sec_another");
+            let big = big.clone();
+            std::thread::spawn(move || timed_post(port, &headers, &big))
+        })
+        .collect();
+    // Both are uploaded (loopback: milliseconds) and being diagnosed; then a small,
+    // valid request on another connection.
+    std::thread::sleep(Duration::from_millis(150));
+    let sent = Instant::now();
+    let (status, answered) = timed_post(
+        port,
+        &kitopay_signed(&signed_for, BODY.as_bytes(), now(), S),
+        BODY,
+    );
+    assert_eq!(status, 200);
+    let waited = answered - sent;
+    for handle in large {
+        let (status, large_answered) = handle.join().unwrap();
+        assert_eq!(status, 401);
+        assert!(
+            answered < large_answered,
+            "the small request is answered first (it waited {waited:?})"
+        );
+    }
+    // A generous bound: the machine may be shared and busy.
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    let lines: Vec<String> = (0..3).map(|_| server.line()).collect();
+    assert!(lines[0].contains("200 valid"), "answered first: {lines:?}");
+    server.stop();
+}
+
+#[test]
+fn serve_kitopay_names_a_host_mismatch_and_a_retyped_secret() {
+    // No --public-url: the sandbox rebuilds http://127.0.0.1:PORT/... from the request.
+    let server = Server::start(
+        &["kitopay", "--port", "0", "--merchant-id", M],
+        &[("KITOPAY_SECRET", S)],
+    );
+    let client = Client::new();
+    let path = "/api/v1/merchants/payins/?currency=EUR";
+    for host in ["https://api.dev.kitopay.com", "https://api.kitopay.com"] {
+        let signed_for = format!("{host}{path}");
+        let r = client.post(
+            &server.url(path),
+            &kitopay_signed(&signed_for, BODY.as_bytes(), now(), S),
+            BODY.as_bytes(),
+        );
+        assert_eq!(r.status, 401, "{}", r.json);
+        let d = &r.json["diagnosis"];
+        assert_eq!(d["hypothesis"], "host_mismatch", "{}", r.json);
+        assert_eq!(d["key"], "KITOPAY_SECRET");
+        let said = d["description"].as_str().unwrap();
+        assert!(
+            said.contains(&format!("the sender signed for {signed_for}")),
+            "{said}"
+        );
+        assert!(
+            said.contains(&format!("pass --public-url {host}")),
+            "{said}"
+        );
+        assert!(
+            d["expected"].as_str().unwrap().contains(&server.url(path)),
+            "{d}"
+        );
+        assert!(d["signed"].as_str().unwrap().contains(&signed_for), "{d}");
+        let line = server.line();
+        assert!(
+            line.contains("401 signature_mismatch: host: the sender signed for")
+                && line.contains(&format!("pass --public-url {host}")),
+            "{line}"
+        );
+    }
+
+    // Kitopay's sample secret has a Cyrillic У; the client retyped it with a Latin Y.
+    assert!(S.contains('У'));
+    let retyped = S.replace('У', "Y");
+    let sent_to = server.url("/v1/payins");
+    let r = client.post(
+        &sent_to,
+        &kitopay_signed(&sent_to, BODY.as_bytes(), now(), &retyped),
+        BODY.as_bytes(),
+    );
+    assert_eq!(
+        r.json["diagnosis"]["hypothesis"], "secret_confusable",
+        "{}",
+        r.json
+    );
+    let said = r.json["diagnosis"]["description"].as_str().unwrap();
+    assert!(said.contains("look-alike letter"), "{said}");
+    assert!(!r.json.to_string().contains(S) && !r.json.to_string().contains(&retyped));
+    let line = server.line();
+    assert!(
+        line.contains("401 signature_mismatch: secret: one side's secret has a look-alike letter"),
+        "{line}"
+    );
+    assert!(!line.contains(&retyped));
+    server.stop();
+}
+
+#[test]
+fn serve_kamiokash_flags_a_timestamp_the_provider_would_refuse() {
+    let server = Server::start(
+        &["kamiokash", "--port", "0"],
+        &[("KAMIOKASH_SECRET", KK_SECRET)],
+    );
+    let client = Client::new();
+    let url = server.url("/v1/wallets");
+    let body = br#"{"wallet_id":"w_123"}"#;
+    // Python's datetime.now(timezone.utc).isoformat(): microseconds and +00:00.
+    let iso = now().to_iso_text();
+    let python = format!("{}417+00:00", iso.as_str().trim_end_matches('Z'));
+    let signed = |ts: &str| {
+        let mut message = body.to_vec();
+        message.push(b':');
+        message.extend_from_slice(ts.as_bytes());
+        vec![
+            ("X-API-Key".to_owned(), KK_API_KEY.to_owned()),
+            ("X-Timestamp".to_owned(), ts.to_owned()),
+            (
+                "X-Signature".to_owned(),
+                reference_hmac(KK_SECRET, &message),
+            ),
+        ]
+    };
+    let r = client.post(&url, &signed(&python), body);
+    assert_eq!(
+        r.status, 200,
+        "accepted, as the library accepts it: {}",
+        r.json
+    );
+    assert_eq!(r.json["valid"], true);
+    let warning = r.json["warning"].as_str().unwrap();
+    assert!(warning.contains(&python), "{warning}");
+    assert!(warning.contains("toISOString()"), "{warning}");
+    assert!(
+        warning.contains("the provider will likely refuse this form"),
+        "{warning}"
+    );
+    let line = server.line();
+    assert!(
+        line.starts_with(
+            "POST /v1/wallets → 200 valid (kamiokash, key KAMIOKASH_SECRET) (warning: the timestamp"
+        ),
+        "{line}"
+    );
+    // The documented form: no warning.
+    let iso = now().to_iso_text();
+    let r = client.post(&url, &signed(iso.as_str()), body);
+    assert_eq!(
+        r.json,
+        serde_json::json!({"valid": true, "scheme": "kamiokash", "key": "KAMIOKASH_SECRET"})
+    );
+    assert_eq!(
+        server.line(),
+        "POST /v1/wallets → 200 valid (kamiokash, key KAMIOKASH_SECRET)"
+    );
+    // Refused for another reason: the warning still comes with it.
+    let mut wrong = signed(&python);
+    wrong[2].1 = "0".repeat(64);
+    let r = client.post(&url, &wrong, body);
+    assert_eq!(r.status, 401);
+    assert!(r.json["warning"].as_str().is_some(), "{}", r.json);
+    assert!(server.line().contains("(warning: the timestamp"));
+    server.stop();
+}
+
+#[test]
+fn send_kitopay_webhook_signed_url_signs_for_the_public_url_and_sends_to_the_local_one() {
+    let public = "https://shop.example.com/webhooks/kitopay?source=kitopay";
+    let receiver = Receiver::behind(Duration::from_secs(60), Some(public.to_owned()));
+    let local = receiver.url("/webhooks/kitopay?source=kitopay");
+    let o = send(
+        &[
+            "kitopay-webhook",
+            "--merchant-id",
+            M,
+            "--url",
+            &local,
+            "--signed-url",
+            public,
+        ],
+        &[("KITOPAY_SECRET", S)],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.starts_with(&format!("POST {local} (")), "{stderr}");
+    assert!(stderr.contains(&format!("signed for {public}")), "{stderr}");
+    let seen = receiver.seen();
+    assert_eq!(
+        seen[0].status, 200,
+        "verified over the public URL by the reference HMAC"
+    );
+    assert_eq!(seen[0].target, "/webhooks/kitopay?source=kitopay");
+    // Without it, the delivery is signed for the local URL, which this handler refuses.
+    let o = send(
+        &["kitopay-webhook", "--merchant-id", M, "--url", &local],
+        &[("KITOPAY_SECRET", S)],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(receiver.seen()[1].status, 401);
+    // The signed URL is canonicalised like any other; a broken one is bad usage.
+    let o = send(
+        &[
+            "kitopay-webhook",
+            "--merchant-id",
+            M,
+            "--url",
+            &local,
+            "--signed-url",
+            "https://shop.example.com:443/webhooks/./kitopay?source=kitopay",
+        ],
+        &[("KITOPAY_SECRET", S)],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(receiver.seen()[2].status, 200);
+    let o = send(
+        &[
+            "kitopay-webhook",
+            "--merchant-id",
+            M,
+            "--url",
+            &local,
+            "--signed-url",
+            "ftp://x/",
+        ],
+        &[("KITOPAY_SECRET", S)],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--signed-url"), "{}", text(&o));
+    // Only Kitopay webhooks sign a URL.
+    let o = send(
+        &[
+            "kamiokash-webhook",
+            "--event",
+            "member.new",
+            "--url",
+            &local,
+            "--signed-url",
+            public,
+        ],
+        &[("KAMIOKASH_WEBHOOK_SECRET", KK_WEBHOOK_SECRET)],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }

@@ -1,0 +1,194 @@
+//! Admission: verifying a buffered request, claiming it with the replay guard, and
+//! settling the claim with the handler's outcome (done on 2xx, released otherwise), the
+//! handler run to its end even when the client hangs up.
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::error::ErrorKind;
+use crate::replay::{AsyncReplayGuard, Claim, ClaimState};
+use crate::scheme::Scheme;
+use crate::time::Timestamp;
+
+use super::answer::Answer;
+use super::auth::{Background, WebhookAuth};
+use super::delivery::VerifiedDelivery;
+
+impl WebhookAuth {
+    /// Verifies a buffered request and claims it. Every decision is logged once.
+    pub(super) async fn admit(
+        &self,
+        parts: &http::request::Parts,
+        body: &[u8],
+        started: Instant,
+    ) -> Result<(VerifiedDelivery, Option<Pending>), Answer> {
+        let now = self.verifier.clock().now();
+        let scheme = self.verifier.scheme();
+        let verified = match self.verify(parts, body, now) {
+            Ok(verified) => verified,
+            Err(e) => {
+                let age_ms = header_age(parts, scheme, now);
+                tracing::warn!(target: "countersign", %scheme, outcome = "refused", reason = e.code(), age_ms, error = %e, "webhook refused");
+                self.count(Answer::Unauthorized.outcome(), started);
+                return Err(Answer::Unauthorized);
+            }
+        };
+        let delivery = VerifiedDelivery::from_verified(&verified);
+        let age_ms = delivery.timestamp.map(|timestamp| age_ms(now, timestamp));
+        let pending = match &self.guard {
+            None => None,
+            Some(guard) => {
+                match guard
+                    .claim_async(delivery.replay_key(), delivery.expires_at, now)
+                    .await
+                {
+                    Ok(claim) => Some(Pending {
+                        guard: Arc::clone(guard),
+                        claim: Some(claim),
+                    }),
+                    Err(e) => {
+                        let answer = match e.kind() {
+                            ErrorKind::Replayed(ClaimState::Done) => Answer::Duplicate,
+                            ErrorKind::Replayed(_) => Answer::InFlight,
+                            _ => Answer::Unavailable,
+                        };
+                        tracing::warn!(target: "countersign", %scheme, outcome = answer.outcome(), reason = e.code(), key_id = %delivery.key_id, age_ms, error = %e, "webhook not passed on");
+                        self.count(answer.outcome(), started);
+                        return Err(answer);
+                    }
+                }
+            }
+        };
+        tracing::info!(target: "countersign", %scheme, outcome = "accepted", key_id = %delivery.key_id, age_ms, trailing_slash_toggled = delivery.trailing_slash_toggled, "webhook verified");
+        self.count("accepted", started);
+        Ok((delivery, pending))
+    }
+}
+
+/// How old the timestamp is at `now`, in milliseconds (negative: ahead of the clock).
+fn age_ms(now: Timestamp, timestamp: Timestamp) -> i64 {
+    let (now, at) = (now.since_epoch(), timestamp.since_epoch());
+    if now >= at {
+        i64::try_from((now - at).as_millis()).unwrap_or(i64::MAX)
+    } else {
+        -i64::try_from((at - now).as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// The age of the request's timestamp header, if there is exactly one and it parses.
+fn header_age(parts: &http::request::Parts, scheme: &Scheme, now: Timestamp) -> Option<i64> {
+    let mut values = parts.headers.get_all(scheme.timestamp_header()?).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => {
+            let at = scheme.parse_timestamp(value.to_str().ok()?).ok()?;
+            Some(age_ms(now, at))
+        }
+        _ => None,
+    }
+}
+
+/// A claim waiting for the handler's outcome. Settled explicitly (done on 2xx, released
+/// otherwise); if it is dropped unsettled (a panic, the request future dropped), the claim
+/// is released in the background.
+pub(super) struct Pending {
+    guard: Arc<dyn AsyncReplayGuard>,
+    claim: Option<Claim>,
+}
+
+impl Pending {
+    pub(super) async fn settle(mut self, success: bool) {
+        let Some(claim) = self.claim else { return };
+        if success {
+            // Not waited on: the answer is ready, and a completion cut short leaves the claim
+            // in flight (duplicates get 409 until it expires), never released (which would let
+            // the delivery be processed twice).
+            self.claim = None;
+            self.guard.complete_detached(claim);
+        } else {
+            // Taken after: if this release is cut short, the drop guard releases again.
+            let released = self.guard.release_async(claim).await;
+            self.claim = None;
+            match released {
+                Ok(()) => {
+                    tracing::debug!(target: "countersign", "replay claim released: the provider's retry will be processed")
+                }
+                Err(e) => {
+                    tracing::warn!(target: "countersign", error = %e, "could not release a replay claim; the retry is refused until it expires")
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(claim) = self.claim.take() {
+            tracing::warn!(target: "countersign", "request ended without an answer (handler panic, or the runtime stopped): releasing its replay claim");
+            self.guard.release_detached(claim);
+        }
+    }
+}
+
+/// A handler's future, with its claim's settlement, that must run to its end.
+pub(super) type Handled<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+/// Holds the handler's future while it is polled where the request is served; dropped
+/// before the future finished (the client hung up), it finishes it in a task of its own.
+pub(super) struct Unfinished<R: Send + 'static, E: Send + 'static>(
+    pub(super) Option<Handled<R, E>>,
+    pub(super) Arc<Background>,
+);
+
+impl<R: Send + 'static, E: Send + 'static> Drop for Unfinished<R, E> {
+    fn drop(&mut self) {
+        let Some(future) = self.0.take() else { return };
+        if std::thread::panicking() {
+            // The handler panicked: the future cannot be resumed; dropping it drops the
+            // pending claim, which releases it.
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                tracing::debug!(target: "countersign", "client gone before the handler answered: finishing it in the background");
+                let background = Arc::clone(&self.1);
+                background.handlers.fetch_add(1, Ordering::AcqRel);
+                drop(runtime.spawn(async move {
+                    // Counted down even if the handler panics (the guard drops on unwind).
+                    let _done = Finished(background);
+                    drop(future.await);
+                }));
+            }
+            // No runtime to finish it on: dropping it releases the claim.
+            Err(_) => {
+                tracing::warn!(target: "countersign", "client gone before the handler answered and no Tokio runtime to finish it on: releasing its claim")
+            }
+        }
+    }
+}
+
+/// Counts a background handler as finished when dropped.
+struct Finished(Arc<Background>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.handlers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<R: Send + 'static, E: Send + 'static> Future for Unfinished<R, E> {
+    type Output = Result<R, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(future) = self.0.as_mut() else {
+            // Finished already; not polled again by `call`.
+            return Poll::Pending;
+        };
+        let outcome = core::task::ready!(future.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(outcome)
+    }
+}

@@ -1,6 +1,9 @@
-//! Admission: verifying a buffered request, claiming it with the replay guard, and
-//! settling the claim with the handler's outcome (done on 2xx, released otherwise), the
-//! handler run to its end even when the client hangs up.
+//! Admission: a verified request is claimed with the replay guard, and the claim settled
+//! by the handler's outcome (done on 2xx, released otherwise), the handler run to its end
+//! even when the client hangs up.
+//!
+//! The interface: `WebhookAuth::admit` (verify, claim, log) gives the delivery and, with a
+//! guard, a [`Pending`] claim; [`Pending::run`] calls the handler and settles the claim.
 
 use core::future::Future;
 use core::pin::Pin;
@@ -9,14 +12,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use http::Response;
+
 use crate::error::ErrorKind;
 use crate::replay::{AsyncReplayGuard, Claim, ClaimState};
-use crate::scheme::Scheme;
-use crate::time::Timestamp;
 
 use super::answer::Answer;
 use super::auth::{Background, WebhookAuth};
-use super::delivery::VerifiedDelivery;
+use super::delivery::{VerifiedDelivery, age_ms};
 
 impl WebhookAuth {
     /// Verifies a buffered request and claims it. Every decision is logged once.
@@ -28,15 +31,7 @@ impl WebhookAuth {
     ) -> Result<(VerifiedDelivery, Option<Pending>), Answer> {
         let now = self.verifier.clock().now();
         let scheme = self.verifier.scheme();
-        let verified = match self.verify(parts, body, now) {
-            Ok(verified) => verified,
-            Err(e) => {
-                let age_ms = header_age(parts, scheme, now);
-                tracing::warn!(target: "countersign", %scheme, outcome = "refused", reason = e.code(), age_ms, error = %e, "webhook refused");
-                self.count(Answer::Unauthorized.outcome(), started);
-                return Err(Answer::Unauthorized);
-            }
-        };
+        let verified = self.check(parts, body, now, started)?;
         let delivery = VerifiedDelivery::from_verified(&verified);
         let age_ms = delivery.timestamp.map(|timestamp| age_ms(now, timestamp));
         let pending = match &self.guard {
@@ -49,6 +44,7 @@ impl WebhookAuth {
                     Ok(claim) => Some(Pending {
                         guard: Arc::clone(guard),
                         claim: Some(claim),
+                        background: Arc::clone(&self.background),
                     }),
                     Err(e) => {
                         let answer = match e.kind() {
@@ -69,38 +65,44 @@ impl WebhookAuth {
     }
 }
 
-/// How old the timestamp is at `now`, in milliseconds (negative: ahead of the clock).
-fn age_ms(now: Timestamp, timestamp: Timestamp) -> i64 {
-    let (now, at) = (now.since_epoch(), timestamp.since_epoch());
-    if now >= at {
-        i64::try_from((now - at).as_millis()).unwrap_or(i64::MAX)
-    } else {
-        -i64::try_from((at - now).as_millis()).unwrap_or(i64::MAX)
-    }
-}
-
-/// The age of the request's timestamp header, if there is exactly one and it parses.
-fn header_age(parts: &http::request::Parts, scheme: &Scheme, now: Timestamp) -> Option<i64> {
-    let mut values = parts.headers.get_all(scheme.timestamp_header()?).iter();
-    match (values.next(), values.next()) {
-        (Some(value), None) => {
-            let at = scheme.parse_timestamp(value.to_str().ok()?).ok()?;
-            Some(age_ms(now, at))
-        }
-        _ => None,
-    }
-}
-
 /// A claim waiting for the handler's outcome. Settled explicitly (done on 2xx, released
 /// otherwise); if it is dropped unsettled (a panic, the request future dropped), the claim
 /// is released in the background.
 pub(super) struct Pending {
     guard: Arc<dyn AsyncReplayGuard>,
     claim: Option<Claim>,
+    background: Arc<Background>,
 }
 
 impl Pending {
-    pub(super) async fn settle(mut self, success: bool) {
+    /// Runs the handler (`call` makes its future) with the claim settled by its own
+    /// outcome: done on 2xx, released otherwise (a panic unwinds through the pending
+    /// claim, which releases). A client hanging up must not cancel the handler halfway
+    /// through its side effects (releasing then would let the delivery be processed
+    /// twice): if the returned future is dropped before the handler answered, the handler
+    /// is finished in a task of its own, and its answer settles the claim. While the
+    /// client waits, it runs right here.
+    pub(super) async fn run<F, Fut, ResBody, E>(self, call: F) -> Result<Response<ResBody>, E>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Response<ResBody>, E>> + Send,
+        ResBody: Send + 'static,
+        E: Send + 'static,
+    {
+        let background = Arc::clone(&self.background);
+        Unfinished(
+            Some(Box::pin(async move {
+                let outcome = call().await;
+                let success = matches!(&outcome, Ok(response) if response.status().is_success());
+                self.settle(success).await;
+                outcome
+            })),
+            background,
+        )
+        .await
+    }
+
+    async fn settle(mut self, success: bool) {
         let Some(claim) = self.claim else { return };
         if success {
             // Not waited on: the answer is ready, and a completion cut short leaves the claim
@@ -134,14 +136,11 @@ impl Drop for Pending {
 }
 
 /// A handler's future, with its claim's settlement, that must run to its end.
-pub(super) type Handled<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+type Handled<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
 
 /// Holds the handler's future while it is polled where the request is served; dropped
 /// before the future finished (the client hung up), it finishes it in a task of its own.
-pub(super) struct Unfinished<R: Send + 'static, E: Send + 'static>(
-    pub(super) Option<Handled<R, E>>,
-    pub(super) Arc<Background>,
-);
+struct Unfinished<R: Send + 'static, E: Send + 'static>(Option<Handled<R, E>>, Arc<Background>);
 
 impl<R: Send + 'static, E: Send + 'static> Drop for Unfinished<R, E> {
     fn drop(&mut self) {

@@ -4,14 +4,11 @@ use core::time::Duration;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::error::Error;
 use crate::replay::AsyncReplayGuard;
-use crate::time::Timestamp;
-use crate::verify::{ReceivedRequest, Verified, Verifier};
+use crate::verify::Verifier;
 
 use super::answer::DEFAULT_RETRY_AFTER;
 use super::body::{DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
-use super::url::request_url;
 
 /// A verifier with everything a server needs around it: body limit and deadline, replay
 /// guard, and how to learn the request URL. Cheap to clone (shared).
@@ -264,23 +261,6 @@ impl WebhookAuth {
     pub async fn background_finished(&self) {
         while self.in_background() > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    pub(super) fn verify(
-        &self,
-        parts: &http::request::Parts,
-        body: &[u8],
-        now: Timestamp,
-    ) -> Result<Verified, Error> {
-        let received =
-            ReceivedRequest::new(&parts.headers, body).with_method(parts.method.as_str());
-        match self.url_from_host {
-            Some(scheme) => {
-                let url = request_url(parts, scheme)?;
-                self.verifier.verify_at(&received.with_url(&url), now)
-            }
-            None => self.verifier.verify_at(&received, now),
         }
     }
 }

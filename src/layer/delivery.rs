@@ -102,3 +102,13 @@ impl VerifiedDelivery {
         }
     }
 }
+
+/// How old the timestamp is at `now`, in milliseconds (negative: ahead of the clock).
+pub(super) fn age_ms(now: Timestamp, timestamp: Timestamp) -> i64 {
+    let (now, at) = (now.since_epoch(), timestamp.since_epoch());
+    if now >= at {
+        i64::try_from((now - at).as_millis()).unwrap_or(i64::MAX)
+    } else {
+        -i64::try_from((at - now).as_millis()).unwrap_or(i64::MAX)
+    }
+}

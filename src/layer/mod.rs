@@ -43,6 +43,7 @@ mod admit;
 mod answer;
 mod auth;
 mod body;
+mod check;
 mod delivery;
 mod metrics;
 mod service;

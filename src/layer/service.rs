@@ -3,14 +3,12 @@
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 
-use super::admit::Unfinished;
 use super::auth::WebhookAuth;
 
 /// The tower layer; see the [module documentation](super).
@@ -164,26 +162,10 @@ where
             };
             parts.extensions.insert(delivery);
             let request = Request::from_parts(parts, Full::new(bytes));
-            let Some(pending) = pending else {
-                return inner.call(request).await;
-            };
-            // The claim is settled by the handler's own outcome: done on 2xx, released
-            // otherwise (a panic unwinds through `pending`, which releases). A client hanging
-            // up must not cancel the handler halfway through its side effects (releasing then
-            // would let the delivery be processed twice): if this future is dropped before
-            // the handler answered, the handler is finished in a task of its own, and its
-            // answer settles the claim. While the client waits, it runs right here.
-            Unfinished(
-                Some(Box::pin(async move {
-                    let outcome = inner.call(request).await;
-                    let success =
-                        matches!(&outcome, Ok(response) if response.status().is_success());
-                    pending.settle(success).await;
-                    outcome
-                })),
-                Arc::clone(&auth.background),
-            )
-            .await
+            match pending {
+                Some(pending) => pending.run(move || inner.call(request)).await,
+                None => inner.call(request).await,
+            }
         })
     }
 }

@@ -8,19 +8,26 @@ use crate::replay::ClaimState;
 /// Every failure countersign reports.
 ///
 /// Match on [`Error::kind`] to tell failure classes apart; the message (`Display`) is lowercase
-/// and says what to fix. No error ever contains secret bytes, and a signature mismatch carries
-/// no detail that would help an attacker.
+/// and says what to fix. `Debug` shows the kind and the message, so `fn main() -> Result<(),
+/// Box<dyn Error>>` prints the fix too. No error ever contains secret bytes, and a signature
+/// mismatch carries no detail that would help an attacker.
 ///
 /// # Examples
 ///
 /// ```
-/// use countersign::{CanonicalUrl, ErrorKind, UrlRule};
+/// use countersign::{CanonicalUrl, ErrorKind, SecretKey, UrlRule};
 ///
 /// let err = CanonicalUrl::parse("ftp://example.com/").unwrap_err();
 /// assert_eq!(err.kind(), &ErrorKind::InvalidUrl(UrlRule::Scheme));
 /// assert!(err.to_string().contains("http or https"));
+///
+/// let err = SecretKey::new("").unwrap_err();
+/// assert_eq!(
+///     format!("{err:?}"),
+///     r#"Error { kind: EmptySecret, message: "the secret is empty: check where it is loaded from (environment variable, file)" }"#
+/// );
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
 }
@@ -72,6 +79,15 @@ impl Error {
     }
 }
 
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.kind.to_string())
+            .finish()
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.kind, f)
@@ -108,9 +124,12 @@ pub enum ErrorKind {
         /// What is wrong and what the format should be.
         reason: &'static str,
     },
-    /// The timestamp is older than the freshness window allows.
+    /// The timestamp is older than the freshness window allows. The message says both
+    /// durations in human units (`307 days old`, `more than the 60 seconds allowed`).
     #[error(
-        "timestamp expired: it is {age:?} old, more than the {max_age:?} allowed; check the sender's clock (NTP) and sign at send time"
+        "timestamp expired: it is {} old, more than the {} allowed; check the sender's clock (NTP) and sign at send time",
+        Human(*.age),
+        Human(*.max_age)
     )]
     Expired {
         /// How old the timestamp was.
@@ -118,9 +137,12 @@ pub enum ErrorKind {
         /// The window it exceeded.
         max_age: Duration,
     },
-    /// The timestamp is further in the future than the freshness window allows.
+    /// The timestamp is further in the future than the freshness window allows. The
+    /// message says both durations in human units (`40 seconds in the future`).
     #[error(
-        "timestamp is {ahead:?} in the future, more than the {max_future:?} allowed; check the sender's clock (NTP)"
+        "timestamp is {} in the future, more than the {} allowed; check the sender's clock (NTP)",
+        Human(*.ahead),
+        Human(*.max_future)
     )]
     Future {
         /// How far ahead the timestamp was.
@@ -305,6 +327,35 @@ pub enum UrlRule {
     Host,
 }
 
+/// A duration in the unit a person would use: `250 milliseconds`, `40 seconds`,
+/// `60.5 seconds`, `2 minutes`, `5 hours`, `307 days` (whole units, rounded down, past two
+/// of them).
+struct Human(Duration);
+
+impl fmt::Display for Human {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn plural(f: &mut fmt::Formatter<'_>, n: u64, unit: &str) -> fmt::Result {
+            match n {
+                1 => write!(f, "1 {unit}"),
+                _ => write!(f, "{n} {unit}s"),
+            }
+        }
+        let secs = self.0.as_secs();
+        let millis = self.0.subsec_millis();
+        match secs {
+            0 if millis > 0 => plural(f, u64::from(millis), "millisecond"),
+            0..120 if millis == 0 => plural(f, secs, "second"),
+            0..120 => {
+                let fraction = format!("{millis:03}");
+                write!(f, "{secs}.{} seconds", fraction.trim_end_matches('0'))
+            }
+            120..7_200 => plural(f, secs / 60, "minute"),
+            7_200..172_800 => plural(f, secs / 3_600, "hour"),
+            _ => plural(f, secs / 86_400, "day"),
+        }
+    }
+}
+
 fn replayed_message(state: ClaimState) -> &'static str {
     match state {
         ClaimState::InFlight => {
@@ -318,4 +369,67 @@ fn replayed_message(state: ClaimState) -> &'static str {
 
 pub(crate) fn err<T>(kind: ErrorKind) -> Result<T, Error> {
     Err(Error::from(kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn human(d: Duration) -> String {
+        Human(d).to_string()
+    }
+
+    #[test]
+    fn durations_read_in_human_units() {
+        let secs = Duration::from_secs;
+        assert_eq!(human(secs(307 * 86_400 + 5)), "307 days");
+        assert_eq!(human(secs(2 * 86_400)), "2 days");
+        assert_eq!(human(secs(172_799)), "47 hours");
+        assert_eq!(human(secs(7_200)), "2 hours");
+        assert_eq!(human(secs(7_199)), "119 minutes");
+        assert_eq!(human(secs(150)), "2 minutes");
+        assert_eq!(human(secs(120)), "2 minutes");
+        assert_eq!(human(secs(119)), "119 seconds");
+        assert_eq!(human(secs(40)), "40 seconds");
+        assert_eq!(human(secs(1)), "1 second");
+        assert_eq!(human(secs(0)), "0 seconds");
+        assert_eq!(human(Duration::from_millis(60_500)), "60.5 seconds");
+        assert_eq!(human(Duration::from_millis(60_050)), "60.05 seconds");
+        assert_eq!(human(Duration::from_millis(60_001)), "60.001 seconds");
+        assert_eq!(human(Duration::from_millis(250)), "250 milliseconds");
+        assert_eq!(human(Duration::from_millis(1)), "1 millisecond");
+    }
+
+    #[test]
+    fn expired_and_future_say_ages_in_human_units() {
+        let expired = ErrorKind::Expired {
+            age: Duration::from_secs(307 * 86_400),
+            max_age: Duration::from_secs(60),
+        };
+        assert!(
+            expired.to_string().starts_with(
+                "timestamp expired: it is 307 days old, more than the 60 seconds allowed;"
+            ),
+            "{expired}"
+        );
+        let future = ErrorKind::Future {
+            ahead: Duration::from_secs(40),
+            max_future: Duration::from_secs(30),
+        };
+        assert!(
+            future.to_string().starts_with(
+                "timestamp is 40 seconds in the future, more than the 30 seconds allowed;"
+            ),
+            "{future}"
+        );
+    }
+
+    #[test]
+    fn debug_carries_the_message() {
+        let text = format!("{:?}", Error::from(ErrorKind::EmptySecret));
+        assert_eq!(
+            text,
+            r#"Error { kind: EmptySecret, message: "the secret is empty: check where it is loaded from (environment variable, file)" }"#
+        );
+    }
 }

@@ -308,7 +308,7 @@ pub(crate) fn only_refused(refusal: &Error, scheme: &Scheme) -> String {
         ErrorKind::BodyNotAllowed(method) => {
             format!("only the body is refused: a {method} request must carry none")
         }
-        _ => format!("only this check fails: {}", crate::render::error_text(refusal)),
+        _ => format!("only this check fails: {refusal}"),
     }
 }
 

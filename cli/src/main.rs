@@ -454,12 +454,12 @@ fn verify(a: &RequestArgs) -> Result<ExitCode, Usage> {
             let obj = with_warning(
                 format,
                 warning.as_deref(),
-                json!({"valid": false, "reason": e.code(), "detail": render::error_text(&e)}),
+                json!({"valid": false, "reason": e.code(), "detail": e.to_string()}),
             );
             match format {
                 VerifyFormat::Json => println!("{obj}"),
                 VerifyFormat::Text => {
-                    eprintln!("rejected ({}): {}", e.code(), render::error_text(&e));
+                    eprintln!("rejected ({}): {e}", e.code());
                     match e.kind() {
                         ErrorKind::SignatureMismatch => eprintln!(
                             "hint: run `countersign diagnose` with the same arguments to find the mistake"
@@ -541,12 +541,11 @@ fn report_diagnosis(
             let mut obj = json!({
                 "valid": false,
                 "reason": first.code(),
-                "detail": render::error_text(first),
+                "detail": first.to_string(),
                 "diagnosis": summary,
             });
             if let Some(also) = also {
-                obj["also_refused"] =
-                    json!({"reason": also.code(), "detail": render::error_text(also)});
+                obj["also_refused"] = json!({"reason": also.code(), "detail": also.to_string()});
             }
             if let Some(obj) = obj.as_object_mut() {
                 obj.extend(search.fields());
@@ -555,12 +554,9 @@ fn report_diagnosis(
             println!("{obj}");
         }
         VerifyFormat::Text => {
-            let mut out = format!(
-                "refused: {}\ndiagnosis: {summary}\n",
-                render::error_text(first)
-            );
+            let mut out = format!("refused: {first}\ndiagnosis: {summary}\n");
             if let Some(also) = also {
-                out.push_str(&format!("also refused: {}\n", render::error_text(also)));
+                out.push_str(&format!("also refused: {also}\n"));
             }
             if let Some(warning) = warning {
                 eprintln!("warning: {warning}");

@@ -1,53 +1,10 @@
 //! Making bytes and verdicts readable: escaping, the field table, side-by-side
-//! comparison, durations in human units.
+//! comparison. (Errors say ages in human units themselves: `ErrorKind::Expired`'s
+//! `Display` is `it is 307 days old`.)
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
-use countersign::{Error, ErrorKind, StringToSign};
-
-/// A duration in the unit a person would use: `250 milliseconds`, `40 seconds`,
-/// `60.5 seconds`, `2 minutes`, `5 hours`, `307 days` (whole units, rounded down, past two
-/// of them).
-pub(crate) fn duration(d: Duration) -> String {
-    fn plural(n: u64, unit: &str) -> String {
-        if n == 1 {
-            format!("1 {unit}")
-        } else {
-            format!("{n} {unit}s")
-        }
-    }
-    let secs = d.as_secs();
-    let millis = d.subsec_millis();
-    match secs {
-        0 if millis > 0 => plural(u64::from(millis), "millisecond"),
-        0..120 if millis == 0 => plural(secs, "second"),
-        0..120 => {
-            let fraction = format!("{millis:03}");
-            format!("{secs}.{} seconds", fraction.trim_end_matches('0'))
-        }
-        120..7_200 => plural(secs / 60, "minute"),
-        7_200..172_800 => plural(secs / 3_600, "hour"),
-        _ => plural(secs / 86_400, "day"),
-    }
-}
-
-/// An error as the CLI says it: the library's text, with ages and windows in human units.
-pub(crate) fn error_text(e: &Error) -> String {
-    match e.kind() {
-        ErrorKind::Expired { age, max_age } => format!(
-            "timestamp expired: it is {} old, more than the {} allowed; check the sender's clock (NTP) and sign at send time",
-            duration(*age),
-            duration(*max_age)
-        ),
-        ErrorKind::Future { ahead, max_future } => format!(
-            "timestamp is {} in the future, more than the {} allowed; check the sender's clock (NTP)",
-            duration(*ahead),
-            duration(*max_future)
-        ),
-        _ => e.to_string(),
-    }
-}
+use countersign::StringToSign;
 
 /// Printable ASCII as is; `\` `\n` `\r` `\t` as escapes; every other byte (control and
 /// non-ASCII) as `\xNN`.
@@ -183,26 +140,6 @@ mod tests {
             printf_format(b"-a%\\'\n\x00\xff7-"),
             r"'\055a%%\\\047\n\000\3777-'"
         );
-    }
-
-    #[test]
-    fn durations_read_in_human_units() {
-        let secs = Duration::from_secs;
-        assert_eq!(duration(secs(307 * 86_400 + 5)), "307 days");
-        assert_eq!(duration(secs(2 * 86_400)), "2 days");
-        assert_eq!(duration(secs(172_799)), "47 hours");
-        assert_eq!(duration(secs(7_200)), "2 hours");
-        assert_eq!(duration(secs(7_199)), "119 minutes");
-        assert_eq!(duration(secs(150)), "2 minutes");
-        assert_eq!(duration(secs(120)), "2 minutes");
-        assert_eq!(duration(secs(119)), "119 seconds");
-        assert_eq!(duration(secs(40)), "40 seconds");
-        assert_eq!(duration(secs(1)), "1 second");
-        assert_eq!(duration(secs(0)), "0 seconds");
-        assert_eq!(duration(Duration::from_millis(60_500)), "60.5 seconds");
-        assert_eq!(duration(Duration::from_millis(60_001)), "60.001 seconds");
-        assert_eq!(duration(Duration::from_millis(250)), "250 milliseconds");
-        assert_eq!(duration(Duration::from_millis(1)), "1 millisecond");
     }
 
     #[test]

@@ -362,7 +362,7 @@ impl Sandbox {
         let said = match &search {
             Search::Matches(_) => summary.clone(),
             _ if refusal.kind() == &ErrorKind::SignatureMismatch => summary.clone(),
-            _ => format!("{}; {summary}", render::error_text(&refusal)),
+            _ => format!("{refusal}; {summary}"),
         };
         done(Verdict::refused(
             scheme,
@@ -468,10 +468,7 @@ fn only_refused(refusal: &Error, scheme: &Scheme) -> String {
         ErrorKind::MalformedTimestamp { .. }
         | ErrorKind::Expired { .. }
         | ErrorKind::Future { .. } => {
-            format!(
-                "only the timestamp is refused: {}",
-                render::error_text(refusal)
-            )
+            format!("only the timestamp is refused: {refusal}")
         }
         _ => findings::only_refused(refusal, scheme),
     }
@@ -512,7 +509,7 @@ impl Verdict {
     fn refused(scheme: &Scheme, refusal: &Error, found: Option<(Value, String)>) -> Self {
         let (diagnosis, said) = match found {
             Some((diagnosis, said)) => (diagnosis, said),
-            None => (Value::Null, render::error_text(refusal)),
+            None => (Value::Null, refusal.to_string()),
         };
         Verdict {
             status: StatusCode::UNAUTHORIZED,
@@ -520,7 +517,7 @@ impl Verdict {
                 "valid": false,
                 "scheme": scheme.as_str(),
                 "reason": refusal.code(),
-                "explanation": render::error_text(refusal),
+                "explanation": refusal.to_string(),
                 "diagnosis": diagnosis,
             }),
             log: format!("401 {}: {said}", refusal.code()),

@@ -247,6 +247,32 @@ pub enum ErrorKind {
     /// The replay guard could not be reached or failed; the message was not accepted.
     #[error("replay guard unavailable: {0}")]
     ReplayGuardUnavailable(String),
+    /// A request body is larger than the receiver reads (declared in `Content-Length`, or
+    /// counted while reading).
+    #[error(
+        "the body is over the {} limit{}: send a smaller body, or raise the receiver's limit",
+        Size(*.limit),
+        Declared(*.declared)
+    )]
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+        /// The length the request declared, if it declared one over the limit.
+        declared: Option<u64>,
+    },
+    /// A request body did not arrive in full within the receiver's deadline (a stalled
+    /// upload, or a `Content-Length` longer than the body sent).
+    #[error(
+        "the body did not arrive in full within {}: send it at once, with a correct Content-Length",
+        Human(*.timeout)
+    )]
+    BodyTimeout {
+        /// The deadline, counted from the request's arrival.
+        timeout: Duration,
+    },
+    /// A request body could not be read (the connection failed, or the body was malformed).
+    #[error("the body could not be read: {0}")]
+    BodyUnreadable(String),
 }
 
 impl ErrorKind {
@@ -285,6 +311,9 @@ impl ErrorKind {
             ErrorKind::UnknownName { .. } => "unknown_name",
             ErrorKind::Replayed(_) => "replayed",
             ErrorKind::ReplayGuardUnavailable(_) => "replay_guard_unavailable",
+            ErrorKind::BodyTooLarge { .. } => "body_too_large",
+            ErrorKind::BodyTimeout { .. } => "body_timeout",
+            ErrorKind::BodyUnreadable(_) => "body_unreadable",
         }
     }
 }
@@ -356,6 +385,32 @@ impl fmt::Display for Human {
     }
 }
 
+/// A size in bytes, in the unit a person would use: `1 MiB`, `64 KiB`, `1000 bytes`.
+struct Size(usize);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            n if n >= 1 << 20 && n % (1 << 20) == 0 => write!(f, "{} MiB", n >> 20),
+            n if n >= 1 << 10 && n % (1 << 10) == 0 => write!(f, "{} KiB", n >> 10),
+            1 => f.write_str("1 byte"),
+            n => write!(f, "{n} bytes"),
+        }
+    }
+}
+
+/// ` (Content-Length: N)` when a length was declared.
+struct Declared(Option<u64>);
+
+impl fmt::Display for Declared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, " (Content-Length: {n})"),
+            None => Ok(()),
+        }
+    }
+}
+
 fn replayed_message(state: ClaimState) -> &'static str {
     match state {
         ClaimState::InFlight => {
@@ -422,6 +477,32 @@ mod tests {
             ),
             "{future}"
         );
+    }
+
+    #[test]
+    fn body_errors_say_the_limit_and_the_fix() {
+        let large = ErrorKind::BodyTooLarge {
+            limit: 1 << 20,
+            declared: Some(5_000_000),
+        };
+        assert_eq!(
+            large.to_string(),
+            "the body is over the 1 MiB limit (Content-Length: 5000000): send a smaller body, or raise the receiver's limit"
+        );
+        let streamed = ErrorKind::BodyTooLarge {
+            limit: 1000,
+            declared: None,
+        };
+        assert!(
+            streamed
+                .to_string()
+                .starts_with("the body is over the 1000 bytes limit:")
+        );
+        assert_eq!(Size(64 << 10).to_string(), "64 KiB");
+        let slow = ErrorKind::BodyTimeout {
+            timeout: Duration::from_secs(10),
+        };
+        assert!(slow.to_string().contains("within 10 seconds"), "{slow}");
     }
 
     #[test]

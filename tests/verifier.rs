@@ -664,6 +664,14 @@ fn every_error_message_is_lowercase_and_actionable() {
         ErrorKind::BodyNotAllowed("GET"),
         ErrorKind::ReplayGuardUnavailable("timeout".into()),
         ErrorKind::UnbufferedBody,
+        ErrorKind::BodyTooLarge {
+            limit: 1 << 20,
+            declared: None,
+        },
+        ErrorKind::BodyTimeout {
+            timeout: Duration::from_secs(10),
+        },
+        ErrorKind::BodyUnreadable("connection reset".into()),
     ];
     let mut codes = std::collections::HashSet::new();
     for kind in kinds {
@@ -674,7 +682,7 @@ fn every_error_message_is_lowercase_and_actionable() {
     }
     assert_eq!(
         codes.len(),
-        20,
+        23,
         "codes are distinct per class (the url rules share one, so do the claim states)"
     );
 }

@@ -12,20 +12,20 @@ use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use countersign::diagnose::Inputs;
+use countersign::layer::{BodyLimit, received_url, received_url_at};
 use countersign::{
-    CanonicalUrl, Error, ErrorKind, HeaderLookup as _, ReceivedRequest, Scheme, UrlRule, Verifier,
-    kamiokash, kitopay, standard_webhooks,
+    CanonicalUrl, Error, ErrorKind, ReceivedRequest, Scheme, UrlRule, Verifier, kamiokash, kitopay,
+    standard_webhooks,
 };
-use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
 use crate::args::{ServeArgs, ServeCommon, ServeProvider};
@@ -33,16 +33,10 @@ use crate::findings::{self, Search};
 use crate::inputs::{self, Secret, Usage};
 use crate::render;
 
-/// Bodies larger than this are answered 413 without being read further.
-const MAX_BODY: usize = 1 << 20;
-/// Past [`MAX_BODY`], how much more is read (and dropped) so the 413 reaches the client.
-const DRAIN_LIMIT: usize = 16 << 20;
 /// A diagnosis of a body larger than this takes a turn ([`Sandbox::diagnoses`]): it costs up
 /// to the library's work bound. Below it the search is cheap (about a thousand MACs of a
 /// small message, at most).
 const LARGE_BODY: usize = 64 << 10;
-/// A body not received in full within this time is answered 408.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// After Ctrl-C, open connections get this long to finish before the server exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -123,6 +117,8 @@ fn interrupt() -> Result<impl Future<Output = ()>, Usage> {
 struct Sandbox {
     provider: Provider,
     secrets: Vec<Secret>,
+    /// The body rule of the library's layer: 1 MiB (`413` beyond), within 10 s (`408`).
+    body: BodyLimit,
     /// Diagnoses of bodies over [`LARGE_BODY`] running at once: one per core. Each is
     /// bounded (the library's `WORK_LIMIT` bytes MACed per key); more at once would only
     /// share the same cores, and hold more memory.
@@ -134,8 +130,8 @@ struct Sandbox {
 enum Provider {
     Kitopay {
         merchant_id: String,
-        /// `scheme://authority` that replaces the local one, without a trailing slash.
-        public_base: Option<String>,
+        /// `--public-url`: the scheme and authority that replace the local ones.
+        public: Option<CanonicalUrl>,
         full: Verifier,
         simplified: Verifier,
     },
@@ -150,6 +146,7 @@ impl Sandbox {
         Sandbox {
             provider,
             secrets,
+            body: BodyLimit::default(),
             diagnoses: tokio::sync::Semaphore::new(cores),
         }
     }
@@ -173,10 +170,10 @@ impl Sandbox {
                     inputs::key_ring(&secrets, &kitopay::SIMPLIFIED)?,
                 )
                 .map_err(merchant)?;
-                let public_base = public_url.as_deref().map(public_base).transpose()?;
+                let public = public_url.as_deref().map(public_origin).transpose()?;
                 let provider = Provider::Kitopay {
                     merchant_id: merchant_id.clone(),
-                    public_base,
+                    public,
                     full,
                     simplified,
                 };
@@ -212,10 +209,12 @@ impl Sandbox {
         match &self.provider {
             Provider::Kitopay {
                 merchant_id,
-                public_base,
+                public,
                 ..
             } => {
-                let base = public_base.as_deref().unwrap_or("http://<Host header>");
+                let base = public.as_ref().map_or("http://<Host header>", |url| {
+                    url.as_str().trim_end_matches('/')
+                });
                 format!(
                     "countersign serve: checking kitopay requests from merchant {merchant_id} as signed for {base}<path as received> (kitopay-simplified when x-simplified-signature is present), key {keys}; Ctrl-C stops"
                 )
@@ -286,11 +285,11 @@ impl Sandbox {
             }
             Provider::Kitopay {
                 merchant_id,
-                public_base,
+                public,
                 full,
                 ..
             } => {
-                let url = match received_url(parts, public_base.as_deref()) {
+                let url = match url_received(parts, public.as_ref()) {
                     Ok(url) => url,
                     Err(verdict) => return Checked::Done(*verdict),
                 };
@@ -388,15 +387,15 @@ fn secrets(common: &ServeCommon, scheme: &Scheme) -> Result<Vec<Secret>, Usage> 
     )
 }
 
-/// `--public-url`: a scheme and authority only, returned without the trailing slash.
-fn public_base(raw: &str) -> Result<String, Usage> {
+/// `--public-url`: a scheme and authority only.
+fn public_origin(raw: &str) -> Result<CanonicalUrl, Usage> {
     let url = CanonicalUrl::parse(raw).map_err(|e| Usage(format!("--public-url: {e}")))?;
     if url.path() != "/" || url.query().is_some() {
         return Err(Usage(format!(
             "--public-url: give only the scheme and host (e.g. https://api.dev.kitopay.com), not a path or query: each request's own path and query are appended (got {url})"
         )));
     }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+    Ok(url)
 }
 
 /// The last segment of the path: the transaction id of the simplified scheme
@@ -414,51 +413,60 @@ fn header_text<'a>(received: &ReceivedRequest<'a>, name: &str) -> Option<&'a str
         .and_then(|v| std::str::from_utf8(v).ok())
 }
 
-/// The URL the client signed for: the public base (or `http://` + the Host header) and the
+/// The URL the client signed for, by the library's rule for a received URL (the layer's):
+/// the public origin (or `http://` + the request's authority, a plain `host[:port]`) and the
 /// path and query exactly as received, refused unless already canonical.
-fn received_url(parts: &Parts, public_base: Option<&str>) -> Result<CanonicalUrl, Box<Verdict>> {
+fn url_received(
+    parts: &Parts,
+    public: Option<&CanonicalUrl>,
+) -> Result<CanonicalUrl, Box<Verdict>> {
     let scheme = &kitopay::FULL;
-    let refuse = |kind: ErrorKind| Box::new(Verdict::refused(scheme, &Error::from(kind), None));
-    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let base = match public_base {
-        Some(base) => base.to_owned(),
-        None => {
-            let host = match parts.uri.authority() {
-                Some(authority) => authority.as_str(),
-                None => match parts.headers.header("host") {
-                    Ok(Some(host)) => std::str::from_utf8(host)
-                        .map_err(|_| refuse(ErrorKind::InvalidUrl(UrlRule::Host)))?,
-                    Ok(None) => return Err(refuse(ErrorKind::MissingHeader("host"))),
-                    Err(_) => return Err(refuse(ErrorKind::DuplicateHeader("host"))),
-                },
-            };
-            if host.is_empty() || host.contains(['/', '?', '#', '@', '\\']) {
-                return Err(refuse(ErrorKind::InvalidUrl(UrlRule::Host)));
-            }
-            format!("http://{host}")
-        }
+    let received = match public {
+        Some(origin) => received_url_at(parts, origin),
+        None => received_url(parts, "http"),
     };
-    let text = format!("{base}{target}");
-    let url = CanonicalUrl::parse(&text).map_err(|e| refuse(e.into_kind()))?;
-    if url.as_str() != text || !target.starts_with('/') {
-        let refusal = Error::from(ErrorKind::InvalidUrl(UrlRule::NotCanonical));
-        let summary = format!(
-            "the URL arrived as {text}, whose canonical form is {url}: send the canonical URL, exactly as signed"
-        );
-        let found = json!({
-            "hypothesis": null,
-            "description": summary,
-            "signature_matches": null,
-            "received_url": render::escape(text.as_bytes()),
-            "canonical_url": url.as_str(),
-        });
-        return Err(Box::new(Verdict::refused(
-            scheme,
-            &refusal,
-            Some((found, summary)),
-        )));
+    let refusal = match received {
+        Ok(url) => return Ok(url),
+        Err(refusal) => refusal,
+    };
+    let text = arrived(parts, public);
+    let canonical = match CanonicalUrl::parse(&text) {
+        Ok(url) if refusal.kind() == &ErrorKind::InvalidUrl(UrlRule::NotCanonical) => url,
+        _ => return Err(Box::new(Verdict::refused(scheme, &refusal, None))),
+    };
+    let summary = format!(
+        "the URL arrived as {text}, whose canonical form is {canonical}: send the canonical URL, exactly as signed"
+    );
+    let found = json!({
+        "hypothesis": null,
+        "description": summary,
+        "signature_matches": null,
+        "received_url": render::escape(text.as_bytes()),
+        "canonical_url": canonical.as_str(),
+    });
+    Err(Box::new(Verdict::refused(
+        scheme,
+        &refusal,
+        Some((found, summary)),
+    )))
+}
+
+/// The URL as it arrived, to describe a refusal: the origin (public, or `http://` and the
+/// request's authority) and the path and query as received.
+fn arrived(parts: &Parts, public: Option<&CanonicalUrl>) -> String {
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    match public {
+        Some(origin) => format!("{}{target}", origin.as_str().trim_end_matches('/')),
+        None => {
+            let host = parts
+                .uri
+                .authority()
+                .map(|authority| authority.as_str())
+                .or_else(|| parts.headers.get(header::HOST)?.to_str().ok())
+                .unwrap_or_default();
+            format!("http://{host}{target}")
+        }
     }
-    Ok(url)
 }
 
 /// When the signature matches the message as received: what alone is refused. A refused
@@ -566,7 +574,7 @@ async fn handle(State(sandbox): State<Arc<Sandbox>>, request: Request) -> Respon
     let (parts, body) = request.into_parts();
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let said = format!("{} {}", parts.method, render::escape(target.as_bytes()));
-    let verdict = match read_body(&parts.headers, body).await {
+    let verdict = match read_body(&sandbox.body, &parts, body).await {
         Ok(bytes) => judge(sandbox, parts, bytes).await,
         Err(verdict) => verdict,
     };
@@ -577,7 +585,7 @@ async fn handle(State(sandbox): State<Arc<Sandbox>>, request: Request) -> Respon
 /// Verifies off the async threads, then (when refused) diagnoses off them too, those of
 /// large bodies at most [`Sandbox::diagnoses`] at a time: a request that verifies, or one
 /// with a small body, never waits behind another's diagnosis.
-async fn judge(sandbox: Arc<Sandbox>, parts: Parts, body: Vec<u8>) -> Verdict {
+async fn judge(sandbox: Arc<Sandbox>, parts: Parts, body: Bytes) -> Verdict {
     let verifying = Arc::clone(&sandbox);
     let first = tokio::task::spawn_blocking(move || {
         let checked = verifying.check(&parts, &body, None);
@@ -608,62 +616,21 @@ async fn judge(sandbox: Arc<Sandbox>, parts: Parts, body: Vec<u8>) -> Verdict {
     diagnosed.unwrap_or_else(|e| Verdict::internal(&e))
 }
 
-/// The whole body, at most [`MAX_BODY`] bytes, within [`BODY_TIMEOUT`].
-///
-/// A body over the limit is read on (and dropped) up to [`DRAIN_LIMIT`] before the 413 is
-/// sent: closing a connection with unread bytes resets it, and the client would see a
-/// broken connection instead of the answer.
-async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<Vec<u8>, Verdict> {
-    let too_large = || {
-        Verdict::unread(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "the body is over 1 MiB, the most the sandbox reads; send a smaller body",
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
-        return Err(too_large());
-    }
-    let mut kept = Vec::new();
-    let mut seen: usize = 0;
-    let reading = async {
-        while let Some(frame) = body.frame().await {
-            let Ok(data) = frame?.into_data() else {
-                continue; // trailers
+/// The whole body, by the library's rule (the layer's): at most 1 MiB, declared or read
+/// (`413`), in full within 10 s of the request's arrival (`408`).
+async fn read_body(limit: &BodyLimit, parts: &Parts, body: Body) -> Result<Bytes, Verdict> {
+    let arrived = Instant::now();
+    limit
+        .read(&parts.headers, body, arrived)
+        .await
+        .map_err(|e| {
+            let status = match e.kind() {
+                ErrorKind::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorKind::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+                _ => StatusCode::BAD_REQUEST,
             };
-            seen = seen.saturating_add(data.len());
-            if seen > DRAIN_LIMIT {
-                break;
-            }
-            if seen <= MAX_BODY {
-                kept.extend_from_slice(&data);
-            }
-        }
-        Ok::<(), axum::Error>(())
-    };
-    let outcome = tokio::time::timeout(BODY_TIMEOUT, reading).await;
-    if seen > MAX_BODY {
-        return Err(too_large());
-    }
-    match outcome {
-        Ok(Ok(())) => Ok(kept),
-        Ok(Err(e)) => Err(Verdict::unread(
-            StatusCode::BAD_REQUEST,
-            "body_unreadable",
-            &format!("the body could not be read: {e}"),
-        )),
-        Err(_) => Err(Verdict::unread(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
-            &format!(
-                "the body did not arrive in full within {BODY_TIMEOUT:?}; send it at once, with a correct Content-Length"
-            ),
-        )),
-    }
+            Verdict::unread(status, e.code(), &e.to_string())
+        })
 }
 
 #[cfg(test)]

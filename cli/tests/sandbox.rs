@@ -731,6 +731,51 @@ fn serve_kitopay_without_public_url_verifies_the_host_it_was_called_at() {
 }
 
 #[test]
+fn serve_applies_the_layers_host_rule() {
+    // `{`, `}`, a backtick and `"` are legal in a WHATWG host, so a URL built from such a
+    // Host header is canonical: serve used to verify it. The layer's rule refuses any Host
+    // that is not a plain `host[:port]` as `http` parses an authority; serve now reads the
+    // URL with the library's function, the layer's rule.
+    let server = Server::start(
+        &["kitopay", "--port", "0", "--merchant-id", M],
+        &[("KITOPAY_SECRET", S)],
+    );
+    let host = "shop{1}.example.com";
+    let path = "/v1/payins";
+    let headers = kitopay_signed(&format!("http://{host}{path}"), b"{}", now(), S);
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 2\r\n"
+    );
+    for (k, v) in &headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n{}");
+    let (status, json) = raw_exchange(server.port, &request);
+    assert_eq!(status, 401, "{json}");
+    assert_eq!(json["reason"], "invalid_url");
+    assert_eq!(
+        json["explanation"],
+        "invalid url: the Host header must be a plain host[:port], without / ? # or @"
+    );
+    assert_eq!(
+        server.line(),
+        format!(
+            "POST {path} → 401 invalid_url: invalid url: the Host header must be a plain host[:port], without / ? # or @"
+        )
+    );
+    // The same refusal as the layer's (`WebhookAuth::with_url_from_host`).
+    let (parts, ()) = axum::http::Request::post(path)
+        .header("host", host)
+        .body(())
+        .unwrap()
+        .into_parts();
+    let layer = countersign::layer::received_url(&parts, "http").unwrap_err();
+    assert_eq!(layer.code(), json["reason"]);
+    assert_eq!(layer.to_string(), json["explanation"]);
+    server.stop();
+}
+
+#[test]
 fn serve_kamiokash_checks_body_timestamp_and_api_key() {
     let server = Server::start(
         &["kamiokash", "--port", "0", "--api-key", KK_API_KEY],

@@ -72,3 +72,27 @@ impl Answer {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn retry_after_is_in_whole_seconds_rounded_up_and_at_least_one() {
+        for (retry_after, header) in [
+            (DEFAULT_RETRY_AFTER, "5"),
+            (Duration::from_millis(2_500), "3"),
+            (Duration::ZERO, "1"),
+        ] {
+            for answer in [Answer::InFlight, Answer::Unavailable] {
+                let response: Response<String> = answer.response(retry_after);
+                assert_eq!(response.headers()["retry-after"], header);
+            }
+        }
+        let refused: Response<String> = Answer::Unauthorized.response(DEFAULT_RETRY_AFTER);
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        assert!(refused.headers().get("retry-after").is_none());
+    }
+}

@@ -8,7 +8,7 @@ use crate::replay::AsyncReplayGuard;
 use crate::verify::Verifier;
 
 use super::answer::DEFAULT_RETRY_AFTER;
-use super::body::{DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
+use super::body::BodyLimit;
 
 /// A verifier with everything a server needs around it: body limit and deadline, replay
 /// guard, and how to learn the request URL. Cheap to clone (shared).
@@ -52,8 +52,7 @@ use super::body::{DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
 pub struct WebhookAuth {
     pub(super) verifier: Arc<Verifier>,
     pub(super) guard: Option<Arc<dyn AsyncReplayGuard>>,
-    pub(super) limit: usize,
-    pub(super) body_timeout: Duration,
+    pub(super) body: BodyLimit,
     pub(super) retry_after: Duration,
     pub(super) url_from_host: Option<&'static str>,
     pub(super) background: Arc<Background>,
@@ -64,9 +63,6 @@ pub struct WebhookAuth {
 pub(super) struct Background {
     /// Handlers being finished after their client hung up.
     pub(super) handlers: core::sync::atomic::AtomicUsize,
-    /// Set once a timer could not be made (a runtime without timers), so the probe, which
-    /// panics inside Tokio, is not repeated.
-    pub(super) timerless: core::sync::atomic::AtomicBool,
 }
 
 impl WebhookAuth {
@@ -102,8 +98,7 @@ impl WebhookAuth {
         WebhookAuth {
             verifier,
             guard,
-            limit: DEFAULT_BODY_LIMIT,
-            body_timeout: DEFAULT_BODY_TIMEOUT,
+            body: BodyLimit::default(),
             retry_after: DEFAULT_RETRY_AFTER,
             url_from_host: None,
             background: Arc::default(),
@@ -136,7 +131,7 @@ impl WebhookAuth {
     /// ```
     #[must_use]
     pub fn with_body_limit(mut self, bytes: usize) -> Self {
-        self.limit = bytes;
+        self.body = BodyLimit::new(bytes, self.body.timeout());
         self
     }
 
@@ -158,7 +153,7 @@ impl WebhookAuth {
     /// ```
     #[must_use]
     pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
-        self.body_timeout = timeout;
+        self.body = BodyLimit::new(self.body.limit(), timeout);
         self
     }
 
@@ -270,10 +265,41 @@ impl core::fmt::Debug for WebhookAuth {
         f.debug_struct("WebhookAuth")
             .field("verifier", &self.verifier)
             .field("replay_guard", &self.guard.is_some())
-            .field("limit", &self.limit)
-            .field("body_timeout", &self.body_timeout)
+            .field("limit", &self.body.limit())
+            .field("body_timeout", &self.body.timeout())
             .field("retry_after", &self.retry_after)
             .field("url_from_host", &self.url_from_host)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::key::SecretKey;
+
+    #[test]
+    fn webhook_auth_debug_shows_its_settings_and_no_secret() {
+        const SECRET: &str = "whsec_kk_5e2a91c07d3b4f68";
+        let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap()))
+            .with_body_limit(1234)
+            .with_body_timeout(Duration::from_millis(1500))
+            .with_retry_after(Duration::from_secs(7))
+            .with_url_from_host("https");
+        let text = format!("{auth:?}");
+        for part in [
+            "WebhookAuth",
+            "limit: 1234",
+            "body_timeout: 1.5s",
+            "retry_after: 7s",
+            "url_from_host: Some(\"https\")",
+            "replay_guard: false",
+            "[redacted]",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert!(!text.contains(SECRET));
     }
 }

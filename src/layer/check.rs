@@ -10,7 +10,7 @@ use crate::verify::{ReceivedRequest, Verified};
 use super::answer::Answer;
 use super::auth::WebhookAuth;
 use super::delivery::age_ms;
-use super::url::request_url;
+use super::url::received_url;
 
 impl WebhookAuth {
     /// Verifies a buffered request at `now`. A refusal is logged (`WARN`, the reason and
@@ -44,7 +44,7 @@ impl WebhookAuth {
             ReceivedRequest::new(&parts.headers, body).with_method(parts.method.as_str());
         match self.url_from_host {
             Some(scheme) => {
-                let url = request_url(parts, scheme)?;
+                let url = received_url(parts, scheme)?;
                 self.verifier.verify_at(&received.with_url(&url), now)
             }
             None => self.verifier.verify_at(&received, now),

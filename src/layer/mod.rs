@@ -53,6 +53,7 @@ mod url;
 pub(crate) use answer::Answer;
 pub use answer::DEFAULT_RETRY_AFTER;
 pub use auth::WebhookAuth;
-pub use body::{DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
+pub use body::{BodyLimit, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
 pub use delivery::VerifiedDelivery;
 pub use service::{VerifyLayer, VerifyService};
+pub use url::{received_url, received_url_at};

@@ -803,6 +803,50 @@ fn every_decision_is_one_tracing_event_with_outcome_reason_key_and_age() {
     });
 }
 
+#[test]
+fn an_acknowledged_duplicate_logs_at_info_a_refusal_at_warn() {
+    let service = answering(
+        Arc::new(InMemoryReplayGuard::new(10)),
+        200,
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let headers = signed("{}", SystemClock.now());
+    let mut forged = headers.clone();
+    forged[1].1 = "0".repeat(64);
+    let (captured, subscriber) = capturing_subscriber();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        for (request, level, outcome) in [
+            (
+                request_with("{}", &headers),
+                " INFO ",
+                r#"outcome="accepted""#,
+            ),
+            (
+                request_with("{}", &headers),
+                " INFO ",
+                r#"outcome="duplicate""#,
+            ),
+            (
+                request_with("{}", &forged),
+                " WARN ",
+                r#"outcome="refused""#,
+            ),
+        ] {
+            let before = captured.lock().unwrap().len();
+            runtime.block_on(service.clone().oneshot(request)).unwrap();
+            let log = String::from_utf8(captured.lock().unwrap()[before..].to_vec()).unwrap();
+            assert!(
+                log.contains(level) && log.contains(outcome),
+                "{level}{outcome}: {log}"
+            );
+        }
+    });
+}
+
 /// An inner service that is never ready.
 #[derive(Clone)]
 struct Unready;

@@ -52,7 +52,12 @@ impl WebhookAuth {
                             ErrorKind::Replayed(_) => Answer::InFlight,
                             _ => Answer::Unavailable,
                         };
-                        tracing::warn!(target: "countersign", %scheme, outcome = answer.outcome(), reason = e.code(), key_id = %delivery.key_id, age_ms, error = %e, "webhook not passed on");
+                        // An acknowledged duplicate is normal at-least-once delivery: INFO.
+                        if answer == Answer::Duplicate {
+                            tracing::info!(target: "countersign", %scheme, outcome = answer.outcome(), reason = e.code(), key_id = %delivery.key_id, age_ms, error = %e, "webhook not passed on");
+                        } else {
+                            tracing::warn!(target: "countersign", %scheme, outcome = answer.outcome(), reason = e.code(), key_id = %delivery.key_id, age_ms, error = %e, "webhook not passed on");
+                        }
                         self.count(answer.outcome(), started);
                         return Err(answer);
                     }

@@ -19,8 +19,10 @@ use super::auth::WebhookAuth;
 /// `duplicate`, `in_flight`, `unavailable`, `refused`, `too_large`, `timeout`,
 /// `bad_body`), `scheme`, `reason` (the [`Error::code`](crate::Error::code) of a refusal), `key_id` (which key
 /// matched) and `age_ms` (how old the timestamp was; negative if ahead). Secrets and
-/// signatures are never logged. Refusals are `WARN`, acceptances `INFO`:
-/// `RUST_LOG=countersign=info` shows why each delivery was refused.
+/// signatures are never logged. Acceptances and acknowledged duplicates (normal
+/// at-least-once delivery) are `INFO`; refusals, deliveries still in flight (`409`) and an
+/// undecided replay guard (`503`) are `WARN`: `RUST_LOG=countersign=info` shows why each
+/// delivery was refused.
 ///
 /// With the `metrics` feature, each decision also increments
 /// `countersign_verifications_total{scheme, outcome}` and records the time from the

@@ -24,12 +24,10 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::post;
+use countersign::claim::redis::RedisStore;
+use countersign::claim::{Claim, ClaimKey, ClaimStore, InMemoryStore, ReplayGuard};
 use countersign::layer::{VerifyLayer, WebhookAuth};
-use countersign::redis_guard::RedisReplayGuard;
-use countersign::{
-    AsyncReplayGuard, Clock, InMemoryReplayGuard, ReplayGuard, ReplayKey, SecretKey,
-    SignableRequest, Signature, Signer, SystemClock, Timestamp, Verifier,
-};
+use countersign::{Clock, SecretKey, SignableRequest, Signer, SystemClock, Timestamp, Verifier};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "whsec_kk_5e2a91c07d3b4f68";
@@ -70,7 +68,7 @@ async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
-fn layered(guard: Arc<dyn AsyncReplayGuard>) -> Router {
+fn layered(guard: ReplayGuard) -> Router {
     let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap()))
         .with_replay_guard(guard);
     Router::new().route("/hook", post(handler).layer(VerifyLayer::new(auth)))
@@ -233,11 +231,12 @@ fn redis_calls(url: &str) -> std::collections::BTreeMap<String, u64> {
         .collect()
 }
 
-/// Claims per second on one guard from `threads` threads, each claiming distinct keys, in a
-/// steady state: every thread's clock advances 1 ms per 1024 claims and claims live 100 ms,
-/// so the guard holds about 100k live claims and evicts as many as it takes.
+/// Claims per second on one in-memory store from `threads` threads, each claiming distinct
+/// keys (hashed as the guard does), in a steady state: every thread's clock advances 1 ms
+/// per 1024 claims and claims live 100 ms, so the store holds about 100k live claims and
+/// evicts as many as it takes.
 fn guard_claims_per_second(threads: u64, seconds: f64) -> f64 {
-    let guard = Arc::new(InMemoryReplayGuard::new(usize::MAX));
+    let guard = Arc::new(InMemoryStore::new(usize::MAX));
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let start = Duration::from_secs(1_700_000_000);
@@ -257,11 +256,15 @@ fn guard_claims_per_second(threads: u64, seconds: f64) -> f64 {
                         // Spread over the shards as real signatures (uniform bytes) do.
                         sig[0..4]
                             .copy_from_slice(&(n.wrapping_mul(2_654_435_761) as u32).to_le_bytes());
-                        let key = ReplayKey::new(
+                        let key = ClaimKey::new(
+                            "bench",
+                            "/hook",
                             &countersign::kamiokash::WEBHOOK,
-                            Signature::from_bytes(sig),
+                            "signature",
+                            &sig,
                         );
-                        guard.claim(key, until, now).unwrap();
+                        let claim = Claim::new(key, u128::from(n), now, until, until);
+                        assert!(guard.claim(&claim).into_ready().is_ok_and(|r| r.is_ok()));
                         n += 1;
                     }
                 }
@@ -294,15 +297,15 @@ fn main() {
     let redis = start_redis();
     let (bare, layer, redis_figures, per_delivery) = runtime.block_on(async {
         let bare = serve(Router::new().route("/hook", post(handler))).await;
-        let memory = serve(layered(Arc::new(InMemoryReplayGuard::new(10_000_000)))).await;
+        let memory = serve(layered(ReplayGuard::in_memory(10_000_000))).await;
         let bare = drive(bare, options.clients, options.seconds).await;
         println!("bare:  {bare:?}");
         let layer = drive(memory, options.clients, options.seconds).await;
         println!("layer: {layer:?}");
         let (redis_figures, per_delivery) = match &redis {
             Some((_, url)) => {
-                let guard = RedisReplayGuard::connect(url).await.unwrap();
-                let addr = serve(layered(Arc::new(guard))).await;
+                let store = RedisStore::connect(url).await.unwrap();
+                let addr = serve(layered(ReplayGuard::new(store, "bench").unwrap())).await;
                 let before = redis_calls(url);
                 let figures = drive(addr, options.clients, options.seconds).await;
                 let after = redis_calls(url);

@@ -19,14 +19,12 @@
     clippy::panic
 )]
 
-use std::sync::Arc;
-
 use countersign::diagnose::{Diagnosis, Hypothesis, Inputs, diagnose};
 use countersign::extract::VerifiedBody;
 use countersign::layer::{VerifyLayer, WebhookAuth};
 use countersign::{
-    InMemoryReplayGuard, KeyRing, Part, ReceivedRequest, Scheme, SecretKey, SecretSpec,
-    SignableRequest, SignatureFormat, Signer, StringToSign, Timestamp, Verifier,
+    KeyRing, Part, ReceivedRequest, Scheme, SecretKey, SecretSpec, SignableRequest,
+    SignatureFormat, Signer, StringToSign, Timestamp, Verifier,
 };
 use tower::ServiceExt as _;
 
@@ -103,14 +101,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // A route behind the layer: accepted once, a replay acknowledged as a duplicate.
-    let guard = Arc::new(InMemoryReplayGuard::new(100_000));
+    let guard = countersign::claim::ReplayGuard::in_memory(100_000);
     let auth = WebhookAuth::new(verifier(GITHUB.key(SECRET)?)).with_replay_guard(guard);
     let app = axum::Router::new().route(
         "/webhooks/github",
         axum::routing::post(|VerifiedBody(body, delivery): VerifiedBody| async move {
             format!(
                 "{} delivery of {} bytes processed",
-                delivery.scheme,
+                delivery.scheme(),
                 body.len()
             )
         })

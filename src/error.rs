@@ -3,7 +3,7 @@
 use core::fmt;
 use core::time::Duration;
 
-use crate::replay::ClaimState;
+use crate::claim::ClaimState;
 
 /// Every failure countersign reports.
 ///
@@ -239,9 +239,9 @@ pub enum ErrorKind {
         /// The accepted names.
         expected: &'static str,
     },
-    /// The same signed delivery was already accepted and its replay claim is still held:
-    /// in flight (being processed: retry later) or done (processed: acknowledge the
-    /// duplicate, do not process it again).
+    /// The same delivery (or, claimed by event id, another delivery of the same event) was
+    /// already accepted and its claim is still held: in flight (being processed: retry
+    /// later) or done (processed: acknowledge the duplicate, do not process it again).
     #[error("{}", replayed_message(*.0))]
     Replayed(ClaimState),
     /// The replay guard could not be reached or failed; the message was not accepted.
@@ -273,6 +273,10 @@ pub enum ErrorKind {
     /// A request body could not be read (the connection failed, or the body was malformed).
     #[error("the body could not be read: {0}")]
     BodyUnreadable(String),
+    /// A replay guard was configured so that it could not keep its promise (a shared store
+    /// without a namespace).
+    #[error("invalid replay guard: {0}")]
+    InvalidGuard(&'static str),
 }
 
 impl ErrorKind {
@@ -314,6 +318,7 @@ impl ErrorKind {
             ErrorKind::BodyTooLarge { .. } => "body_too_large",
             ErrorKind::BodyTimeout { .. } => "body_timeout",
             ErrorKind::BodyUnreadable(_) => "body_unreadable",
+            ErrorKind::InvalidGuard(_) => "invalid_guard",
         }
     }
 }
@@ -414,10 +419,10 @@ impl fmt::Display for Declared {
 fn replayed_message(state: ClaimState) -> &'static str {
     match state {
         ClaimState::InFlight => {
-            "replayed: this signed delivery is already being processed; retry later"
+            "replayed: this delivery (or another of the same event) is being processed; retry later"
         }
         ClaimState::Done => {
-            "replayed: this signed delivery was already processed; acknowledge the duplicate without processing it again"
+            "replayed: this delivery (or another of the same event) was already processed; acknowledge the duplicate without processing it again"
         }
     }
 }

@@ -10,25 +10,26 @@
 //!   success the layer releases the claim (the event is not burnt);
 //! - [`VerifiedBody`]: the verified bytes.
 //!
-//! Both carry the [`VerifiedDelivery`]. On a route without the layer they answer `500` and
+//! Both carry the [`Verified`] delivery (scheme, key, timestamp, claim, event id). On a route without the layer they answer `500` and
 //! log the configuration mistake: they never deserialise an unverified body.
 //!
 //! ```
 //! use axum::{routing::post, Router};
 //! use countersign::extract::VerifiedJson;
 //! use countersign::layer::{VerifyLayer, WebhookAuth};
-//! use countersign::{kamiokash, kitopay, CanonicalUrl, InMemoryReplayGuard, SecretKey, Verifier};
-//! use std::sync::Arc;
+//! use countersign::claim::ReplayGuard;
+//! use countersign::{kamiokash, kitopay, CanonicalUrl, SecretKey, Verifier};
 //!
 //! async fn on_kamiokash(VerifiedJson(event, _): VerifiedJson<kamiokash::WebhookEvent>) -> String {
 //!     event.event_type().to_owned()
 //! }
 //! async fn on_kitopay(VerifiedJson(event, delivery): VerifiedJson<kitopay::WebhookEvent>) -> String {
-//!     format!("{} is {} (key {})", event.reference_id, event.status, delivery.key_id)
+//!     format!("{} is {} (key {})", event.reference_id, event.status, delivery.key_id())
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let guard = Arc::new(InMemoryReplayGuard::new(100_000));
+//! // One guard for both routes: claims are kept apart by route.
+//! let guard = ReplayGuard::in_memory(100_000);
 //! let kamiokash = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("whsec")?))
 //!     .with_replay_guard(guard.clone());
 //! let kitopay = WebhookAuth::new(Verifier::kitopay_webhook(
@@ -76,7 +77,8 @@ use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use crate::layer::{Answer, VerifiedDelivery};
+use crate::layer::Answer;
+use crate::verify::Verified;
 
 /// The verified body deserialised as JSON into `T`, and what was verified. Needs
 /// [`VerifyLayer`](crate::layer::VerifyLayer) on the route.
@@ -85,7 +87,7 @@ use crate::layer::{Answer, VerifiedDelivery};
 ///
 /// See the [module documentation](self).
 #[derive(Debug)]
-pub struct VerifiedJson<T>(pub T, pub VerifiedDelivery);
+pub struct VerifiedJson<T>(pub T, pub Verified);
 
 /// The verified body bytes, and what was verified. Needs
 /// [`VerifyLayer`](crate::layer::VerifyLayer) on the route.
@@ -96,19 +98,19 @@ pub struct VerifiedJson<T>(pub T, pub VerifiedDelivery);
 /// use countersign::extract::VerifiedBody;
 ///
 /// async fn handler(VerifiedBody(bytes, delivery): VerifiedBody) -> String {
-///     format!("{} bytes, key {}", bytes.len(), delivery.key_id)
+///     format!("{} bytes, key {}", bytes.len(), delivery.key_id())
 /// }
 /// ```
 #[derive(Debug)]
-pub struct VerifiedBody(pub Bytes, pub VerifiedDelivery);
+pub struct VerifiedBody(pub Bytes, pub Verified);
 
 fn answer(answer: Answer) -> Response {
     (answer.status(), answer.body()).into_response()
 }
 
-async fn verified(request: Request) -> Result<(Bytes, VerifiedDelivery), Response> {
+async fn verified(request: Request) -> Result<(Bytes, Verified), Response> {
     let (mut parts, body) = request.into_parts();
-    let Some(delivery) = parts.extensions.remove::<VerifiedDelivery>() else {
+    let Some(delivery) = parts.extensions.remove::<Verified>() else {
         tracing::error!(target: "countersign", "VerifiedJson/VerifiedBody used on a route without VerifyLayer: add .layer(VerifyLayer::new(auth)) to the route");
         return Err((
             http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -144,7 +146,7 @@ where
         match serde_json::from_slice(&bytes) {
             Ok(value) => Ok(VerifiedJson(value, delivery)),
             Err(e) => {
-                tracing::warn!(target: "countersign", scheme = %delivery.scheme, outcome = "bad_body", error = %e, "verified webhook body is not the expected JSON; answering 400 (its claim is released)");
+                tracing::warn!(target: "countersign", scheme = %delivery.scheme(), outcome = "bad_body", error = %e, "verified webhook body is not the expected JSON; answering 400 (its claim is released)");
                 Err(answer(Answer::BadBody))
             }
         }

@@ -13,7 +13,7 @@
 
 use crate::error::Error;
 use crate::key::{SecretKey, SharedKeys};
-use crate::scheme::{Domain, Part, Scheme, SecretSpec, SignatureFormat, Value};
+use crate::scheme::{Domain, EventId, Part, Scheme, SecretSpec, SignatureFormat, Value};
 use crate::signer::{SignableRequest, Signer};
 use crate::time::TimeFormat;
 use crate::url::CanonicalUrl;
@@ -114,6 +114,7 @@ pub static WEBHOOK: Scheme = Scheme::new(
 .with_identity(MERCHANT_ID, "merchant_id")
 .with_timestamp(TIMESTAMP, TimeFormat::UnixSecs)
 .with_secret(SECRET)
+.with_event_id(EventId::JsonFields(&["id", "status"]))
 .webhook();
 
 impl Signer {

@@ -8,13 +8,13 @@ mod headers;
 mod key;
 mod mac;
 mod message;
-mod replay;
 mod signature;
 mod signer;
 mod time;
 mod url;
 mod verify;
 
+pub mod claim;
 pub mod kamiokash;
 pub mod kitopay;
 pub mod scheme;
@@ -37,20 +37,15 @@ pub mod layer;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod middleware;
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub mod redis_guard;
 
+pub use crate::claim::{ClaimState, ReplayGuard};
 pub use crate::error::{Error, ErrorKind, UrlRule};
 pub use crate::headers::{DuplicateHeader, HeaderLookup};
 pub use crate::key::{KeyRing, SecretKey, SharedKeys};
 pub use crate::message::StringToSign;
-pub use crate::replay::{
-    AsyncReplayGuard, Claim, ClaimState, GuardFuture, InMemoryReplayGuard, ReplayGuard, ReplayKey,
-};
 pub use crate::scheme::{
-    Domain, Encoding, KeyForm, MAX_PARTS, MAX_SIGNATURES, MAX_VALUES, Part, STANDARD_METHODS,
-    Scheme, SecretSpec, SignatureFormat, Value, built_in,
+    Domain, Encoding, EventId, KeyForm, MAX_PARTS, MAX_SIGNATURES, MAX_VALUES, Part,
+    STANDARD_METHODS, Scheme, SecretSpec, SignatureFormat, Value, built_in,
 };
 pub use crate::signature::{Base64Signature, HexSignature, Signature};
 pub use crate::signer::{BodySigner, SignableRequest, SignedRequest, Signer};

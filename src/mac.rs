@@ -158,6 +158,15 @@ impl Drop for Prefix {
     }
 }
 
+/// SHA-256 of the concatenation of `parts` (not keyed: claim keys, never secrets).
+pub(crate) fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    for part in parts {
+        hash.update(part);
+    }
+    hash.finish()
+}
+
 /// A streaming SHA-256 over the compression function.
 ///
 /// Invariant: `buf[buf_len..]` is all zeros, so padding needs no variable-length clearing

@@ -125,6 +125,7 @@ pub struct Scheme {
     secret: SecretSpec,
     freshness: Freshness,
     webhook: bool,
+    event_id: Option<EventId>,
 }
 
 impl Scheme {
@@ -153,6 +154,7 @@ impl Scheme {
             secret: SecretSpec::utf8(""),
             freshness: Freshness::DEFAULT,
             webhook: false,
+            event_id: None,
         }
     }
 
@@ -238,6 +240,25 @@ impl Scheme {
     #[must_use]
     pub const fn webhook(mut self) -> Self {
         self.webhook = true;
+        self
+    }
+
+    /// Where its deliveries name the event they carry: the identity a
+    /// [`ReplayGuard`](crate::claim::ReplayGuard) claims them under by default, so that
+    /// every delivery of one event (copies, and retries signed again) is processed once.
+    /// Defaults to none (deliveries are claimed by signature).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{kitopay, standard_webhooks, EventId};
+    ///
+    /// assert_eq!(standard_webhooks::SCHEME.event_id_spec(), Some(EventId::Value("id")));
+    /// assert_eq!(kitopay::WEBHOOK.event_id_spec(), Some(EventId::JsonFields(&["id", "status"])));
+    /// ```
+    #[must_use]
+    pub const fn with_event_id(mut self, event_id: EventId) -> Self {
+        self.event_id = Some(event_id);
         self
     }
 
@@ -418,6 +439,47 @@ impl Scheme {
     #[must_use]
     pub const fn is_webhook(&self) -> bool {
         self.webhook
+    }
+
+    /// Where its deliveries name their event (see [`Scheme::with_event_id`]).
+    ///
+    /// # Examples
+    ///
+    /// See [`Scheme::with_event_id`].
+    #[must_use]
+    pub const fn event_id_spec(&self) -> Option<EventId> {
+        self.event_id
+    }
+
+    /// The event id a received delivery carries, if the scheme names one and the delivery
+    /// has it: a signed value as sent, or the JSON body's fields as text joined with `/`
+    /// (strings and numbers only; `None` if one is missing, of another type, or contains
+    /// `/`; needs the `serde` feature, implied by `tower`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{kitopay, ReceivedRequest};
+    ///
+    /// let body = br#"{"id":"6956d4fc","reference_id":"order-7","status":"success"}"#;
+    /// let no_headers: [(&str, &str); 0] = [];
+    /// let request = ReceivedRequest::new(&no_headers, body);
+    /// # #[cfg(feature = "serde")]
+    /// assert_eq!(kitopay::WEBHOOK.event_id(&request).as_deref(), Some("6956d4fc/success"));
+    /// ```
+    #[must_use]
+    pub fn event_id(&self, request: &crate::verify::ReceivedRequest<'_>) -> Option<String> {
+        match self.event_id? {
+            EventId::Value(name) => {
+                let spec = self.values().find(|v| v.name == name)?;
+                let bytes = match spec.header {
+                    Some(header) => request.header(header).ok()??,
+                    None => request.value(name)?.as_bytes(),
+                };
+                String::from_utf8(bytes.to_vec()).ok()
+            }
+            EventId::JsonFields(fields) => json_fields(request.body(), fields),
+        }
     }
 
     /// The named values sent in headers of their own, in order.
@@ -663,6 +725,17 @@ impl Scheme {
         if !is_header_name(self.signature.header) {
             return fail("the signature header must be a valid header name");
         }
+        match self.event_id {
+            Some(EventId::Value(name)) if !self.values().any(|v| v.name == name) => {
+                return fail("the event id must name one of the message's values");
+            }
+            Some(EventId::JsonFields(fields)) if fields.is_empty() || !self.has(PartKind::Body) => {
+                return fail(
+                    "an event id from JSON fields needs at least one field and a signed body",
+                );
+            }
+            _ => {}
+        }
         let prefix = self.signature.prefix;
         if prefix.len() > MAX_PREFIX || (!prefix.is_empty() && !is_header_value(prefix)) {
             return fail("the signature prefix must be visible ASCII of at most MAX_PREFIX bytes");
@@ -676,6 +749,53 @@ impl Scheme {
         }
         Ok(())
     }
+}
+
+/// Where a scheme's deliveries name the event they carry (see [`Scheme::with_event_id`]).
+///
+/// # Examples
+///
+/// ```
+/// use countersign::EventId;
+///
+/// let stripe_like = EventId::JsonFields(&["id"]);
+/// assert_ne!(stripe_like, EventId::Value("id"));
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventId {
+    /// A named [`Value`] of the message, which is signed (Standard Webhooks' `id`).
+    Value(&'static str),
+    /// Top-level fields of the JSON body, which is signed, joined with `/` (a Kitopay
+    /// webhook's transaction `id` and `status`: each status change is an event of its own).
+    JsonFields(&'static [&'static str]),
+}
+
+/// The top-level `fields` of a JSON object body as text, joined with `/`.
+#[cfg(feature = "serde")]
+fn json_fields(body: &[u8], fields: &[&str]) -> Option<String> {
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
+    let mut id = String::new();
+    for (i, field) in fields.iter().enumerate() {
+        let text = match object.get(*field)? {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Number(number) => number.to_string(),
+            _ => return None,
+        };
+        if text.is_empty() || text.contains('/') {
+            return None;
+        }
+        if i > 0 {
+            id.push('/');
+        }
+        id.push_str(&text);
+    }
+    Some(id)
+}
+
+#[cfg(not(feature = "serde"))]
+fn json_fields(_body: &[u8], _fields: &[&str]) -> Option<String> {
+    None
 }
 
 /// Schemes are equal when their names are.

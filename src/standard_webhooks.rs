@@ -33,7 +33,7 @@
 //! ```
 
 use crate::key::{SecretKey, SharedKeys};
-use crate::scheme::{Domain, Part, Scheme, SecretSpec, SignatureFormat, Value};
+use crate::scheme::{Domain, EventId, Part, Scheme, SecretSpec, SignatureFormat, Value};
 use crate::signer::Signer;
 use crate::time::{Freshness, TimeFormat};
 use crate::verify::Verifier;
@@ -82,6 +82,7 @@ pub static SCHEME: Scheme = Scheme::new(
 .with_timestamp("webhook-timestamp", TimeFormat::UnixSecs)
 .with_secret(SecretSpec::base64("STANDARD_WEBHOOKS_SECRET", "whsec_"))
 .with_freshness(Freshness::symmetric(core::time::Duration::from_secs(300)))
+.with_event_id(EventId::Value("id"))
 .webhook();
 
 impl Signer {

@@ -11,11 +11,11 @@
 use core::fmt;
 use std::sync::Arc;
 
+use crate::claim::{Admission, Claim, ReplayGuard};
 use crate::error::{Error, ErrorKind, err};
 use crate::headers::{DuplicateHeader, HeaderLookup};
 use crate::key::{KeyId, SharedKeys};
 use crate::message::{Inputs, Pieces};
-use crate::replay::{Claim, ReplayGuard, ReplayKey};
 use crate::scheme::{MAX_VALUES, NO_WINDOW_RETENTION, Scheme, is_header_value, is_standard_method};
 use crate::signature::{Candidates, Signature};
 use crate::time::{Clock, Freshness, SystemClock, Timestamp};
@@ -226,25 +226,23 @@ pub struct Verified {
     trailing_slash_toggled: bool,
     expires_at: Timestamp,
     claim: Option<Claim>,
+    event_id: Option<Arc<str>>,
 }
 
 impl Verified {
-    /// The message's identity for replay protection.
+    /// Until when this signature could still be accepted by a verifier whose clock is at
+    /// most `max_future` off, so until when a claim by signature is kept:
     ///
-    /// # Examples
+    /// ```text
+    /// expires_at = timestamp + max_age + resolution + max_future   (held while now < expires_at)
+    /// ```
     ///
-    /// See [`Verifier::with_replay_guard`].
-    #[must_use]
-    pub fn replay_key(&self) -> ReplayKey {
-        ReplayKey::new(self.scheme, self.signature)
-    }
-
-    /// How long a replay guard must remember this message: it is held while
-    /// `now < expires_at`, where `expires_at = timestamp + max_age + resolution +
-    /// max_future`, which covers the last instant any verifier whose clock is at most
-    /// `max_future` off could still accept it (see the [replay module](crate::ReplayGuard)
-    /// documentation for the derivation). A scheme without a timestamp has no window: its
-    /// signatures verify forever, and a claim is held for 7 days from verification.
+    /// A verifier accepts `t` until its clock reads `t + max_age`, plus the timestamp's
+    /// resolution less one nanosecond for schemes whose "now" is compared in whole seconds
+    /// (Kitopay); instances in a fleet may have clocks up to `max_future` apart. So 121 s
+    /// after a Kitopay timestamp and 120 s + 1 ns after a KamioKash one with the default
+    /// window. A scheme without a timestamp has no window: its signatures verify forever,
+    /// and this is 7 days from verification.
     ///
     /// # Examples
     ///
@@ -267,7 +265,8 @@ impl Verified {
         self.expires_at
     }
 
-    /// The replay claim taken by the verifier's guard, if it has one.
+    /// The replay claim taken for this delivery, if it was claimed (by the verifier's
+    /// guard, or the tower layer's).
     ///
     /// # Examples
     ///
@@ -275,6 +274,71 @@ impl Verified {
     #[must_use]
     pub fn claim(&self) -> Option<Claim> {
         self.claim
+    }
+
+    /// The event id the delivery was claimed under, when it was claimed by one
+    /// ([`Identity`](crate::claim::Identity)): Standard Webhooks' `webhook-id`, a Kitopay
+    /// webhook's `id/status`, or what your identity function chose.
+    ///
+    /// # Examples
+    ///
+    /// See [`ReplayGuard::claim`].
+    #[must_use]
+    pub fn event_id(&self) -> Option<&str> {
+        self.event_id.as_deref()
+    }
+
+    /// A delivery as if it had been verified, for tests of handlers that take a
+    /// [`Verified`] (behind the tower layer, or from [`Verifier::verify`]) without signing
+    /// a request. It proves nothing: never build one for a request you received. Its claim
+    /// lifetime is computed with the scheme's default window; it has no claim.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::{kamiokash, Signature, Timestamp, Verified};
+    /// use std::time::Duration;
+    ///
+    /// let delivery = Verified::dangerous_assume(&kamiokash::WEBHOOK, "primary", Some(Timestamp::UNIX_EPOCH), Signature::from_bytes([1; 32]));
+    /// assert_eq!(delivery.key_id(), "primary");
+    /// assert!(!delivery.trailing_slash_toggled());
+    /// // Held for the 60 s window, one step of RFC 3339 time (1 ns) and 60 s of allowed skew.
+    /// assert_eq!(delivery.expires_at().since_epoch(), Duration::new(120, 1));
+    /// ```
+    #[must_use]
+    pub fn dangerous_assume(
+        scheme: &'static Scheme,
+        key_id: &str,
+        timestamp: Option<Timestamp>,
+        signature: Signature,
+    ) -> Self {
+        let expires_at = match (timestamp, scheme.time_format()) {
+            (Some(timestamp), Some(format)) => scheme
+                .freshness()
+                .claim_expiry(timestamp, format.resolution()),
+            _ => Timestamp::MAX,
+        };
+        Verified {
+            scheme,
+            key_id: KeyId::new(key_id.to_owned()),
+            timestamp,
+            signature,
+            trailing_slash_toggled: false,
+            expires_at,
+            claim: None,
+            event_id: None,
+        }
+    }
+
+    /// Takes what a guard's [`Admission`] says into the verified delivery; the store's
+    /// attachment, if any, is returned.
+    pub(crate) fn admit(
+        &mut self,
+        admission: Admission,
+    ) -> Option<Arc<dyn crate::claim::Attachment>> {
+        self.claim = admission.claim;
+        self.event_id = admission.event_id;
+        admission.attachment
     }
 
     /// The scheme verified.
@@ -370,7 +434,7 @@ pub struct Verifier {
     default_method: Option<String>,
     slash_tolerance: bool,
     body_on_get: bool,
-    replay: Option<Arc<dyn ReplayGuard>>,
+    replay: Option<ReplayGuard>,
     /// What the scheme's message covers, looked up once.
     layout: Layout,
 }
@@ -558,25 +622,22 @@ impl Verifier {
         self
     }
 
-    /// Claims every verified delivery with `guard`, so a delivery is accepted at most once
-    /// while its signature could pass ([`ErrorKind::Replayed`], carrying whether the first
-    /// is still in flight or done). Defaults to none. A guard that cannot decide
-    /// ([`ErrorKind::ReplayGuardUnavailable`]) fails the verification: closed, not open.
-    ///
-    /// After processing, call [`Verifier::complete`] (a duplicate is then reported as done,
-    /// to be acknowledged) or, if processing failed, [`Verifier::release`] (the provider's
-    /// retry is then accepted). The tower layer does both for you, and uses this guard if
-    /// it is given none of its own.
+    /// Claims every verified delivery with `guard`, so that each delivery (or, by its
+    /// identity, each event) is accepted once while its claim is held
+    /// ([`ErrorKind::Replayed`], carrying whether the first is still being processed or
+    /// done). A guard that cannot decide ([`ErrorKind::ReplayGuardUnavailable`]) fails the
+    /// verification (by default: see [`FailurePolicy`](crate::claim::FailurePolicy)). The
+    /// claim's route is the request's URL path, when it has one. Defaults to no guard.
     ///
     /// # Examples
     ///
     /// ```
-    /// use countersign::{ClaimState, ErrorKind, FixedClock, InMemoryReplayGuard, ReceivedRequest, SecretKey, Timestamp, Verifier};
-    /// use std::sync::Arc;
+    /// use countersign::claim::ReplayGuard;
+    /// use countersign::{ClaimState, ErrorKind, FixedClock, ReceivedRequest, SecretKey, Timestamp, Verifier};
     ///
     /// let verifier = Verifier::kamiokash_webhook(SecretKey::new("whsec_kk_5e2a91c07d3b4f68")?)
     ///     .with_clock(FixedClock::new(Timestamp::parse_rfc3339("2026-01-27T09:23:30Z")?))
-    ///     .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100_000)));
+    ///     .with_replay_guard(ReplayGuard::in_memory(100_000));
     /// let body = br#"{"type":"transaction.successful","data":{"walletId":"w_123","amount":500}}"#;
     /// let headers = [
     ///     ("X-Timestamp", "2026-01-27T09:23:07.001Z"),
@@ -586,38 +647,39 @@ impl Verifier {
     /// let first = verifier.verify(&request)?;
     /// assert!(first.claim().is_some());
     /// assert_eq!(verifier.verify(&request).unwrap_err().kind(), &ErrorKind::Replayed(ClaimState::InFlight));
-    /// verifier.release(&first)?; // processing failed: accept the provider's retry
+    /// verifier.release(&first)?; // processing failed: the retry is accepted
     /// let retry = verifier.verify(&request)?;
-    /// verifier.complete(&retry)?; // processed
+    /// verifier.complete(&retry)?;
     /// assert_eq!(verifier.verify(&request).unwrap_err().kind(), &ErrorKind::Replayed(ClaimState::Done));
     /// # Ok::<(), countersign::Error>(())
     /// ```
     #[must_use]
-    pub fn with_replay_guard(mut self, guard: Arc<dyn ReplayGuard>) -> Self {
+    pub fn with_replay_guard(mut self, guard: ReplayGuard) -> Self {
         self.replay = Some(guard);
         self
     }
 
     /// The replay guard, if any (the tower layer takes it over).
     #[cfg(feature = "tower")]
-    pub(crate) fn replay_guard(&self) -> Option<&Arc<dyn ReplayGuard>> {
+    pub(crate) fn replay_guard(&self) -> Option<&ReplayGuard> {
         self.replay.as_ref()
     }
 
     /// Releases the replay claim of an accepted message (processing failed), so the
-    /// provider's retry is accepted. Does nothing without a guard, or if the claim is no
-    /// longer held by this verification (expired, already released or completed).
+    /// provider's retry is accepted. Does nothing without a claim, or if the claim is no
+    /// longer held in flight.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::ReplayGuardUnavailable`] if the guard's store fails.
+    /// [`ErrorKind::ReplayGuardUnavailable`] if the guard's store fails (the release is
+    /// then retried in the background until the claim's lease lapses).
     ///
     /// # Examples
     ///
     /// See [`Verifier::with_replay_guard`].
     pub fn release(&self, verified: &Verified) -> Result<(), Error> {
         match (&self.replay, &verified.claim) {
-            (Some(guard), Some(claim)) => guard.release(claim),
+            (Some(guard), Some(claim)) => guard.release_blocking(claim),
             _ => Ok(()),
         }
     }
@@ -635,7 +697,7 @@ impl Verifier {
     /// See [`Verifier::with_replay_guard`].
     pub fn complete(&self, verified: &Verified) -> Result<(), Error> {
         match (&self.replay, &verified.claim) {
-            (Some(guard), Some(claim)) => guard.complete(claim),
+            (Some(guard), Some(claim)) => guard.complete_blocking(claim).map(|_| ()),
             _ => Ok(()),
         }
     }
@@ -758,9 +820,64 @@ impl Verifier {
         let now = self.clock.now();
         let mut verified = self.verify_at(request, now)?;
         if let Some(guard) = &self.replay {
-            verified.claim = Some(guard.claim(verified.replay_key(), verified.expires_at, now)?);
+            let admission = guard.claim_blocking(&verified, request, route(request), now)?;
+            self.admit(guard, &mut verified, admission)?;
         }
         Ok(verified)
+    }
+
+    /// [`Verifier::verify`] for async code: the guard's store is awaited, not waited on.
+    ///
+    /// # Errors
+    ///
+    /// As [`Verifier::verify`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::claim::ReplayGuard;
+    /// use countersign::{ReceivedRequest, SecretKey, SignableRequest, Signer, Timestamp, Verifier};
+    ///
+    /// # async fn run() -> Result<(), countersign::Error> {
+    /// let verifier = Verifier::kamiokash_webhook(SecretKey::new("whsec")?)
+    ///     .with_replay_guard(ReplayGuard::in_memory(1_000));
+    /// let signer = Signer::kamiokash_webhook(SecretKey::new("whsec")?);
+    /// let signed = signer.sign(&SignableRequest::body(b"{}"), Timestamp::now(&countersign::SystemClock))?;
+    /// let headers: Vec<_> = signed.headers().collect();
+    /// let verified = verifier.verify_async(&ReceivedRequest::new(&headers, b"{}")).await?;
+    /// assert!(verified.claim().is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn verify_async(&self, request: &ReceivedRequest<'_>) -> Result<Verified, Error> {
+        let now = self.clock.now();
+        let mut verified = self.verify_at(request, now)?;
+        if let Some(guard) = &self.replay {
+            let admission = guard.claim(&verified, request, route(request), now).await?;
+            self.admit(guard, &mut verified, admission)?;
+        }
+        Ok(verified)
+    }
+
+    /// Records an admission in `verified`. A store that hands the handler something (the
+    /// transactional PostgreSQL store's transaction) cannot be used here: dropping it would
+    /// drop the claim.
+    fn admit(
+        &self,
+        guard: &ReplayGuard,
+        verified: &mut Verified,
+        admission: Admission,
+    ) -> Result<(), Error> {
+        if let Some(attachment) = verified.admit(admission) {
+            drop(attachment);
+            if let Some(claim) = verified.claim.take() {
+                guard.release_detached(&claim);
+            }
+            return err(ErrorKind::InvalidGuard(
+                "this store hands the handler a transaction holding the claim: use it through the tower layer or ReplayGuard::claim, not Verifier::verify",
+            ));
+        }
+        Ok(())
     }
 
     /// Everything [`Verifier::verify`] checks except the replay claim, against the clock
@@ -892,6 +1009,7 @@ impl Verifier {
                         trailing_slash_toggled,
                         expires_at,
                         claim: None,
+                        event_id: None,
                     });
                 }
             }
@@ -904,6 +1022,11 @@ impl Verifier {
     pub(crate) fn clock(&self) -> &dyn Clock {
         &*self.clock
     }
+}
+
+/// The route a plain verifier claims under: the request URL's path, if it carries one.
+fn route<'a>(request: &ReceivedRequest<'a>) -> &'a str {
+    request.url.map_or("", CanonicalUrl::path)
 }
 
 fn required<'a>(request: &ReceivedRequest<'a>, name: &'static str) -> Result<&'a [u8], Error> {

@@ -33,10 +33,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::post;
 use bytes::Bytes;
+use countersign::claim::ReplayGuard;
 use countersign::layer::{VerifyLayer, WebhookAuth};
 use countersign::{
-    CanonicalUrl, ClaimState, Clock, ErrorKind, FixedClock, InMemoryReplayGuard, ReceivedRequest,
-    ReplayGuard, SecretKey, SignableRequest, Signer, SystemClock, Timestamp, Verifier,
+    CanonicalUrl, ClaimState, Clock, ErrorKind, FixedClock, ReceivedRequest, SecretKey,
+    SignableRequest, Signer, SystemClock, Timestamp, Verified, Verifier,
 };
 use http_body_util::{BodyExt, Full};
 use server::{SECRET, auth, request_with, signed};
@@ -125,12 +126,9 @@ async fn serve_side_effect_then_await(
 #[tokio::test]
 async fn a_client_disconnecting_mid_handler_cannot_get_a_delivery_processed_twice() {
     let processed = Arc::new(AtomicUsize::new(0));
-    let addr = serve_side_effect_then_await(
-        auth(Arc::new(InMemoryReplayGuard::new(100))),
-        processed.clone(),
-        300,
-    )
-    .await;
+    let addr =
+        serve_side_effect_then_await(auth(ReplayGuard::in_memory(100)), processed.clone(), 300)
+            .await;
     let body = r#"{"type":"transaction.successful","data":{"amount":500}}"#;
     let headers = signed(body, SystemClock.now());
     // The attacker (holding a copy of a fresh delivery) sends it and hangs up as soon as the
@@ -171,7 +169,7 @@ fn a_runtime_without_timers_does_not_make_the_layer_panic() {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async {
             let calls = Arc::new(AtomicUsize::new(0));
-            let service = counting(auth(Arc::new(InMemoryReplayGuard::new(10))), calls);
+            let service = counting(auth(ReplayGuard::in_memory(10)), calls);
             let headers = signed("{}", SystemClock.now());
             status(service, request_with("{}", &headers)).await.0
         })
@@ -455,7 +453,7 @@ fn verifying_leaves_no_pad_state_on_the_stack() {
 
 async fn kamiokash_server() -> (std::net::SocketAddr, server::Log) {
     let log = server::Log::default();
-    let addr = server::serve(auth(Arc::new(InMemoryReplayGuard::new(1_000))), log.clone()).await;
+    let addr = server::serve(auth(ReplayGuard::in_memory(1_000)), log.clone()).await;
     (addr, log)
 }
 
@@ -632,7 +630,7 @@ fn kitopay_request_service(
     let verifier = Verifier::kitopay_request(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap())
         .unwrap()
         .with_trailing_slash_tolerance(slash_tolerance)
-        .with_replay_guard(Arc::new(InMemoryReplayGuard::new(1_000)));
+        .with_replay_guard(ReplayGuard::in_memory(1_000));
     counting(WebhookAuth::new(verifier).with_url_from_host("http"), calls)
 }
 
@@ -926,7 +924,7 @@ fn kitopay_webhook_delivery(at: Timestamp, body: &[u8]) -> Vec<(String, String)>
         .collect()
 }
 
-fn kitopay_webhook_verifier(clock: Moving, guard: Arc<InMemoryReplayGuard>) -> Verifier {
+fn kitopay_webhook_verifier(clock: Moving, guard: ReplayGuard) -> Verifier {
     Verifier::kitopay_webhook(
         MERCHANT,
         SecretKey::new(KITOPAY_SECRET).unwrap(),
@@ -956,7 +954,7 @@ fn kitopay_fleet_split_either_side_of_true_time_cannot_accept_a_replay() {
     for phase_ms in [0u64, 1, 499, 999] {
         let t = at_ms(1_700_000_000_000); // Kitopay signs whole seconds
         let base = Moving::new(at_ms(1_700_000_000_000 + phase_ms));
-        let guard = Arc::new(InMemoryReplayGuard::new(100));
+        let guard = ReplayGuard::in_memory(100);
         let a = kitopay_webhook_verifier(base.skewed(30_000), guard.clone());
         let b = kitopay_webhook_verifier(base.skewed(-30_000), guard.clone());
         let first = kitopay_webhook_delivery(t, b"x");
@@ -985,7 +983,7 @@ fn a_clock_jumping_forward_by_max_future_and_back_cannot_let_a_replay_in() {
     for kamiokash in [false, true] {
         let t = at_ms(1_700_000_000_000);
         let clock = Moving::new(t);
-        let guard = Arc::new(InMemoryReplayGuard::new(100));
+        let guard = ReplayGuard::in_memory(100);
         let (verifier, first, other): (Verifier, _, _) = if kamiokash {
             let sign = |at: Timestamp, body: &str| signed(body, at);
             (
@@ -1027,7 +1025,7 @@ fn the_year_9999_edge_does_not_shorten_a_claim() {
     let max_secs = Timestamp::MAX.unix_secs();
     let t = Timestamp::from_unix_secs(max_secs - 10).unwrap();
     let clock = Moving::new(Timestamp::from_unix_secs(max_secs - 5).unwrap());
-    let guard = Arc::new(InMemoryReplayGuard::new(100));
+    let guard = ReplayGuard::in_memory(100);
     let verifier = kitopay_webhook_verifier(clock.clone(), guard.clone());
     let delivery = kitopay_webhook_delivery(t, b"x");
     outcome(&verifier, &delivery, b"x").unwrap();
@@ -1045,7 +1043,7 @@ fn timestamps_at_and_beyond_the_representable_edges_never_panic() {
     let now = Timestamp::MAX;
     let kamio = Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
         .with_clock(FixedClock::new(now));
-    let kito = kitopay_webhook_verifier(Moving::new(now), Arc::new(InMemoryReplayGuard::new(10)));
+    let kito = kitopay_webhook_verifier(Moving::new(now), ReplayGuard::in_memory(10));
     let sig = "ab".repeat(32);
     let long_digits = "9".repeat(10_000);
     let long_fraction = format!("9999-12-31T23:59:59.{}Z", "9".repeat(10_000));
@@ -1095,15 +1093,25 @@ fn timestamps_at_and_beyond_the_representable_edges_never_panic() {
 #[tokio::test]
 async fn a_guard_that_cannot_decide_answers_503_with_retry_after_and_the_handler_is_not_called() {
     // Capacity 1, held by a live claim: the next delivery cannot be claimed.
-    let guard = Arc::new(InMemoryReplayGuard::new(1));
+    let guard = ReplayGuard::in_memory(1);
     let calls = Arc::new(AtomicUsize::new(0));
     let service = counting(auth(guard.clone()), calls.clone());
     let first = signed("first", SystemClock.now());
-    let key = countersign::ReplayKey::new(
+    let held = Verified::dangerous_assume(
         &countersign::kamiokash::WEBHOOK,
+        "primary",
+        None,
         countersign::Signature::from_bytes([0x42; 32]),
     );
-    guard.claim(key, Timestamp::MAX, SystemClock.now()).unwrap();
+    let no_headers: [(&str, &str); 0] = [];
+    guard
+        .claim_blocking(
+            &held,
+            &ReceivedRequest::new(&no_headers, b""),
+            "/hook",
+            SystemClock.now(),
+        )
+        .unwrap();
     let (code, _, retry) = status(service.clone(), request_with("first", &first)).await;
     assert_eq!((code, retry.as_deref()), (503, Some("5")));
     assert_eq!(calls.load(Ordering::SeqCst), 0);
@@ -1111,7 +1119,7 @@ async fn a_guard_that_cannot_decide_answers_503_with_retry_after_and_the_handler
 
 #[tokio::test]
 async fn an_extreme_retry_after_never_panics() {
-    let guard = Arc::new(InMemoryReplayGuard::new(0));
+    let guard = ReplayGuard::in_memory(0);
     let calls = Arc::new(AtomicUsize::new(0));
     let service = counting(auth(guard).with_retry_after(Duration::MAX), calls);
     let headers = signed("{}", SystemClock.now());
@@ -1130,7 +1138,7 @@ async fn an_extreme_retry_after_never_panics() {
 async fn a_trickled_body_is_cut_off_at_the_total_deadline_not_an_idle_timeout() {
     let log = server::Log::default();
     let addr = server::serve(
-        auth(Arc::new(InMemoryReplayGuard::new(100))).with_body_timeout(Duration::from_millis(400)),
+        auth(ReplayGuard::in_memory(100)).with_body_timeout(Duration::from_millis(400)),
         log.clone(),
     )
     .await;
@@ -1215,7 +1223,7 @@ async fn an_unsigned_request_with_a_stalled_body_is_held_until_the_deadline_then
     // to the body limit in memory for the whole deadline, and is answered 408, not 401.
     let log = server::Log::default();
     let addr = server::serve(
-        auth(Arc::new(InMemoryReplayGuard::new(10))).with_body_timeout(Duration::from_millis(300)),
+        auth(ReplayGuard::in_memory(10)).with_body_timeout(Duration::from_millis(300)),
         log.clone(),
     )
     .await;
@@ -1317,8 +1325,8 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_duplicates_racing_release_and_complete_are_processed_once() {
     let stats: Stats = Arc::default();
-    let service = VerifyLayer::new(auth(Arc::new(InMemoryReplayGuard::new(10_000))))
-        .layer(racing_handler(stats.clone()));
+    let service =
+        VerifyLayer::new(auth(ReplayGuard::in_memory(10_000))).layer(racing_handler(stats.clone()));
     hammer(service, stats.clone(), 24, 12).await;
     assert_eq!(stats.lock().unwrap().len(), 24);
 }
@@ -1337,7 +1345,7 @@ async fn a_replay_after_the_signing_key_is_rotated_out_is_refused_not_processed(
     let calls = Arc::new(AtomicUsize::new(0));
     let service = counting(
         WebhookAuth::new(Verifier::kamiokash_webhook(keys.clone()))
-            .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100))),
+            .with_replay_guard(ReplayGuard::in_memory(100)),
         calls.clone(),
     );
     let headers: Vec<(String, String)> =
@@ -1371,7 +1379,7 @@ async fn a_replay_after_the_signing_key_is_rotated_out_is_refused_not_processed(
 async fn a_kamiokash_request_replayed_to_another_endpoint_sharing_the_guard_is_a_duplicate() {
     // KamioKash request signatures cover neither method nor URL (README): a shared guard is
     // the defence. The same signed bytes to a second route are acknowledged, not processed.
-    let guard = Arc::new(InMemoryReplayGuard::new(100));
+    let guard = ReplayGuard::in_memory(100);
     let secret = "kk_attack_sk_71";
     let make = |calls: Arc<AtomicUsize>| {
         counting(
@@ -1420,8 +1428,14 @@ mod redis_server;
 #[cfg(feature = "redis")]
 mod redis_attacks {
     use super::*;
-    use countersign::redis_guard::RedisReplayGuard;
+    use countersign::claim::redis::RedisStore;
     use redis_server::{Redis, guard, unique_prefix};
+
+    /// A guard over `store` with its own prefix.
+    async fn on(url: &str, prefix: &str) -> ReplayGuard {
+        let store = RedisStore::connect(url).await.unwrap().with_prefix(prefix);
+        ReplayGuard::new(store, "attacks").unwrap()
+    }
     use server::{Log, deliver, serve};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1432,11 +1446,11 @@ mod redis_attacks {
         }
         let log = Log::default();
         let addr = serve(
-            auth(Arc::new(
+            auth(
                 guard(&redis, "stall-complete")
                     .await
                     .with_timeout(Duration::from_millis(200)),
-            )),
+            ),
             log.clone(),
         )
         .await;
@@ -1473,12 +1487,10 @@ mod redis_attacks {
         }
         let log = Log::default();
         let prefix = unique_prefix("stall-release");
-        let guard = RedisReplayGuard::connect(&redis.url)
+        let guard = on(&redis.url, &prefix)
             .await
-            .unwrap()
-            .with_prefix(prefix.clone())
             .with_timeout(Duration::from_millis(200));
-        let addr = serve(auth(Arc::new(guard)), log.clone()).await;
+        let addr = serve(auth(guard), log.clone()).await;
         let body = r#"{"type":"slow fail","data":{"id":"release"}}"#; // sleeps 1 s, then 500
         let headers = signed(body, SystemClock.now());
         let first = tokio::spawn({
@@ -1514,11 +1526,11 @@ mod redis_attacks {
         }
         let log = Log::default();
         let addr = serve(
-            auth(Arc::new(
+            auth(
                 guard(&redis, "dead")
                     .await
                     .with_timeout(Duration::from_millis(300)),
-            )),
+            ),
             log.clone(),
         )
         .await;
@@ -1553,7 +1565,7 @@ mod redis_attacks {
             std::thread::sleep(Duration::from_secs(5));
         });
         let started = std::time::Instant::now();
-        let outcome = RedisReplayGuard::connect(&format!("redis://127.0.0.1:{port}/")).await;
+        let outcome = RedisStore::connect(&format!("redis://127.0.0.1:{port}/")).await;
         assert!(
             started.elapsed() < Duration::from_secs(4),
             "{:?}",
@@ -1591,15 +1603,14 @@ mod redis_attacks {
             format!("rediss://:wrong-redis-pw-9f1e@127.0.0.1:{port}/"),
             "redis://:wrong-redis-pw-9f1e@[::1/".to_owned(),
         ] {
-            if let Err(e) = RedisReplayGuard::connect(&url).await {
+            if let Err(e) = RedisStore::connect(&url).await {
                 texts.push(format!("{e} {e:?}"));
             }
         }
         assert!(!texts.is_empty());
-        let ok =
-            RedisReplayGuard::connect(&format!("redis://:right-redis-pw-4c2a@127.0.0.1:{port}/"))
-                .await
-                .unwrap();
+        let ok = RedisStore::connect(&format!("redis://:right-redis-pw-4c2a@127.0.0.1:{port}/"))
+            .await
+            .unwrap();
         texts.push(format!("{ok:?}"));
         for text in texts {
             assert!(
@@ -1630,7 +1641,7 @@ mod redis_attacks {
             if !redis.owned() {
                 return;
             }
-            let connected = RedisReplayGuard::connect(&redis.url).await;
+            let connected = RedisStore::connect(&redis.url).await;
             if policy != "noeviction" {
                 let err = connected.unwrap_err();
                 assert_eq!(err.code(), "replay_guard_unavailable");
@@ -1638,8 +1649,8 @@ mod redis_attacks {
                 continue;
             }
             let log = Log::default();
-            let guard = connected.unwrap().with_prefix(unique_prefix("evict"));
-            let addr = serve(auth(Arc::new(guard)), log.clone()).await;
+            let store = connected.unwrap().with_prefix(&unique_prefix("evict"));
+            let addr = serve(auth(ReplayGuard::new(store, "evict").unwrap()), log.clone()).await;
             let body = "evicted-claim";
             let headers = signed(body, SystemClock.now());
             assert_eq!(deliver(addr, &headers, body).await.0, 200);
@@ -1709,11 +1720,8 @@ mod redis_attacks {
         }
         let prefix = unique_prefix("failover");
         let log = Log::default();
-        let primary_guard = RedisReplayGuard::connect(&primary.url)
-            .await
-            .unwrap()
-            .with_prefix(prefix.clone());
-        let addr = serve(auth(Arc::new(primary_guard)), log.clone()).await;
+        let primary_guard = on(&primary.url, &prefix).await;
+        let addr = serve(auth(primary_guard), log.clone()).await;
         let body = "replicated-claim";
         let headers = signed(body, SystemClock.now());
         // A network hiccup drops the replication link (the replica reconnects within about a
@@ -1739,11 +1747,8 @@ mod redis_attacks {
         primary.kill();
         tokio::time::sleep(Duration::from_millis(200)).await;
         replica.command(&["REPLICAOF", "NO", "ONE"]); // failover
-        let promoted = RedisReplayGuard::connect(&replica.url)
-            .await
-            .unwrap()
-            .with_prefix(prefix);
-        let addr = serve(auth(Arc::new(promoted)), log.clone()).await;
+        let promoted = on(&replica.url, &prefix).await;
+        let addr = serve(auth(promoted), log.clone()).await;
         let (status, text, _) = deliver(addr, &headers, body).await;
         assert_eq!(
             (log.calls(body), status, text.as_str()),
@@ -1761,15 +1766,21 @@ mod redis_attacks {
             .await
             .with_timeout(Duration::from_millis(1_000));
         let now = SystemClock.now();
-        let key = countersign::ReplayKey::new(
+        // No timestamp: held for good (lease and retention Timestamp::MAX).
+        let forever = Verified::dangerous_assume(
             &countersign::kamiokash::WEBHOOK,
+            "primary",
+            None,
             countersign::Signature::from_bytes([0x77; 32]),
         );
-        use countersign::AsyncReplayGuard;
-        let claim = g.claim_async(key, Timestamp::MAX, now).await.unwrap();
-        g.complete_async(claim).await.unwrap();
+        let no_headers: [(&str, &str); 0] = [];
+        let request = ReceivedRequest::new(&no_headers, b"");
+        let admission = g.claim(&forever, &request, "/hook", now).await.unwrap();
+        let claim = admission.claim().unwrap();
+        assert_eq!(claim.retain_until(), Timestamp::MAX);
+        assert!(g.complete(&claim).await.unwrap());
         assert_eq!(
-            g.claim_async(key, Timestamp::MAX, now)
+            g.claim(&forever, &request, "/hook", now)
                 .await
                 .unwrap_err()
                 .into_kind(),

@@ -17,12 +17,13 @@ use std::time::{Duration, Instant};
 
 use axum::routing::post;
 use axum::{Extension, Json, Router};
+use countersign::claim::ReplayGuard;
 use countersign::extract::VerifiedJson;
-use countersign::layer::{VerifiedDelivery, VerifyLayer, WebhookAuth};
+use countersign::layer::{VerifyLayer, WebhookAuth};
 use countersign::middleware::SigningMiddleware;
 use countersign::{
-    AsyncReplayGuard, CanonicalUrl, Clock, FixedClock, InMemoryReplayGuard, SecretKey,
-    SignableRequest, Signer, SystemClock, Timestamp, Verifier,
+    CanonicalUrl, Clock, FixedClock, SecretKey, SignableRequest, Signer, SystemClock, Timestamp,
+    Verified, Verifier,
 };
 use serde_json::{Value, json};
 
@@ -32,8 +33,8 @@ const KITOPAY_SECRET: &str =
 const KAMIOKASH_SECRET: &str = "whsec_kk_5e2a91c07d3b4f68";
 const BODY: &str = r#"{"id":"6956d4fc-d7b7-4514-9759-c699fc029b25","reference_id":"id-in-merchant-system-485","status":"new"}"#;
 
-async fn received(Extension(delivery): Extension<VerifiedDelivery>) -> Json<Value> {
-    Json(json!({ "received": true, "key": delivery.key_id }))
+async fn received(Extension(delivery): Extension<Verified>) -> Json<Value> {
+    Json(json!({ "received": true, "key": delivery.key_id() }))
 }
 
 async fn typed(
@@ -45,7 +46,7 @@ async fn typed(
 /// A receiver on a loopback port: Kitopay webhooks verified for its public URL (routed with
 /// and without a trailing slash, to show the slash matters), KamioKash via the layer and via
 /// the extractor.
-async fn start_server(guard: Arc<dyn AsyncReplayGuard>) -> SocketAddr {
+async fn start_server(guard: ReplayGuard) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let public = CanonicalUrl::parse(&format!("http://{addr}/webhooks/kitopay")).unwrap();
@@ -106,7 +107,7 @@ async fn post_status(
 
 #[tokio::test]
 async fn middleware_to_layer_end_to_end() {
-    let addr = start_server(Arc::new(InMemoryReplayGuard::new(10_000))).await;
+    let addr = start_server(ReplayGuard::in_memory(10_000)).await;
     let url = format!("http://{addr}/webhooks/kitopay");
     let now = SystemClock.now();
 
@@ -216,7 +217,7 @@ async fn a_handler_failure_releases_the_claim_so_the_retry_is_accepted() {
     let auth = WebhookAuth::new(Verifier::kamiokash_webhook(
         SecretKey::new(KAMIOKASH_SECRET).unwrap(),
     ))
-    .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100)));
+    .with_replay_guard(ReplayGuard::in_memory(100));
     let handler = {
         let failures = failures.clone();
         move || async move {
@@ -362,7 +363,7 @@ where
 async fn load() {
     let clients = 32;
     let per_client = 500;
-    let addr = start_server(Arc::new(InMemoryReplayGuard::new(1_000_000))).await;
+    let addr = start_server(ReplayGuard::in_memory(1_000_000)).await;
     let url = format!("http://{addr}/webhooks/kamiokash");
     let started = Instant::now();
     let tasks = (0..clients).map(|c| {

@@ -24,18 +24,19 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::post;
 use bytes::Bytes;
+use countersign::claim::{Claim, ClaimStore, Outcome, ReplayGuard, StoreFuture};
 use countersign::extract::{VerifiedBody, VerifiedJson};
-use countersign::layer::{VerifiedDelivery, VerifyLayer, WebhookAuth};
+use countersign::layer::{VerifyLayer, WebhookAuth};
 use countersign::middleware::SigningMiddleware;
 use countersign::{
-    CanonicalUrl, Claim, Clock, Error, ErrorKind, InMemoryReplayGuard, ReplayGuard, ReplayKey,
-    SecretKey, SignableRequest, Signer, SystemClock, Timestamp, Verifier,
+    CanonicalUrl, Clock, ErrorKind, SecretKey, SignableRequest, Signer, SystemClock, Timestamp,
+    Verified, Verifier,
 };
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full, StreamBody};
 use server::{
-    Log, SECRET, auth, capturing_subscriber, deliver, deliver_and_lose_the_response, request_with,
-    serve, signed,
+    Log, Memory, SECRET, auth, capturing_subscriber, deliver, deliver_and_lose_the_response,
+    request_with, serve, signed,
 };
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -51,7 +52,7 @@ fn request(body: &str) -> http::Request<Full<Bytes>> {
 
 /// A layered service whose inner service answers with `status` and counts its calls.
 fn answering(
-    guard: Arc<InMemoryReplayGuard>,
+    guard: impl Into<ReplayGuard>,
     status: u16,
     calls: Arc<AtomicUsize>,
 ) -> impl Service<http::Request<Full<Bytes>>, Response = Response, Error = Infallible, Future: Send>
@@ -88,7 +89,7 @@ async fn only_a_2xx_answer_completes_the_claim_every_other_releases_it() {
         (500, true),
         (503, true),
     ] {
-        let guard = Arc::new(InMemoryReplayGuard::new(10));
+        let guard = Memory::new(10);
         let calls = Arc::new(AtomicUsize::new(0));
         let service = answering(guard.clone(), answer, calls.clone());
         let headers = signed("{}", SystemClock.now());
@@ -117,7 +118,7 @@ async fn only_a_2xx_answer_completes_the_claim_every_other_releases_it() {
 
 #[tokio::test]
 async fn an_inner_service_error_releases_the_claim() {
-    let guard = Arc::new(InMemoryReplayGuard::new(10));
+    let guard = Memory::new(10);
     let service = VerifyLayer::new(auth(guard.clone())).layer(service_fn(
         |_: http::Request<Full<Bytes>>| async { Err::<Response, _>("inner failure") },
     ));
@@ -134,7 +135,7 @@ async fn an_inner_service_error_releases_the_claim() {
 
 #[tokio::test]
 async fn a_handler_panic_releases_the_claim() {
-    let guard = Arc::new(InMemoryReplayGuard::new(10));
+    let guard = Memory::new(10);
     let service = VerifyLayer::new(auth(guard.clone())).layer(service_fn(
         |_: http::Request<Full<Bytes>>| async {
             if std::hint::black_box(true) {
@@ -159,7 +160,7 @@ async fn a_client_hanging_up_does_not_cancel_the_handler_whose_answer_settles_th
     // (the handler may have done its side effects) would let the delivery be processed
     // twice; the handler runs to its end instead, and its answer settles the claim.
     for (answer, claims_left) in [(200u16, 1usize), (500, 0)] {
-        let guard = Arc::new(InMemoryReplayGuard::new(10));
+        let guard = Memory::new(10);
         let calls = Arc::new(AtomicUsize::new(0));
         let finished = Arc::new(AtomicUsize::new(0));
         let background = auth(guard.clone());
@@ -226,7 +227,7 @@ async fn a_client_hanging_up_does_not_cancel_the_handler_whose_answer_settles_th
 
 #[tokio::test]
 async fn a_duplicate_in_flight_gets_409_with_retry_after_and_never_reaches_the_handler() {
-    let guard = Arc::new(InMemoryReplayGuard::new(10));
+    let guard = Memory::new(10);
     let gate = Arc::new(tokio::sync::Notify::new());
     let calls = Arc::new(AtomicUsize::new(0));
     let service = {
@@ -270,15 +271,18 @@ async fn a_duplicate_in_flight_gets_409_with_retry_after_and_never_reaches_the_h
 
 struct Unreachable;
 
-impl ReplayGuard for Unreachable {
-    fn claim(&self, _: ReplayKey, _: Timestamp, _: Timestamp) -> Result<Claim, Error> {
-        Err(ErrorKind::ReplayGuardUnavailable("connection refused".into()).into())
+impl ClaimStore for Unreachable {
+    fn claim(&self, _: &Claim) -> StoreFuture<'_, Outcome> {
+        StoreFuture::ready(Err(ErrorKind::ReplayGuardUnavailable(
+            "connection refused".into(),
+        )
+        .into()))
     }
-    fn complete(&self, _: &Claim) -> Result<(), Error> {
-        Ok(())
+    fn complete(&self, _: &Claim) -> StoreFuture<'_, bool> {
+        StoreFuture::ready(Ok(true))
     }
-    fn release(&self, _: &Claim) -> Result<(), Error> {
-        Ok(())
+    fn release(&self, _: &Claim) -> StoreFuture<'_, ()> {
+        StoreFuture::ready(Ok(()))
     }
 }
 
@@ -286,7 +290,7 @@ impl ReplayGuard for Unreachable {
 async fn a_guard_that_cannot_decide_is_an_outage_503_not_an_authentication_failure() {
     let service = VerifyLayer::new(
         WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap()))
-            .with_replay_guard(Arc::new(Unreachable)),
+            .with_replay_guard(ReplayGuard::new(Unreachable, "test").unwrap()),
     )
     .layer(service_fn(|_: http::Request<Full<Bytes>>| async {
         Ok::<_, Infallible>(Response::new(Full::from("processed")))
@@ -307,16 +311,16 @@ async fn a_guard_that_cannot_decide_is_an_outage_503_not_an_authentication_failu
 async fn the_same_guard_on_the_verifier_and_the_auth_claims_once() {
     // Used to make every first delivery 401: the verifier claimed, then the layer found
     // the delivery claimed.
-    let guard = Arc::new(InMemoryReplayGuard::new(10));
+    let guard = Memory::new(10);
     let verifier = Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
-        .with_replay_guard(guard.clone());
+        .with_replay_guard(guard.guard.clone());
     for auth in [
         WebhookAuth::new(verifier),
         WebhookAuth::new(
             Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
-                .with_replay_guard(guard.clone()),
+                .with_replay_guard(guard.guard.clone()),
         )
-        .with_replay_guard(guard.clone()),
+        .with_replay_guard(guard.guard.clone()),
     ] {
         let service =
             VerifyLayer::new(auth).layer(service_fn(|_: http::Request<Full<Bytes>>| async {
@@ -341,7 +345,7 @@ async fn the_same_guard_on_the_verifier_and_the_auth_claims_once() {
 #[tokio::test]
 async fn duplicate_signature_headers_are_refused_by_the_layer() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let service = answering(Arc::new(InMemoryReplayGuard::new(10)), 200, calls.clone());
+    let service = answering(ReplayGuard::in_memory(10), 200, calls.clone());
     let mut headers = signed("{}", SystemClock.now());
     headers.push(("x-kamio-signature".into(), "f".repeat(64)));
     assert_eq!(status(service, request_with("{}", &headers)).await.0, 401);
@@ -351,8 +355,7 @@ async fn duplicate_signature_headers_are_refused_by_the_layer() {
 #[tokio::test]
 async fn a_stalled_body_is_answered_408_at_the_deadline() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let auth =
-        auth(Arc::new(InMemoryReplayGuard::new(10))).with_body_timeout(Duration::from_millis(200));
+    let auth = auth(ReplayGuard::in_memory(10)).with_body_timeout(Duration::from_millis(200));
     let service = VerifyLayer::new(auth).layer(service_fn(move |_: http::Request<Full<Bytes>>| {
         let calls = calls.clone();
         async move {
@@ -383,7 +386,7 @@ async fn a_short_content_length_over_a_socket_is_answered_408() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let log = Log::default();
     let addr = serve(
-        auth(Arc::new(InMemoryReplayGuard::new(10))).with_body_timeout(Duration::from_millis(300)),
+        auth(ReplayGuard::in_memory(10)).with_body_timeout(Duration::from_millis(300)),
         log.clone(),
     )
     .await;
@@ -527,7 +530,7 @@ async fn under_router_nest_the_original_uri_is_verified() {
     let auth = WebhookAuth::new(verifier).with_url_from_host("http");
     let api = Router::new().route(
         "/v1/payins",
-        post(|axum::Extension(d): axum::Extension<VerifiedDelivery>| async move { d.key_id })
+        post(|axum::Extension(d): axum::Extension<Verified>| async move { d.key_id().to_owned() })
             .layer(VerifyLayer::new(auth)),
     );
     let app = Router::new().nest("/api", api);
@@ -550,7 +553,7 @@ async fn under_router_nest_the_original_uri_is_verified() {
 #[tokio::test]
 async fn a_lost_response_is_acknowledged_without_a_second_handler_call() {
     let log = Log::default();
-    let addr = serve(auth(Arc::new(InMemoryReplayGuard::new(100))), log.clone()).await;
+    let addr = serve(auth(ReplayGuard::in_memory(100)), log.clone()).await;
     let body = r#"{"type":"transaction.successful","data":{"walletId":"w_1","amount":500}}"#;
     let headers = signed(body, SystemClock.now());
     deliver_and_lose_the_response(addr, &headers, body, &log).await;
@@ -591,12 +594,12 @@ async fn the_extractors_share_the_layers_claim_semantics() {
                 }
                 (
                     http::StatusCode::OK,
-                    format!("{} {}", event.kind, delivery.key_id),
+                    format!("{} {}", event.kind, delivery.key_id()),
                 )
             }
         }
     };
-    let guard = Arc::new(InMemoryReplayGuard::new(100));
+    let guard = Memory::new(100);
     let app = Router::new()
         .route(
             "/hook",
@@ -660,14 +663,15 @@ async fn the_body_limit_is_exact_for_declared_and_streamed_lengths() {
     let calls = Arc::new(AtomicUsize::new(0));
     let service = {
         let calls = calls.clone();
-        VerifyLayer::new(auth(Arc::new(InMemoryReplayGuard::new(100))).with_body_limit(limit))
-            .layer(service_fn(move |_: http::Request<Full<Bytes>>| {
+        VerifyLayer::new(auth(ReplayGuard::in_memory(100)).with_body_limit(limit)).layer(
+            service_fn(move |_: http::Request<Full<Bytes>>| {
                 let calls = calls.clone();
                 async move {
                     calls.fetch_add(1, Ordering::SeqCst);
                     Ok::<_, Infallible>(Response::new(Full::from("processed")))
                 }
-            }))
+            }),
+        )
     };
     for (case, (len, declared, expected)) in [
         (limit, true, 200),
@@ -729,12 +733,11 @@ fn every_decision_is_one_tracing_event_with_outcome_reason_key_and_age() {
     };
     let verifier = Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
         .with_clock(FixedClock::new(now));
-    let service = VerifyLayer::new(
-        WebhookAuth::new(verifier).with_replay_guard(Arc::new(InMemoryReplayGuard::new(10))),
-    )
-    .layer(service_fn(|_: http::Request<Full<Bytes>>| async {
-        Ok::<_, Infallible>(Response::new(Full::from("processed")))
-    }));
+    let service =
+        VerifyLayer::new(WebhookAuth::new(verifier).with_replay_guard(ReplayGuard::in_memory(10)))
+            .layer(service_fn(|_: http::Request<Full<Bytes>>| async {
+                Ok::<_, Infallible>(Response::new(Full::from("processed")))
+            }));
     let mut mismatch = sign("{}", at(-5));
     mismatch[1].1 = "0".repeat(64);
     let cases = [
@@ -806,7 +809,7 @@ fn every_decision_is_one_tracing_event_with_outcome_reason_key_and_age() {
 #[test]
 fn an_acknowledged_duplicate_logs_at_info_a_refusal_at_warn() {
     let service = answering(
-        Arc::new(InMemoryReplayGuard::new(10)),
+        ReplayGuard::in_memory(10),
         200,
         Arc::new(AtomicUsize::new(0)),
     );
@@ -868,7 +871,7 @@ impl Service<http::Request<Full<Bytes>>> for Unready {
 
 #[tokio::test]
 async fn readiness_is_the_inner_services() {
-    let mut service = VerifyLayer::new(auth(Arc::new(InMemoryReplayGuard::new(10)))).layer(Unready);
+    let mut service = VerifyLayer::new(auth(ReplayGuard::in_memory(10))).layer(Unready);
     let ready = ServiceExt::<http::Request<Full<Bytes>>>::ready(&mut service).await;
     assert_eq!(ready.err(), Some("inner service overloaded"));
 }
@@ -879,16 +882,15 @@ async fn an_unbounded_body_timeout_reads_without_a_deadline_and_never_panics() {
     let calls = Arc::new(AtomicUsize::new(0));
     let service = {
         let calls = calls.clone();
-        VerifyLayer::new(
-            auth(Arc::new(InMemoryReplayGuard::new(10))).with_body_timeout(Duration::MAX),
+        VerifyLayer::new(auth(ReplayGuard::in_memory(10)).with_body_timeout(Duration::MAX)).layer(
+            service_fn(move |_: http::Request<Full<Bytes>>| {
+                let calls = calls.clone();
+                async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, Infallible>(Response::new(Full::from("processed")))
+                }
+            }),
         )
-        .layer(service_fn(move |_: http::Request<Full<Bytes>>| {
-            let calls = calls.clone();
-            async move {
-                calls.fetch_add(1, Ordering::SeqCst);
-                Ok::<_, Infallible>(Response::new(Full::from("processed")))
-            }
-        }))
     };
     let headers = signed("{}", SystemClock.now());
     // The body arrives in two frames, the second after a pause: not there at the first poll.

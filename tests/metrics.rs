@@ -9,11 +9,11 @@ mod server;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use bytes::Bytes;
+use countersign::claim::ReplayGuard;
 use countersign::layer::VerifyLayer;
-use countersign::{Clock, InMemoryReplayGuard, SystemClock};
+use countersign::{Clock, SystemClock};
 use http_body_util::Full;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use server::{auth, signed};
@@ -25,7 +25,7 @@ async fn every_decision_is_counted_and_timed_by_scheme_and_outcome() {
     let snapshotter = recorder.snapshotter();
     recorder.install().unwrap();
 
-    let service = VerifyLayer::new(auth(Arc::new(InMemoryReplayGuard::new(10)))).layer(service_fn(
+    let service = VerifyLayer::new(auth(ReplayGuard::in_memory(10))).layer(service_fn(
         |_: http::Request<Full<Bytes>>| async {
             Ok::<_, Infallible>(http::Response::new(Full::<Bytes>::from("processed")))
         },

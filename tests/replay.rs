@@ -10,10 +10,10 @@ mod replay_model;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
+use countersign::claim::{Claim, ClaimStore, Outcome, ReplayGuard, StoreFuture};
 use countersign::{
-    CanonicalUrl, Claim, ClaimState, Clock, Error, ErrorKind, FixedClock, Freshness,
-    InMemoryReplayGuard, ReceivedRequest, ReplayGuard, ReplayKey, SecretKey, SignableRequest,
-    Signer, Timestamp, Verifier,
+    CanonicalUrl, ClaimState, Clock, Error, ErrorKind, FixedClock, Freshness, ReceivedRequest,
+    SecretKey, SignableRequest, Signer, Timestamp, Verifier,
 };
 use proptest::prelude::*;
 
@@ -32,7 +32,7 @@ fn sixty_four_threads_verifying_the_same_delivery_exactly_one_succeeds() {
     let verifier = Arc::new(
         Verifier::kamiokash_webhook(SecretKey::new("whsec").unwrap())
             .with_clock(FixedClock::new(at))
-            .with_replay_guard(Arc::new(InMemoryReplayGuard::new(1_000))),
+            .with_replay_guard(ReplayGuard::in_memory(1_000)),
     );
     let headers = Arc::new(delivery(at, b"{\"type\":\"wallet.new\"}"));
     let barrier = Arc::new(Barrier::new(64));
@@ -109,7 +109,7 @@ fn kitopay_webhook_replays_at_and_after_sixty_seconds_are_refused_until_stale() 
     let verifier = Verifier::kitopay_webhook("m-1", SecretKey::new("s").unwrap(), url)
         .unwrap()
         .with_clock(clock.clone())
-        .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100)));
+        .with_replay_guard(ReplayGuard::in_memory(100));
     let accepted = verifier
         .verify(&ReceivedRequest::new(&headers, b"{}"))
         .unwrap();
@@ -136,7 +136,7 @@ fn kamiokash_replay_at_exactly_sixty_seconds_is_refused_and_one_nanosecond_later
     let clock = Moving(Arc::new(std::sync::Mutex::new(at)));
     let verifier = Verifier::kamiokash_webhook(SecretKey::new("whsec").unwrap())
         .with_clock(clock.clone())
-        .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100)));
+        .with_replay_guard(ReplayGuard::in_memory(100));
     let accepted = verifier
         .verify(&ReceivedRequest::new(&headers, b"x"))
         .unwrap();
@@ -168,7 +168,7 @@ fn a_lagging_instance_sharing_the_guard_cannot_accept_a_replay() {
     // timestamp until its clock reads t+60 s, i.e. A's t+120 s. Meanwhile A's later claims
     // evict every expired claim: the first claim must still be held then.
     let t = Timestamp::from_unix_millis(1_700_000_000_000).unwrap();
-    let guard = Arc::new(InMemoryReplayGuard::new(100));
+    let guard = ReplayGuard::in_memory(100);
     let base = Moving(Arc::new(std::sync::Mutex::new(t)));
     struct Lagging(Moving, Duration);
     impl Clock for Lagging {
@@ -210,7 +210,7 @@ fn done_duplicates_are_told_apart_from_in_flight_ones() {
     let at = Timestamp::from_unix_secs(1_700_000_000).unwrap();
     let v = Verifier::kamiokash_webhook(SecretKey::new("whsec").unwrap())
         .with_clock(FixedClock::new(at))
-        .with_replay_guard(Arc::new(InMemoryReplayGuard::new(10)));
+        .with_replay_guard(ReplayGuard::in_memory(10));
     let h = delivery(at, b"x");
     let first = v.verify(&ReceivedRequest::new(&h, b"x")).unwrap();
     assert_eq!(
@@ -235,7 +235,7 @@ fn release_lets_a_retry_in_and_a_stale_release_does_not_free_the_retry() {
     let at = Timestamp::from_unix_secs(1_700_000_000).unwrap();
     let v = Verifier::kamiokash_webhook(SecretKey::new("whsec").unwrap())
         .with_clock(FixedClock::new(at))
-        .with_replay_guard(Arc::new(InMemoryReplayGuard::new(10)));
+        .with_replay_guard(ReplayGuard::in_memory(10));
     let h = delivery(at, b"x");
     let accepted = v.verify(&ReceivedRequest::new(&h, b"x")).unwrap();
     v.release(&accepted).unwrap();
@@ -255,15 +255,22 @@ fn release_lets_a_retry_in_and_a_stale_release_does_not_free_the_retry() {
 
 struct Unreachable;
 
-impl ReplayGuard for Unreachable {
-    fn claim(&self, _: ReplayKey, _: Timestamp, _: Timestamp) -> Result<Claim, Error> {
-        Err(ErrorKind::ReplayGuardUnavailable("connection refused".into()).into())
+fn refused<T>() -> StoreFuture<'static, T> {
+    StoreFuture::ready(Err(ErrorKind::ReplayGuardUnavailable(
+        "connection refused".into(),
+    )
+    .into()))
+}
+
+impl ClaimStore for Unreachable {
+    fn claim(&self, _: &Claim) -> StoreFuture<'_, Outcome> {
+        refused()
     }
-    fn complete(&self, _: &Claim) -> Result<(), Error> {
-        Err(ErrorKind::ReplayGuardUnavailable("connection refused".into()).into())
+    fn complete(&self, _: &Claim) -> StoreFuture<'_, bool> {
+        refused()
     }
-    fn release(&self, _: &Claim) -> Result<(), Error> {
-        Err(ErrorKind::ReplayGuardUnavailable("connection refused".into()).into())
+    fn release(&self, _: &Claim) -> StoreFuture<'_, ()> {
+        refused()
     }
 }
 
@@ -272,7 +279,7 @@ fn a_failing_guard_fails_closed_and_only_valid_messages_reach_it() {
     let at = Timestamp::from_unix_secs(1_700_000_000).unwrap();
     let v = Verifier::kamiokash_webhook(SecretKey::new("whsec").unwrap())
         .with_clock(FixedClock::new(at))
-        .with_replay_guard(Arc::new(Unreachable));
+        .with_replay_guard(ReplayGuard::new(Unreachable, "test").unwrap());
     let h = delivery(at, b"x");
     assert_eq!(
         v.verify(&ReceivedRequest::new(&h, b"x"))
@@ -300,13 +307,25 @@ proptest! {
     /// is refused. Virtual time lands exactly on every edge; see tests/support/replay_model.rs.
     #[test]
     fn model_no_delivery_is_accepted_twice_in_memory(plan in replay_model::plans(60_000, 60_000, 40)) {
-        let guard = Arc::new(InMemoryReplayGuard::new(1_000));
-        let freshness = Freshness::default();
         replay_model::now_or_never(replay_model::run(
             &plan,
-            guard.clone(),
-            Some(guard),
-            freshness,
+            ReplayGuard::in_memory(1_000),
+            replay_model::By::Signature,
+            Freshness::default(),
+            replay_model::Time::Virtual,
+        ))?;
+    }
+
+    /// The same by event: retries signed again are one event; an in-flight claim holds for
+    /// the lease (30 s here), a done one for the retention (5 minutes here, never less than
+    /// the signature's lifetime), each edge hit exactly.
+    #[test]
+    fn model_no_event_is_processed_twice_in_memory(plan in replay_model::plans(60_000, 60_000, 40)) {
+        replay_model::now_or_never(replay_model::run(
+            &plan,
+            ReplayGuard::in_memory(1_000),
+            replay_model::By::Event { lease: Duration::from_secs(30), retention: Duration::from_secs(300) },
+            Freshness::default(),
             replay_model::Time::Virtual,
         ))?;
     }

@@ -14,49 +14,65 @@ use std::time::Instant;
 
 use http::Response;
 
+use crate::claim::{Attachment, Claim, ClaimState, ReplayGuard};
 use crate::error::ErrorKind;
-use crate::replay::{AsyncReplayGuard, Claim, ClaimState};
+use crate::verify::{ReceivedRequest, Verified};
 
 use super::answer::Answer;
 use super::auth::{Background, WebhookAuth};
-use super::delivery::{VerifiedDelivery, age_ms};
+use super::delivery::age_ms;
+use super::url::claim_route;
 
 impl WebhookAuth {
-    /// Verifies a buffered request and claims it. Every decision is logged once.
+    /// Verifies a buffered request and claims it, under the path it was received at. Every
+    /// decision is logged once.
     pub(super) async fn admit(
         &self,
         parts: &http::request::Parts,
         body: &[u8],
         started: Instant,
-    ) -> Result<(VerifiedDelivery, Option<Pending>), Answer> {
+    ) -> Result<(Verified, Option<Pending>), Answer> {
         let now = self.verifier.clock().now();
         let scheme = self.verifier.scheme();
-        let verified = self.check(parts, body, now, started)?;
-        let delivery = VerifiedDelivery::from_verified(&verified);
-        let age_ms = delivery.timestamp.map(|timestamp| age_ms(now, timestamp));
+        let mut verified = self.check(parts, body, now, started)?;
+        let age_ms = verified.timestamp().map(|timestamp| age_ms(now, timestamp));
         let pending = match &self.guard {
             None => None,
             Some(guard) => {
-                match guard
-                    .claim_async(delivery.replay_key(), delivery.expires_at, now)
-                    .await
-                {
-                    Ok(claim) => Some(Pending {
-                        guard: Arc::clone(guard),
-                        claim: Some(claim),
-                        background: Arc::clone(&self.background),
-                    }),
+                // The claim's identity is read here; only the store's answer is awaited.
+                let claiming = {
+                    let request = ReceivedRequest::new(&parts.headers, body)
+                        .with_method(parts.method.as_str());
+                    guard.claim(
+                        &verified,
+                        &request,
+                        &claim_route(parts, self.route.as_deref()),
+                        now,
+                    )
+                };
+                let claimed = claiming.await;
+                match claimed {
+                    Ok(admission) => {
+                        let attachment = verified.admit(admission);
+                        Some(Pending {
+                            guard: guard.clone(),
+                            claim: verified.claim(),
+                            attachment,
+                            background: Arc::clone(&self.background),
+                        })
+                    }
                     Err(e) => {
                         let answer = match e.kind() {
                             ErrorKind::Replayed(ClaimState::Done) => Answer::Duplicate,
                             ErrorKind::Replayed(_) => Answer::InFlight,
                             _ => Answer::Unavailable,
                         };
+                        let key_id = verified.key_id();
                         // An acknowledged duplicate is normal at-least-once delivery: INFO.
                         if answer == Answer::Duplicate {
-                            tracing::info!(target: "countersign", %scheme, outcome = answer.outcome(), reason = e.code(), key_id = %delivery.key_id, age_ms, error = %e, "webhook not passed on");
+                            tracing::info!(target: "countersign", %scheme, outcome = answer.outcome(), reason = e.code(), key_id = %key_id, age_ms, error = %e, "webhook not passed on");
                         } else {
-                            tracing::warn!(target: "countersign", %scheme, outcome = answer.outcome(), reason = e.code(), key_id = %delivery.key_id, age_ms, error = %e, "webhook not passed on");
+                            tracing::warn!(target: "countersign", %scheme, outcome = answer.outcome(), reason = e.code(), key_id = %key_id, age_ms, error = %e, "webhook not passed on");
                         }
                         self.count(answer.outcome(), started);
                         return Err(answer);
@@ -64,22 +80,29 @@ impl WebhookAuth {
                 }
             }
         };
-        tracing::info!(target: "countersign", %scheme, outcome = "accepted", key_id = %delivery.key_id, age_ms, trailing_slash_toggled = delivery.trailing_slash_toggled, "webhook verified");
+        tracing::info!(target: "countersign", %scheme, outcome = "accepted", key_id = %verified.key_id(), event_id = verified.event_id(), age_ms, trailing_slash_toggled = verified.trailing_slash_toggled(), "webhook verified");
         self.count("accepted", started);
-        Ok((delivery, pending))
+        Ok((verified, pending))
     }
 }
 
 /// A claim waiting for the handler's outcome. Settled explicitly (done on 2xx, released
-/// otherwise); if it is dropped unsettled (a panic, the request future dropped), the claim
-/// is released in the background.
+/// otherwise; what the handler left of a store's attachment committed or rolled back); if
+/// it is dropped unsettled (a panic, the request future dropped), the claim is released in
+/// the background and the attachment dropped (a transaction rolls back).
 pub(super) struct Pending {
-    guard: Arc<dyn AsyncReplayGuard>,
+    guard: ReplayGuard,
     claim: Option<Claim>,
+    attachment: Option<Arc<dyn Attachment>>,
     background: Arc<Background>,
 }
 
 impl Pending {
+    /// The store's attachment, for the handler's extensions.
+    pub(super) fn attachment(&self) -> Option<Arc<dyn Attachment>> {
+        self.attachment.clone()
+    }
+
     /// Runs the handler (`call` makes its future) with the claim settled by its own
     /// outcome: done on 2xx, released otherwise (a panic unwinds through the pending
     /// claim, which releases). A client hanging up must not cancel the handler halfway
@@ -108,23 +131,29 @@ impl Pending {
     }
 
     async fn settle(mut self, success: bool) {
+        if let Some(attachment) = self.attachment.take() {
+            // Waited on: what the handler left of its transaction commits before the answer.
+            if let Err(e) = attachment.settle(success).await {
+                tracing::warn!(target: "countersign", error = %e, "could not settle the claim's transaction; the delivery will be processed again when retried");
+            }
+        }
         let Some(claim) = self.claim else { return };
         if success {
             // Not waited on: the answer is ready, and a completion cut short leaves the claim
-            // in flight (duplicates get 409 until it expires), never released (which would let
-            // the delivery be processed twice).
+            // in flight (duplicates get 409 until its lease lapses), never released (which
+            // would let the delivery be processed twice at once).
             self.claim = None;
-            self.guard.complete_detached(claim);
+            self.guard.complete_detached(&claim);
         } else {
             // Taken after: if this release is cut short, the drop guard releases again.
-            let released = self.guard.release_async(claim).await;
+            let released = self.guard.release(&claim).await;
             self.claim = None;
             match released {
                 Ok(()) => {
                     tracing::debug!(target: "countersign", "replay claim released: the provider's retry will be processed")
                 }
                 Err(e) => {
-                    tracing::warn!(target: "countersign", error = %e, "could not release a replay claim; the retry is refused until it expires")
+                    tracing::warn!(target: "countersign", error = %e, "could not release a replay claim at once; retrying in the background until its lease lapses")
                 }
             }
         }
@@ -135,7 +164,7 @@ impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(claim) = self.claim.take() {
             tracing::warn!(target: "countersign", "request ended without an answer (handler panic, or the runtime stopped): releasing its replay claim");
-            self.guard.release_detached(claim);
+            self.guard.release_detached(&claim);
         }
     }
 }

@@ -4,7 +4,7 @@ use core::time::Duration;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::replay::AsyncReplayGuard;
+use crate::claim::ReplayGuard;
 use crate::verify::Verifier;
 
 use super::answer::DEFAULT_RETRY_AFTER;
@@ -18,14 +18,15 @@ use super::body::BodyLimit;
 /// ```
 /// use bytes::Bytes;
 /// use countersign::layer::{VerifyLayer, WebhookAuth};
-/// use countersign::{InMemoryReplayGuard, Signer, SecretKey, SignableRequest, SystemClock, Timestamp, Verifier};
+/// use countersign::claim::ReplayGuard;
+/// use countersign::{Signer, SecretKey, SignableRequest, SystemClock, Timestamp, Verifier};
 /// use http_body_util::{BodyExt, Full};
 /// use std::{sync::Arc, time::Duration};
 /// use tower::{Layer, ServiceExt, service_fn};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("whsec")?))
-///     .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100_000)))
+///     .with_replay_guard(ReplayGuard::in_memory(100_000))
 ///     .with_body_limit(256 * 1024)
 ///     .with_body_timeout(Duration::from_secs(5));
 /// let service = VerifyLayer::new(auth).layer(service_fn(|_: http::Request<Full<Bytes>>| async {
@@ -51,10 +52,11 @@ use super::body::BodyLimit;
 #[derive(Clone)]
 pub struct WebhookAuth {
     pub(super) verifier: Arc<Verifier>,
-    pub(super) guard: Option<Arc<dyn AsyncReplayGuard>>,
+    pub(super) guard: Option<ReplayGuard>,
     pub(super) body: BodyLimit,
     pub(super) retry_after: Duration,
     pub(super) url_from_host: Option<&'static str>,
+    pub(super) route: Option<Arc<str>>,
     pub(super) background: Arc<Background>,
 }
 
@@ -92,15 +94,14 @@ impl WebhookAuth {
     /// ```
     #[must_use]
     pub fn from_arc(verifier: Arc<Verifier>) -> Self {
-        let guard = verifier
-            .replay_guard()
-            .map(|guard| Arc::new(Arc::clone(guard)) as Arc<dyn AsyncReplayGuard>);
+        let guard = verifier.replay_guard().cloned();
         WebhookAuth {
             verifier,
             guard,
             body: BodyLimit::default(),
             retry_after: DEFAULT_RETRY_AFTER,
             url_from_host: None,
+            route: None,
             background: Arc::default(),
         }
     }
@@ -113,8 +114,33 @@ impl WebhookAuth {
     ///
     /// See the [module documentation](super).
     #[must_use]
-    pub fn with_replay_guard(mut self, guard: Arc<dyn AsyncReplayGuard>) -> Self {
+    pub fn with_replay_guard(mut self, guard: ReplayGuard) -> Self {
         self.guard = Some(guard);
+        self
+    }
+
+    /// The route this endpoint's claims are kept under, within the guard's namespace. Two
+    /// routes never share claims: the same event sent to `/hooks/orders` and
+    /// `/hooks/analytics` is processed by each. Defaults to the router's matched route
+    /// (axum's `MatchedPath`, `/webhooks/{provider}`; available to a layer on the route,
+    /// `post(handler).layer(…)` or `route_layer`), else the path received, normalised
+    /// (percent-escapes decoded, dot and empty segments dropped, so `/hooks/a/` and
+    /// `/hooks/%61` are `/hooks/a`). Name it yourself behind a router that sends other
+    /// spellings to one handler (case-insensitive matching), or to keep claims across a
+    /// change of path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::layer::WebhookAuth;
+    /// use countersign::{SecretKey, Verifier};
+    ///
+    /// let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("w")?)).with_route("orders");
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_route(mut self, route: &str) -> Self {
+        self.route = Some(route.into());
         self
     }
 
@@ -269,6 +295,7 @@ impl core::fmt::Debug for WebhookAuth {
             .field("body_timeout", &self.body.timeout())
             .field("retry_after", &self.retry_after)
             .field("url_from_host", &self.url_from_host)
+            .field("route", &self.route)
             .finish()
     }
 }

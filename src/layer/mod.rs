@@ -2,14 +2,16 @@
 //!
 //! [`VerifyLayer`] reads the body within a size limit and a deadline, verifies it with a
 //! [`Verifier`](crate::Verifier) (freshness, constant-time MAC, key rotation), claims the delivery with a
-//! replay guard, and then either passes the request on, body intact, with a
-//! [`VerifiedDelivery`] in its extensions, or answers for it:
+//! [`ReplayGuard`](crate::claim::ReplayGuard) (under the path it was received at), and then
+//! either passes the request on, body intact, with the [`Verified`](crate::Verified)
+//! delivery in its extensions, or answers for it:
 //!
 //! | what happened | answer | handler called |
 //! |---|---|---|
 //! | verified, first delivery (or a retry of a released one) | the handler's | yes |
 //! | duplicate of a delivery the handler answered 2xx | `200`, `duplicate delivery: already processed` | no |
 //! | duplicate of a delivery still being processed | `409` with `Retry-After` | no |
+//! | duplicate of an event (claimed by event id) in either state | as above | no |
 //! | replay guard cannot decide (store down, timeout, full) | `503` with `Retry-After` | no |
 //! | signature, timestamp, headers or URL refused | `401`, generic body | no |
 //! | body larger than the limit (declared or read) | `413` | no |
@@ -28,12 +30,12 @@
 //! with; the `Host` header is only used if you opt in with [`WebhookAuth::with_url_from_host`].
 //!
 //! ```
+//! use countersign::claim::ReplayGuard;
 //! use countersign::layer::{VerifyLayer, WebhookAuth};
-//! use countersign::{InMemoryReplayGuard, SecretKey, Verifier};
-//! use std::sync::Arc;
+//! use countersign::{SecretKey, Verifier};
 //!
 //! let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("whsec")?))
-//!     .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100_000)));
+//!     .with_replay_guard(ReplayGuard::in_memory(100_000));
 //! let layer = VerifyLayer::new(auth);
 //! // axum: Router::new().route("/webhooks/kamiokash", post(handler).layer(layer))
 //! # Ok::<(), countersign::Error>(())
@@ -54,6 +56,5 @@ pub(crate) use answer::Answer;
 pub use answer::DEFAULT_RETRY_AFTER;
 pub use auth::WebhookAuth;
 pub use body::{BodyLimit, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
-pub use delivery::VerifiedDelivery;
 pub use service::{VerifyLayer, VerifyService};
 pub use url::{received_url, received_url_at};

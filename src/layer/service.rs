@@ -34,12 +34,12 @@ use super::auth::WebhookAuth;
 ///
 /// ```
 /// use axum::{routing::post, Extension, Router};
-/// use countersign::layer::{VerifiedDelivery, VerifyLayer, WebhookAuth};
-/// use countersign::{InMemoryReplayGuard, SecretKey, Verifier};
-/// use std::sync::Arc;
+/// use countersign::claim::ReplayGuard;
+/// use countersign::layer::{VerifyLayer, WebhookAuth};
+/// use countersign::{SecretKey, Verified, Verifier};
 ///
-/// async fn handler(Extension(delivery): Extension<VerifiedDelivery>) -> String {
-///     format!("{} delivery verified with key {}", delivery.scheme, delivery.key_id)
+/// async fn handler(Extension(delivery): Extension<Verified>) -> String {
+///     format!("{} delivery verified with key {}", delivery.scheme(), delivery.key_id())
 /// }
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -48,7 +48,7 @@ use super::auth::WebhookAuth;
 /// use tower::ServiceExt;
 ///
 /// let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("whsec")?))
-///     .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100_000)));
+///     .with_replay_guard(ReplayGuard::in_memory(100_000));
 /// let app: Router = Router::new().route("/webhooks/kamiokash", post(handler).layer(VerifyLayer::new(auth)));
 ///
 /// let signer = Signer::kamiokash_webhook(SecretKey::new("whsec")?);
@@ -158,11 +158,14 @@ where
                 Ok(bytes) => bytes,
                 Err(answer) => return Ok(answer.response(retry_after)),
             };
-            let (delivery, pending) = match auth.admit(&parts, &bytes, started).await {
+            let (verified, pending) = match auth.admit(&parts, &bytes, started).await {
                 Ok(admitted) => admitted,
                 Err(answer) => return Ok(answer.response(retry_after)),
             };
-            parts.extensions.insert(delivery);
+            parts.extensions.insert(verified);
+            if let Some(attachment) = pending.as_ref().and_then(|p| p.attachment()) {
+                parts.extensions.insert(attachment);
+            }
             let request = Request::from_parts(parts, Full::new(bytes));
             match pending {
                 Some(pending) => pending.run(move || inner.call(request)).await,

@@ -1,6 +1,8 @@
 //! The URL a request was received at ([`received_url`], [`received_url_at`]): the rule the
 //! layer and `countersign serve` share.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, ErrorKind, UrlRule, err};
 use crate::url::CanonicalUrl;
 
@@ -88,6 +90,71 @@ pub fn received_url_at(
         origin_of(origin),
         target(original_uri(parts))
     ))
+}
+
+/// The route a delivery's claim is namespaced by (see [`WebhookAuth::with_route`]): the
+/// route you named, else the router's matched route (axum's `MatchedPath`, such as
+/// `/webhooks/{provider}`), else the path received, normalised so that every spelling a
+/// router could send to the same handler is one route: percent-escapes decoded, `.` and
+/// `..` segments resolved, empty segments (`//`, a trailing `/`) dropped.
+///
+/// [`WebhookAuth::with_route`]: super::WebhookAuth::with_route
+pub(super) fn claim_route<'p>(
+    parts: &'p http::request::Parts,
+    named: Option<&'p str>,
+) -> Cow<'p, str> {
+    if let Some(route) = named {
+        return Cow::Borrowed(route);
+    }
+    #[cfg(feature = "axum")]
+    if let Some(matched) = parts.extensions.get::<axum::extract::MatchedPath>() {
+        return Cow::Borrowed(matched.as_str());
+    }
+    Cow::Owned(normalized_path(original_uri(parts).path()))
+}
+
+/// `path` with percent-escapes decoded, dot segments resolved and empty segments dropped.
+fn normalized_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match (bytes.get(i), bytes.get(i + 1), bytes.get(i + 2)) {
+            (Some(b'%'), Some(&high), Some(&low)) => hex(high).zip(hex(low)),
+            _ => None,
+        };
+        match escaped {
+            Some((high, low)) => {
+                decoded.push(high << 4 | low);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&decoded);
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in text.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            segment => segments.push(segment),
+        }
+    }
+    format!("/{}", segments.join("/"))
+}
+
+fn hex(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
 }
 
 /// The request's URI as the client sent it: axum's `OriginalUri` when present (a nested
@@ -226,6 +293,43 @@ mod tests {
                 .unwrap_err()
                 .into_kind(),
             ErrorKind::InvalidUrl(UrlRule::NotCanonical)
+        );
+    }
+
+    #[test]
+    fn every_spelling_of_a_path_is_one_route() {
+        for spelling in [
+            "/webhooks/kamiokash",
+            "/webhooks/kamiokash/",
+            "//webhooks//kamiokash",
+            "/webhooks/./kamiokash",
+            "/webhooks/x/../kamiokash",
+            "/webhooks/%6Bamiokash",
+            "/webhooks/%6bamiokash",
+            "/%77ebhooks%2Fkamiokash",
+        ] {
+            assert_eq!(
+                normalized_path(spelling),
+                "/webhooks/kamiokash",
+                "{spelling}"
+            );
+        }
+        assert_eq!(normalized_path("/"), "/");
+        assert_eq!(normalized_path(""), "/");
+        assert_eq!(normalized_path("/../.."), "/");
+        assert_eq!(
+            normalized_path("/a%zz/%4"),
+            "/a%zz/%4",
+            "invalid escapes kept"
+        );
+        assert_eq!(normalized_path("/a%C3%A9"), "/a\u{e9}");
+        assert_ne!(
+            normalized_path("/hooks/orders"),
+            normalized_path("/hooks/analytics")
+        );
+        assert_ne!(
+            normalized_path("/hooks/Orders"),
+            normalized_path("/hooks/orders")
         );
     }
 }

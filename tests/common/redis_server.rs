@@ -146,10 +146,11 @@ pub fn unique_prefix(test: &str) -> String {
     format!("countersign-test:{test}:{nanos}:")
 }
 
-/// A Redis guard on `redis` with a key prefix of the test's own.
-pub async fn guard(redis: &Redis, test: &str) -> countersign::redis_guard::RedisReplayGuard {
-    countersign::redis_guard::RedisReplayGuard::connect(&redis.url)
+/// A replay guard over a Redis store on `redis`, with a key prefix of the test's own.
+pub async fn guard(redis: &Redis, test: &str) -> countersign::claim::ReplayGuard {
+    let store = countersign::claim::redis::RedisStore::connect(&redis.url)
         .await
         .unwrap()
-        .with_prefix(unique_prefix(test))
+        .with_prefix(&unique_prefix(test));
+    countersign::claim::ReplayGuard::new(store, test).unwrap()
 }

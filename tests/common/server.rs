@@ -11,8 +11,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
+use countersign::claim::{InMemoryStore, ReplayGuard};
 use countersign::layer::{VerifyLayer, WebhookAuth};
-use countersign::{AsyncReplayGuard, SecretKey, SignableRequest, Signer, Timestamp, Verifier};
+use countersign::{SecretKey, SignableRequest, Signer, Timestamp, Verifier};
 
 pub const SECRET: &str = "whsec_kk_5e2a91c07d3b4f68";
 
@@ -74,9 +75,37 @@ pub async fn serve(auth: WebhookAuth, log: Log) -> SocketAddr {
     addr
 }
 
-pub fn auth(guard: Arc<dyn AsyncReplayGuard>) -> WebhookAuth {
+pub fn auth(guard: impl Into<ReplayGuard>) -> WebhookAuth {
     WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap()))
-        .with_replay_guard(guard)
+        .with_replay_guard(guard.into())
+}
+
+/// An in-memory guard whose store the test can look into.
+#[derive(Clone)]
+pub struct Memory {
+    pub guard: ReplayGuard,
+    pub store: Arc<InMemoryStore>,
+}
+
+impl Memory {
+    pub fn new(capacity: usize) -> Self {
+        let store = Arc::new(InMemoryStore::new(capacity));
+        Memory {
+            guard: ReplayGuard::new(Arc::clone(&store), "").unwrap(),
+            store,
+        }
+    }
+
+    /// Claims held.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+}
+
+impl From<Memory> for ReplayGuard {
+    fn from(memory: Memory) -> Self {
+        memory.guard
+    }
 }
 
 /// A KamioKash webhook delivery of `body` signed at `at`: its headers.

@@ -1,0 +1,399 @@
+//! The PostgreSQL claim stores against a real server (started by the test; `.ci/run`
+//! installs it): the plain store's tokens, states and instants; one winner among
+//! concurrent claims; lapsed rows swept without a cron job; the transactional store's
+//! claim inside the handler's transaction, with crashes before and after the commit (the
+//! transaction dropped, its connection killed, the server killed and restarted); and the
+//! model-based invariant in real time through both verifier paths.
+#![cfg(feature = "postgres")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::print_stdout
+)]
+
+#[path = "common/postgres_server.rs"]
+mod postgres_server;
+#[path = "common/replay_model.rs"]
+mod replay_model;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use countersign::claim::postgres::{PgClaim, PgStore};
+use countersign::claim::{Claim, ClaimKey, ClaimStore, Outcome, ReplayGuard};
+use countersign::{ClaimState, Clock, Freshness, SystemClock, Timestamp, kitopay};
+use postgres_server::Postgres;
+use proptest::test_runner::{Config, TestRunner};
+
+fn key(n: u8) -> ClaimKey {
+    ClaimKey::new("test", "/hooks", &kitopay::WEBHOOK, "event", &[n])
+}
+
+fn at(ms: u64) -> Timestamp {
+    Timestamp::from_unix_millis(1_700_000_000_000 + ms).unwrap()
+}
+
+/// A claim of `key` by `token` at `now` ms, leased for `lease` ms, kept `retain` ms.
+fn claim(key: ClaimKey, token: u128, now: u64, lease: u64, retain: u64) -> Claim {
+    Claim::new(key, token, at(now), at(now + lease), at(now + retain))
+}
+
+async fn outcome(store: &impl ClaimStore, claim: &Claim) -> Option<ClaimState> {
+    match store.claim(claim).await.unwrap() {
+        Outcome::Claimed(_) => None,
+        Outcome::Held(state) => Some(state),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn rows(store: &PgStore) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM countersign_claims")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_plain_store_holds_claims_by_token_state_and_instant() {
+    let Some(pg) = Postgres::start() else { return };
+    let store = PgStore::connect(&pg.database("plain").await).await.unwrap();
+    let first = claim(key(1), 1, 0, 60_000, 600_000);
+    assert_eq!(outcome(&store, &first).await, None);
+    assert_eq!(
+        outcome(&store, &claim(key(1), 2, 59_999, 60_000, 600_000)).await,
+        Some(ClaimState::InFlight),
+        "one millisecond before the lease ends"
+    );
+    store.release(&first).await.unwrap();
+    let second = claim(key(1), 3, 1_000, 60_000, 600_000);
+    assert_eq!(
+        outcome(&store, &second).await,
+        None,
+        "released: the retry gets in"
+    );
+    // A late release or completion of the first claim does nothing to the second.
+    store.release(&first).await.unwrap();
+    assert!(!store.complete(&first).await.unwrap());
+    assert_eq!(
+        outcome(&store, &claim(key(1), 4, 2_000, 60_000, 600_000)).await,
+        Some(ClaimState::InFlight)
+    );
+    assert!(store.complete(&second).await.unwrap());
+    assert!(!store.complete(&second).await.unwrap(), "done once");
+    // Done: held for the retention (600 s after 1 s), past the lease; never released.
+    store.release(&second).await.unwrap();
+    for (now, held) in [
+        (61_000, Some(ClaimState::Done)),
+        (600_999, Some(ClaimState::Done)),
+        (601_000, None),
+    ] {
+        assert_eq!(
+            outcome(
+                &store,
+                &claim(key(1), 10 + u128::from(now), now, 60_000, 600_000)
+            )
+            .await,
+            held,
+            "at {now} ms"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_lapsed_lease_lets_the_event_in_again_and_the_old_token_cannot_complete() {
+    let Some(pg) = Postgres::start() else { return };
+    let store = PgStore::connect(&pg.database("lapsed").await)
+        .await
+        .unwrap();
+    let first = claim(key(2), 1, 0, 60_000, 600_000);
+    assert_eq!(outcome(&store, &first).await, None);
+    let second = claim(key(2), 2, 60_000, 60_000, 600_000);
+    assert_eq!(
+        outcome(&store, &second).await,
+        None,
+        "the lease ended at 60 s"
+    );
+    assert!(!store.complete(&first).await.unwrap(), "presumed dead");
+    assert!(store.complete(&second).await.unwrap());
+    // A claim held for good never lapses.
+    let forever = Claim::new(key(3), 5, at(0), Timestamp::MAX, Timestamp::MAX);
+    assert_eq!(outcome(&store, &forever).await, None);
+    let late = Claim::new(key(3), 6, Timestamp::MAX, Timestamp::MAX, Timestamp::MAX);
+    assert_eq!(outcome(&store, &late).await, Some(ClaimState::InFlight));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_sixty_four_concurrent_claims_of_one_key_exactly_one_wins() {
+    let Some(pg) = Postgres::start() else { return };
+    let store = Arc::new(PgStore::connect(&pg.database("race").await).await.unwrap());
+    let tasks: Vec<_> = (0..64u128)
+        .map(|token| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                outcome(&*store, &claim(key(4), token, 0, 60_000, 600_000)).await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            None => won += 1,
+            Some(state) => assert_eq!(state, ClaimState::InFlight),
+        }
+    }
+    assert_eq!(won, 1);
+}
+
+#[tokio::test]
+async fn lapsed_rows_are_swept_without_a_cron_job() {
+    let Some(pg) = Postgres::start() else { return };
+    let store = PgStore::connect(&pg.database("sweep").await).await.unwrap();
+    for n in 0..50 {
+        assert_eq!(
+            outcome(&store, &claim(key(n), 1, 0, 1_000, 1_000)).await,
+            None
+        );
+    }
+    assert_eq!(rows(&store).await, 50);
+    // 59 s later by the claims' clock: not yet (one sweep a minute at most).
+    assert_eq!(
+        outcome(&store, &claim(key(100), 1, 59_000, 1_000, 1_000)).await,
+        None
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rows(&store).await, 51);
+    // 61 s: the claim starts a sweep of every lapsed row, in the background.
+    assert_eq!(
+        outcome(&store, &claim(key(101), 1, 61_000, 1_000, 1_000)).await,
+        None
+    );
+    let mut left = rows(&store).await;
+    for _ in 0..50 {
+        if left == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        left = rows(&store).await;
+    }
+    assert_eq!(left, 1, "only the live claim is left");
+}
+
+/// The transactional store's claim, the transaction it hands over, and the row.
+async fn claim_in_transaction(
+    store: &countersign::claim::postgres::PgTransactionalStore,
+    claim: &Claim,
+) -> Result<Arc<dyn countersign::claim::Attachment>, Option<ClaimState>> {
+    match store.claim(claim).await.unwrap() {
+        Outcome::Claimed(Some(attachment)) => Ok(attachment),
+        Outcome::Held(state) => Err(Some(state)),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn transaction(attachment: &Arc<dyn countersign::claim::Attachment>) -> &PgClaim {
+    attachment.as_any().downcast_ref::<PgClaim>().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_claim_commits_with_the_side_effect_or_not_at_all() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("transactional").await;
+    let store = PgStore::connect(&url).await.unwrap().transactional();
+    let pool = store.pool().clone();
+    sqlx::query("CREATE TABLE processed_events (event text PRIMARY KEY)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let effects = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM processed_events")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+
+    // Rolled back (the handler failed, or dropped the transaction): neither the side
+    // effect nor the claim; the retry is processed.
+    let first = claim(key(5), 1, 0, 60_000, 600_000);
+    let attachment = claim_in_transaction(&store, &first).await.unwrap();
+    let mut tx = transaction(&attachment).take().unwrap();
+    sqlx::query("INSERT INTO processed_events VALUES ('5')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    // While it is open, a duplicate waits on the row lock and is told: in flight.
+    let waiting = claim_in_transaction(&store, &claim(key(5), 2, 10, 60_000, 600_000)).await;
+    assert_eq!(waiting.err(), Some(Some(ClaimState::InFlight)));
+    drop(tx);
+    assert_eq!(effects().await, 0);
+
+    // Committed: the side effect and "done" together; the retry is a duplicate.
+    let retry = claim(key(5), 3, 1_000, 60_000, 600_000);
+    let attachment = claim_in_transaction(&store, &retry).await.unwrap();
+    let mut tx = transaction(&attachment).take().unwrap();
+    assert!(transaction(&attachment).take().is_none(), "taken once");
+    sqlx::query("INSERT INTO processed_events VALUES ('5')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(effects().await, 1);
+    let duplicate = claim_in_transaction(&store, &claim(key(5), 4, 2_000, 60_000, 600_000)).await;
+    assert_eq!(duplicate.err(), Some(Some(ClaimState::Done)));
+    // The layer's settlement after a handler that took it: nothing left to do.
+    assert!(attachment.settle(true).await.unwrap());
+
+    // A handler that did not take it: settled by the answer (commit on 2xx).
+    let left = claim_in_transaction(&store, &claim(key(6), 5, 0, 60_000, 600_000))
+        .await
+        .unwrap();
+    assert!(!left.settle(false).await.unwrap());
+    assert_eq!(
+        claim_in_transaction(&store, &claim(key(6), 6, 10, 60_000, 600_000))
+            .await
+            .map(|_| ())
+            .err(),
+        None,
+        "rolled back on a failed answer: free"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_connection_before_the_commit_leaves_neither_and_a_crash_after_it_leaves_both() {
+    let Some(mut pg) = Postgres::start() else {
+        return;
+    };
+    if !pg.owned() {
+        return;
+    }
+    let url = pg.database("crash").await;
+    let store = PgStore::connect(&url).await.unwrap().transactional();
+    let pool = store.pool().clone();
+    sqlx::query("CREATE TABLE processed_events (event text PRIMARY KEY)")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // Before the commit: the handler's connection is killed (as a process abort closes it).
+    let attachment = claim_in_transaction(&store, &claim(key(7), 1, 0, 60_000, 600_000))
+        .await
+        .unwrap();
+    let mut tx = transaction(&attachment).take().unwrap();
+    sqlx::query("INSERT INTO processed_events VALUES ('7')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(killed);
+    assert!(tx.commit().await.is_err(), "the connection is gone");
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 0);
+    let retry = claim_in_transaction(&store, &claim(key(7), 2, 1_000, 60_000, 600_000))
+        .await
+        .unwrap();
+    let mut tx = transaction(&retry).take().unwrap();
+    sqlx::query("INSERT INTO processed_events VALUES ('7')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // After the commit: the server crashes (SIGKILL) and restarts; both are there.
+    pool.close().await;
+    drop(store);
+    pg.restart();
+    let store = PgStore::connect(&url).await.unwrap().transactional();
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_events")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(events, 1);
+    let duplicate = claim_in_transaction(&store, &claim(key(7), 3, 2_000, 60_000, 600_000)).await;
+    assert_eq!(duplicate.err(), Some(Some(ClaimState::Done)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handler_is_cut_off_after_the_lease_and_the_retry_gets_in() {
+    let Some(pg) = Postgres::start() else { return };
+    let store = PgStore::connect(&pg.database("stalled").await)
+        .await
+        .unwrap()
+        .transactional();
+    // A 500 ms lease: the transaction idles past it.
+    let attachment = claim_in_transaction(&store, &claim(key(8), 1, 0, 500, 600_000))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(
+        claim_in_transaction(&store, &claim(key(8), 2, 1_500, 500, 600_000))
+            .await
+            .is_ok(),
+        "the stalled transaction was cut off: the retry is claimed"
+    );
+    let tx = transaction(&attachment).take().unwrap();
+    assert!(tx.commit().await.is_err());
+}
+
+#[test]
+fn model_no_delivery_or_event_is_accepted_twice_on_postgres_in_real_time() {
+    let Some(pg) = Postgres::start() else { return };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = runtime.block_on(pg.database("model"));
+    let store = runtime.block_on(PgStore::connect(&url)).unwrap();
+    let freshness = Freshness {
+        max_age: Duration::from_millis(1_500),
+        max_future: Duration::from_millis(500),
+    };
+    let cases = std::env::var("MODEL_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(12);
+    let namespace = std::sync::atomic::AtomicUsize::new(0);
+    for by in [
+        replay_model::By::Signature,
+        replay_model::By::Event {
+            lease: Duration::from_millis(700),
+            retention: Duration::from_millis(2_500),
+        },
+    ] {
+        let mut runner = TestRunner::new(Config {
+            cases,
+            ..Config::default()
+        });
+        runner
+            .run(&replay_model::plans(1_500, 500, 14), |plan| {
+                let n = namespace.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let guard = runtime
+                    .block_on(async { ReplayGuard::new(store.clone(), &format!("model-{n}")) })
+                    .unwrap();
+                runtime.block_on(replay_model::run(
+                    &plan,
+                    guard,
+                    by,
+                    freshness,
+                    replay_model::Time::Real {
+                        max_sleep: Duration::from_millis(800),
+                    },
+                ))?;
+                Ok(())
+            })
+            .unwrap();
+    }
+    let _ = SystemClock.now();
+}

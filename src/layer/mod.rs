@@ -24,6 +24,34 @@
 //! reason for every decision is one `tracing` event (target `countersign`), never sent to
 //! the client; see [`VerifyLayer`].
 //!
+//! # Why was a delivery refused?
+//!
+//! A refusal's event says its `reason` ([`Error::code`](crate::Error::code)). A signature
+//! mismatch is what a slash mistake, a re-serialised body and a forgery all look like, so
+//! its event also names the likely mistake, `hypothesis`, found by a bounded search of the
+//! cheap, common ones (the id [`countersign::diagnose::Hypothesis::id`] gives; the search
+//! needs only the `tower` feature):
+//!
+//! | `hypothesis` | the sender signed |
+//! |---|---|
+//! | `trailing_slash_added` / `trailing_slash_removed` | the URL with / without a trailing slash ours lacks / has |
+//! | `body_trailing_newline_added` / `body_trailing_newline_removed` | the body with / without a trailing newline |
+//! | `body_minified` / `body_pretty_printed` | the JSON body minified / pretty-printed (2-space indent) |
+//! | `none` | none of these: a wrong secret, a tampered body, or a mistake only `countersign diagnose` tries |
+//! | `not_searched` | not searched: over the rate, a body over 16 KiB, or a large key ring |
+//!
+//! ```text
+//! WARN countersign: webhook refused scheme=kitopay-webhook outcome="refused" reason="signature_mismatch" age_ms=489 hypothesis="trailing_slash_added" error=signature mismatch: ...
+//! ```
+//!
+//! Each search MACs at most 16 variants of a body of at most 16 KiB, and a token bucket
+//! shared by every clone of a [`WebhookAuth`] allows [`DEFAULT_DIAGNOSIS_RATE`] searches a
+//! second ([`WebhookAuth::with_diagnosis_rate`]): a flood of forged requests costs no more
+//! than that. Nothing is searched when the event is not recorded. Only the id is logged,
+//! never the signature, the secret or the body.
+//!
+//! [`countersign::diagnose::Hypothesis::id`]: https://docs.rs/countersign/latest/countersign/diagnose/enum.Hypothesis.html#method.id
+//!
 //! For Kitopay webhooks the verifier is built with the public URL the webhook was registered
 //! with; the `Host` header is only used if you opt in with [`WebhookAuth::with_url_from_host`].
 //!
@@ -46,6 +74,7 @@ mod body;
 mod check;
 mod delivery;
 mod metrics;
+mod mistake;
 mod service;
 mod url;
 
@@ -55,5 +84,6 @@ pub use answer::DEFAULT_RETRY_AFTER;
 pub use auth::WebhookAuth;
 pub use body::{BodyLimit, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
 pub use delivery::VerifiedDelivery;
+pub use mistake::DEFAULT_DIAGNOSIS_RATE;
 pub use service::{VerifyLayer, VerifyService};
 pub use url::{received_url, received_url_at};

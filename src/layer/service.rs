@@ -18,8 +18,10 @@ use super::auth::WebhookAuth;
 /// Every request gets one event with target `countersign`: `outcome` (`accepted`,
 /// `duplicate`, `in_flight`, `unavailable`, `refused`, `too_large`, `timeout`,
 /// `bad_body`), `scheme`, `reason` (the [`Error::code`](crate::Error::code) of a refusal), `key_id` (which key
-/// matched) and `age_ms` (how old the timestamp was; negative if ahead). Secrets and
-/// signatures are never logged. Acceptances and acknowledged duplicates (normal
+/// matched), `age_ms` (how old the timestamp was; negative if ahead) and, for a signature
+/// mismatch, `hypothesis`, the likely mistake (see [why was a delivery
+/// refused](super#why-was-a-delivery-refused)). Secrets, signatures and bodies are never
+/// logged. Acceptances and acknowledged duplicates (normal
 /// at-least-once delivery) are `INFO`; refusals, deliveries still in flight (`409`) and an
 /// undecided replay guard (`503`) are `WARN`: `RUST_LOG=countersign=info` shows why each
 /// delivery was refused.

@@ -126,7 +126,7 @@ impl WebhookAuth {
     /// The likely mistake behind a signature mismatch of this request: a hypothesis id,
     /// [`NONE`] or [`NOT_SEARCHED`].
     pub(super) fn likely_mistake(&self, parts: &http::request::Parts, body: &[u8]) -> &'static str {
-        if body.len() > MAX_BODY {
+        if body.len() > MAX_BODY || self.mistakes.rate() == 0 {
             return NOT_SEARCHED;
         }
         let received;
@@ -173,19 +173,19 @@ impl WebhookAuth {
             *slot = Some(header(spec.header_name()?)?);
         }
 
-        let variants = variants(
-            scheme.signs_url().then_some(url).flatten(),
-            body,
-            scheme.signs_body(),
-        );
-        if variants.is_empty() {
+        // The bounds are checked, and the token taken, before any variant is made: a
+        // refusal that is not searched costs a few comparisons.
+        let url = scheme.signs_url().then_some(url).flatten();
+        let most = most_variants(url, body, scheme.signs_body());
+        if most == 0 {
             return Some(NONE);
         }
         let keys = self.verifier.keys();
         let keys = keys.read();
-        if keys.len().saturating_mul(variants.len()) > MAX_MACS || !self.mistakes.take() {
+        if keys.len().saturating_mul(most) > MAX_MACS || !self.mistakes.take() {
             return None;
         }
+        let variants = variants(url, body, scheme.signs_body());
         for variant in &variants {
             let inputs = Inputs {
                 url: variant.url.or(inputs.url),
@@ -212,6 +212,20 @@ fn only<'a>(parts: &'a http::request::Parts, name: &str) -> Option<&'a [u8]> {
         (Some(value), None) => Some(value.as_bytes()),
         _ => None,
     }
+}
+
+/// How many variants [`variants`] makes at most, without making them.
+fn most_variants(url: Option<&CanonicalUrl>, body: &[u8], signs_body: bool) -> usize {
+    let slash = usize::from(url.and_then(CanonicalUrl::toggled_slash).is_some());
+    let json = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| matches!(b, b'{' | b'['));
+    let body = match signs_body {
+        true => 1 + usize::from(body.ends_with(b"\n")) + 2 * usize::from(json),
+        false => 0,
+    };
+    slash + body
 }
 
 /// The hypotheses that apply, cheapest first: the URL's other trailing-slash form (where
@@ -388,6 +402,22 @@ mod tests {
         ] {
             assert_eq!(minified(text.as_bytes()), None, "{text:?}");
             assert_eq!(pretty(text.as_bytes()), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_bound_on_variants_is_never_below_the_variants_made() {
+        let with_slash = CanonicalUrl::parse("https://shop.example.com/hooks/").unwrap();
+        let without = CanonicalUrl::parse("https://shop.example.com/hooks").unwrap();
+        let root = CanonicalUrl::parse("https://shop.example.com/").unwrap();
+        for url in [None, Some(&with_slash), Some(&without), Some(&root)] {
+            for body in ["", "\n", "{}", "{\"a\":1}\n", " [1, 2]", "[1", "text\r\n"] {
+                for signs_body in [false, true] {
+                    let made = variants(url, body.as_bytes(), signs_body).len();
+                    let most = most_variants(url, body.as_bytes(), signs_body);
+                    assert!(made <= most && most <= 5, "{url:?} {body:?}: {made} > {most}");
+                }
+            }
         }
     }
 

@@ -415,7 +415,10 @@ mod tests {
                 for signs_body in [false, true] {
                     let made = variants(url, body.as_bytes(), signs_body).len();
                     let most = most_variants(url, body.as_bytes(), signs_body);
-                    assert!(made <= most && most <= 5, "{url:?} {body:?}: {made} > {most}");
+                    assert!(
+                        made <= most && most <= 5,
+                        "{url:?} {body:?}: {made} > {most}"
+                    );
                 }
             }
         }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use countersign::diagnose::{Diagnosis, Hypothesis, Inputs, diagnose};
 use countersign::extract::VerifiedBody;
-use countersign::layer::{VerifyLayer, WebhookAuth};
+use countersign::layer::{WebhookAuth, webhook_router};
 use countersign::{
     InMemoryReplayGuard, KeyRing, Part, ReceivedRequest, Scheme, SecretKey, SecretSpec,
     SignableRequest, SignatureFormat, Signer, StringToSign, Timestamp, Verifier,
@@ -105,7 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A route behind the layer: accepted once, a replay acknowledged as a duplicate.
     let guard = Arc::new(InMemoryReplayGuard::new(100_000));
     let auth = WebhookAuth::new(verifier(GITHUB.key(SECRET)?)).with_replay_guard(guard);
-    let app = axum::Router::new().route(
+    let app: axum::Router = webhook_router(
         "/webhooks/github",
         axum::routing::post(|VerifiedBody(body, delivery): VerifiedBody| async move {
             format!(
@@ -113,8 +113,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 delivery.scheme,
                 body.len()
             )
-        })
-        .layer(VerifyLayer::new(auth)),
+        }),
+        auth,
     );
     let delivery = || {
         http::Request::post("/webhooks/github")

@@ -8,13 +8,20 @@
 //!
 //! `POST /webhooks/kamiokash` and `POST /webhooks/kitopay` answer `200 {"received":...}` for a
 //! valid delivery (the typed event, read with `VerifiedJson`), `200 duplicate delivery` for a
-//! delivery already processed, `401` for a forged or stale one, `413` for a body over 1 MiB.
-//! Kitopay deliveries are verified against `<public-url>/webhooks/kitopay` (default
-//! `http://127.0.0.1:<port>`), the URL you registered with Kitopay. Duplicates are detected
-//! by an in-memory guard, or by Redis with `--redis` (for several instances).
+//! delivery already processed, `401` for a forged or stale one, `413` for a body over 1 MiB,
+//! `405` for another method. Kitopay deliveries are verified against
+//! `<public-url>/webhooks/kitopay` (default `http://127.0.0.1:<port>`), the URL you
+//! registered with Kitopay. Duplicates are detected by an in-memory guard, or by Redis with
+//! `--redis` (for several instances).
+//!
+//! Each route is mounted with `countersign::layer::webhook_router`: at its path and at the
+//! other trailing-slash form, so a delivery to `/webhooks/kitopay/` reaches the verifier
+//! (and is refused: it was signed for another URL) instead of a silent `404`.
 //!
 //! Why was a delivery refused? Every decision is logged on stderr: `RUST_LOG` defaults to
-//! `countersign=info` here (`RUST_LOG=countersign=debug` shows claim releases too).
+//! `countersign=info` here (`RUST_LOG=countersign=debug` shows claim releases too). A
+//! signature mismatch names its likely mistake, e.g.
+//! `reason="signature_mismatch" hypothesis="trailing_slash_added"`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::sync::Arc;
@@ -22,7 +29,7 @@ use std::sync::Arc;
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use countersign::extract::VerifiedJson;
-use countersign::layer::{VerifiedDelivery, VerifyLayer, WebhookAuth};
+use countersign::layer::{VerifiedDelivery, WebhookAuth, webhook_router};
 use countersign::{
     AsyncReplayGuard, CanonicalUrl, InMemoryReplayGuard, SecretKey, Verifier, kamiokash, kitopay,
 };
@@ -104,18 +111,16 @@ async fn run() -> Result<(), String> {
     .map_err(|e| e.to_string())?;
 
     let app = Router::new()
-        .route(
+        .merge(webhook_router(
             "/webhooks/kamiokash",
-            post(on_kamiokash).layer(VerifyLayer::new(
-                WebhookAuth::new(kamiokash).with_replay_guard(guard.clone()),
-            )),
-        )
-        .route(
+            post(on_kamiokash),
+            WebhookAuth::new(kamiokash).with_replay_guard(guard.clone()),
+        ))
+        .merge(webhook_router(
             "/webhooks/kitopay",
-            post(on_kitopay).layer(VerifyLayer::new(
-                WebhookAuth::new(kitopay).with_replay_guard(guard),
-            )),
-        );
+            post(on_kitopay),
+            WebhookAuth::new(kitopay).with_replay_guard(guard),
+        ));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| format!("bind {port}: {e}"))?;

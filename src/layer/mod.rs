@@ -55,6 +55,11 @@
 //! For Kitopay webhooks the verifier is built with the public URL the webhook was registered
 //! with; the `Host` header is only used if you opt in with [`WebhookAuth::with_url_from_host`].
 //!
+//! With axum, mount each webhook with [`webhook_router`] (feature `axum`): the layer goes on
+//! the method route, so a wrong method is `405`, and the route answers at both
+//! trailing-slash forms of its path, so a provider posting to the other one reaches the
+//! verifier (and the log says so) instead of a silent `404`.
+//!
 //! ```
 //! use countersign::layer::{VerifyLayer, WebhookAuth};
 //! use countersign::{InMemoryReplayGuard, SecretKey, Verifier};
@@ -62,10 +67,15 @@
 //!
 //! let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("whsec")?))
 //!     .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100_000)));
+//! // axum: Router::new().merge(webhook_router("/webhooks/kamiokash", post(handler), auth))
+//! // any tower stack: ServiceBuilder::new().layer(layer).service(your_service)
 //! let layer = VerifyLayer::new(auth);
-//! // axum: Router::new().route("/webhooks/kamiokash", post(handler).layer(layer))
 //! # Ok::<(), countersign::Error>(())
 //! ```
+//!
+//! The pieces the layer is made of are public for a handler that verifies on its own (as
+//! `countersign serve` does): [`BodyLimit`] reads a body within a limit and a deadline,
+//! [`received_url`] rebuilds the URL a request was received at.
 
 mod admit;
 mod answer;
@@ -75,6 +85,8 @@ mod check;
 mod delivery;
 mod metrics;
 mod mistake;
+#[cfg(feature = "axum")]
+mod route;
 mod service;
 mod url;
 
@@ -85,5 +97,8 @@ pub use auth::WebhookAuth;
 pub use body::{BodyLimit, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
 pub use delivery::VerifiedDelivery;
 pub use mistake::DEFAULT_DIAGNOSIS_RATE;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use route::webhook_router;
 pub use service::{VerifyLayer, VerifyService};
 pub use url::{received_url, received_url_at};

@@ -36,7 +36,7 @@ use super::auth::WebhookAuth;
 ///
 /// ```
 /// use axum::{routing::post, Extension, Router};
-/// use countersign::layer::{VerifiedDelivery, VerifyLayer, WebhookAuth};
+/// use countersign::layer::{VerifiedDelivery, WebhookAuth, webhook_router};
 /// use countersign::{InMemoryReplayGuard, SecretKey, Verifier};
 /// use std::sync::Arc;
 ///
@@ -51,7 +51,8 @@ use super::auth::WebhookAuth;
 ///
 /// let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("whsec")?))
 ///     .with_replay_guard(Arc::new(InMemoryReplayGuard::new(100_000)));
-/// let app: Router = Router::new().route("/webhooks/kamiokash", post(handler).layer(VerifyLayer::new(auth)));
+/// // The documented set-up: the layer on the method route, at both trailing-slash forms.
+/// let app: Router = Router::new().merge(webhook_router("/webhooks/kamiokash", post(handler), auth));
 ///
 /// let signer = Signer::kamiokash_webhook(SecretKey::new("whsec")?);
 /// let body = br#"{"type":"wallet.new","data":{}}"#;

@@ -21,7 +21,7 @@
 
 use countersign::diagnose::{Diagnosis, Hypothesis, Inputs, diagnose};
 use countersign::extract::VerifiedBody;
-use countersign::layer::{VerifyLayer, WebhookAuth};
+use countersign::layer::{WebhookAuth, webhook_router};
 use countersign::{
     KeyRing, Part, ReceivedRequest, Scheme, SecretKey, SecretSpec, SignableRequest,
     SignatureFormat, Signer, StringToSign, Timestamp, Verifier,
@@ -103,7 +103,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A route behind the layer: accepted once, a replay acknowledged as a duplicate.
     let guard = countersign::claim::ReplayGuard::in_memory(100_000);
     let auth = WebhookAuth::new(verifier(GITHUB.key(SECRET)?)).with_replay_guard(guard);
-    let app = axum::Router::new().route(
+    let app: axum::Router = webhook_router(
         "/webhooks/github",
         axum::routing::post(|VerifiedBody(body, delivery): VerifiedBody| async move {
             format!(
@@ -111,8 +111,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 delivery.scheme(),
                 body.len()
             )
-        })
-        .layer(VerifyLayer::new(auth)),
+        }),
+        auth,
     );
     let delivery = || {
         http::Request::post("/webhooks/github")

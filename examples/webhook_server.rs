@@ -16,6 +16,11 @@
 //! `http://127.0.0.1:<port>`), the URL you registered with Kitopay, so several instances
 //! behind one public URL verify the same deliveries.
 //!
+//! Each route is mounted with `countersign::layer::webhook_router`: at its path and at the
+//! other trailing-slash form, so a delivery to `/webhooks/kitopay/` reaches the verifier
+//! (and is refused: it was signed for another URL) instead of a silent `404`; another
+//! method is `405`.
+//!
 //! Each event is claimed by its id (Kitopay: `id/status`; Standard Webhooks: `webhook-id`;
 //! KamioKash: this example's choice, the event type and `data.id`) in `--store`:
 //!
@@ -30,7 +35,9 @@
 //! PostgreSQL, after the commit). `--work-ms N` makes each handler take N ms;
 //! `--lease-ms N` sets how long an unfinished claim blocks its event (default 60 s).
 //! Why was a delivery refused? Every decision is logged on stderr: `RUST_LOG` defaults to
-//! `countersign=info` here.
+//! `countersign=info` here (`RUST_LOG=countersign=debug` shows claim releases too). A
+//! signature mismatch names its likely mistake, e.g.
+//! `reason="signature_mismatch" hypothesis="trailing_slash_added"`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::sync::Arc;
@@ -41,7 +48,7 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use countersign::claim::{Identity, ReplayGuard};
 use countersign::extract::VerifiedJson;
-use countersign::layer::{VerifyLayer, WebhookAuth};
+use countersign::layer::{WebhookAuth, webhook_router};
 use countersign::{
     CanonicalUrl, SecretKey, Verified, Verifier, kamiokash, kitopay, standard_webhooks,
 };
@@ -248,29 +255,26 @@ async fn run() -> Result<(), String> {
     .map_err(|e| e.to_string())?;
 
     let mut router = Router::new()
-        .route(
+        .merge(webhook_router(
             "/webhooks/kamiokash",
-            post(on_kamiokash).layer(VerifyLayer::new(
-                WebhookAuth::new(kamiokash)
-                    .with_replay_guard(guard.clone().with_identity(kamiokash_events)),
-            )),
-        )
-        .route(
+            post(on_kamiokash),
+            WebhookAuth::new(kamiokash)
+                .with_replay_guard(guard.clone().with_identity(kamiokash_events)),
+        ))
+        .merge(webhook_router(
             "/webhooks/kitopay",
-            post(on_kitopay).layer(VerifyLayer::new(
-                WebhookAuth::new(kitopay).with_replay_guard(guard.clone()),
-            )),
-        );
+            post(on_kitopay),
+            WebhookAuth::new(kitopay).with_replay_guard(guard.clone()),
+        ));
     if let Ok(secret) = std::env::var("STANDARD_WEBHOOKS_SECRET") {
         let key = standard_webhooks::SCHEME
             .key(&secret)
             .map_err(|e| format!("STANDARD_WEBHOOKS_SECRET: {e}"))?;
-        router = router.route(
+        router = router.merge(webhook_router(
             "/webhooks/standard",
-            post(on_standard).layer(VerifyLayer::new(
-                WebhookAuth::new(Verifier::standard_webhooks(key)).with_replay_guard(guard),
-            )),
-        );
+            post(on_standard),
+            WebhookAuth::new(Verifier::standard_webhooks(key)).with_replay_guard(guard),
+        ));
     }
     let router = router.layer(Extension(app));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))

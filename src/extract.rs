@@ -1,9 +1,10 @@
 //! Typed access to verified deliveries in axum handlers (feature `axum`).
 //!
 //! Verification, replay claims and their release live in one place, [`VerifyLayer`], which
-//! sees the handler's answer: attach it to the route (one [`WebhookAuth`] per provider, so
-//! one router serves several providers). The extractors then give the handler what the
-//! layer verified:
+//! sees the handler's answer: attach it to the route with [`webhook_router`] (one
+//! [`WebhookAuth`] per provider, so one router serves several providers; a wrong method is
+//! `405`, both trailing-slash forms reach the verifier). The extractors then give the
+//! handler what the layer verified:
 //!
 //! - [`VerifiedJson<T>`]: the exact bytes verified, deserialised as JSON into `T`; a body
 //!   that verifies but is not the expected JSON is answered `400`, and since that is not a
@@ -16,8 +17,8 @@
 //! ```
 //! use axum::{routing::post, Router};
 //! use countersign::extract::VerifiedJson;
-//! use countersign::layer::{VerifyLayer, WebhookAuth};
 //! use countersign::claim::ReplayGuard;
+//! use countersign::layer::{WebhookAuth, webhook_router};
 //! use countersign::{kamiokash, kitopay, CanonicalUrl, SecretKey, Verifier};
 //!
 //! async fn on_kamiokash(VerifiedJson(event, _): VerifiedJson<kamiokash::WebhookEvent>) -> String {
@@ -39,8 +40,8 @@
 //! )?)
 //! .with_replay_guard(guard);
 //! let app: Router = Router::new()
-//!     .route("/webhooks/kamiokash", post(on_kamiokash).layer(VerifyLayer::new(kamiokash)))
-//!     .route("/webhooks/kitopay", post(on_kitopay).layer(VerifyLayer::new(kitopay)));
+//!     .merge(webhook_router("/webhooks/kamiokash", post(on_kamiokash), kamiokash))
+//!     .merge(webhook_router("/webhooks/kitopay", post(on_kitopay), kitopay));
 //!
 //! // One of each provider's deliveries through the one router.
 //! use countersign::{Signer, SignableRequest, SystemClock, Timestamp};
@@ -72,6 +73,7 @@
 //!
 //! [`VerifyLayer`]: crate::layer::VerifyLayer
 //! [`WebhookAuth`]: crate::layer::WebhookAuth
+//! [`webhook_router`]: crate::layer::webhook_router
 
 use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
@@ -111,7 +113,7 @@ fn answer(answer: Answer) -> Response {
 async fn verified(request: Request) -> Result<(Bytes, Verified), Response> {
     let (mut parts, body) = request.into_parts();
     let Some(delivery) = parts.extensions.remove::<Verified>() else {
-        tracing::error!(target: "countersign", "VerifiedJson/VerifiedBody used on a route without VerifyLayer: add .layer(VerifyLayer::new(auth)) to the route");
+        tracing::error!(target: "countersign", "VerifiedJson/VerifiedBody used on a route without VerifyLayer: mount it with countersign::layer::webhook_router(path, route, auth)");
         return Err((
             http::StatusCode::INTERNAL_SERVER_ERROR,
             "internal server error\n",

@@ -22,6 +22,7 @@ pub mod scheme;
 #[cfg_attr(docsrs, doc(cfg(feature = "standard-webhooks")))]
 pub mod standard_webhooks;
 
+pub mod deps;
 #[cfg(feature = "diagnose")]
 #[cfg_attr(docsrs, doc(cfg(feature = "diagnose")))]
 pub mod diagnose;

@@ -64,6 +64,42 @@ use crate::url::{CanonicalUrl, TrailingSlash};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionId(pub String);
 
+/// The countersign [`Error`] behind a `reqwest_middleware::Error`, when the signing
+/// middleware refused to sign (`None` for a transport error from reqwest, or another
+/// middleware's error). [`Error::kind`] says why: a streaming body
+/// ([`ErrorKind::UnbufferedBody`]), a URL that cannot be canonical, a missing transaction
+/// id.
+///
+/// The middleware returns `reqwest_middleware::Error::Middleware(anyhow::Error)`; this is
+/// `inner.downcast_ref::<countersign::Error>()` on it.
+///
+/// # Examples
+///
+/// ```
+/// use countersign::middleware::{signing_error, SigningMiddleware};
+/// use countersign::{ErrorKind, SecretKey, Signer};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let signer = Signer::kitopay_simplified("merchant-1", SecretKey::new("s3cret")?)?;
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(SigningMiddleware::new(signer))
+///     .build();
+/// // No `.with_extension(TransactionId(..))`: the simplified scheme signs one. Nothing is sent.
+/// let error = client.get("https://api.example.com/v1/payins/tx-1").send().await.unwrap_err();
+/// let refused = signing_error(&error).expect("refused by the signing middleware");
+/// assert_eq!(refused.kind(), &ErrorKind::MissingField("transaction_id"));
+/// # Ok(())
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
+/// ```
+#[must_use]
+pub fn signing_error(error: &reqwest_middleware::Error) -> Option<&Error> {
+    match error {
+        reqwest_middleware::Error::Middleware(inner) => inner.downcast_ref::<Error>(),
+        _ => None,
+    }
+}
+
 /// Signs every request sent through a `reqwest_middleware::ClientWithMiddleware`.
 ///
 /// # Examples

@@ -369,3 +369,37 @@ async fn a_custom_identity_and_the_fallback_to_the_signature() {
     );
     assert_eq!(calls[0].load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test]
+async fn both_slash_forms_mounted_by_webhook_router_are_one_route() {
+    // webhook_router mounts `/webhooks/kamiokash` and `/webhooks/kamiokash/` (two axum
+    // routes); KamioKash does not sign the URL, so the same delivery verifies at both: it
+    // must still be processed once.
+    let auth = WebhookAuth::new(Verifier::kamiokash_webhook(
+        SecretKey::new(KAMIOKASH_SECRET).unwrap(),
+    ))
+    .with_replay_guard(ReplayGuard::in_memory(100));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let app: Router = countersign::layer::webhook_router(
+        "/webhooks/kamiokash",
+        post(move || async move {
+            counted.fetch_add(1, Ordering::SeqCst);
+            "processed"
+        }),
+        auth,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let body = r#"{"type":"member.new","data":{}}"#;
+    let headers = kamiokash_delivery(body, SystemClock.now());
+    let first = post_to(addr, "/webhooks/kamiokash", &headers, body).await;
+    let other = settled(addr, "/webhooks/kamiokash/", &headers, body).await;
+    assert_eq!(first, (200, "processed".to_owned()));
+    assert_eq!(
+        other,
+        (200, "duplicate delivery: already processed\n".to_owned())
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}

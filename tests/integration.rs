@@ -20,10 +20,10 @@ use axum::{Extension, Json, Router};
 use countersign::claim::ReplayGuard;
 use countersign::extract::VerifiedJson;
 use countersign::layer::{VerifyLayer, WebhookAuth};
-use countersign::middleware::SigningMiddleware;
+use countersign::middleware::{SigningMiddleware, signing_error};
 use countersign::{
-    CanonicalUrl, Clock, FixedClock, SecretKey, SignableRequest, Signer, SystemClock, Timestamp,
-    Verified, Verifier,
+    CanonicalUrl, Clock, ErrorKind, FixedClock, SecretKey, SignableRequest, Signer, SystemClock,
+    Timestamp, Verified, Verifier,
 };
 use serde_json::{Value, json};
 
@@ -320,6 +320,10 @@ async fn url_from_host_is_opt_in_and_simplified_signing_takes_the_transaction_id
         .await
         .unwrap_err();
     assert!(err.to_string().contains("`transaction_id`"), "{err}");
+    assert_eq!(
+        signing_error(&err).map(countersign::Error::kind),
+        Some(&ErrorKind::MissingField("transaction_id"))
+    );
     // A streaming body cannot be read before it is sent, so it cannot be signed: refused,
     // never sent unsigned.
     let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
@@ -332,6 +336,10 @@ async fn url_from_host_is_opt_in_and_simplified_signing_takes_the_transaction_id
         .await
         .unwrap_err();
     assert!(err.to_string().contains("stream"), "{err}");
+    assert_eq!(
+        signing_error(&err).map(countersign::Error::kind),
+        Some(&ErrorKind::UnbufferedBody)
+    );
     // A URL that is not http(s) is refused before sending.
     let err = kitopay
         .post("ftp://example.com/x")
@@ -340,6 +348,17 @@ async fn url_from_host_is_opt_in_and_simplified_signing_takes_the_transaction_id
         .await
         .unwrap_err();
     assert!(err.to_string().contains("http or https"), "{err}");
+    // A transport error is reqwest's, not a signing refusal.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = closed.local_addr().unwrap();
+    drop(closed);
+    let err = kitopay
+        .post(format!("http://{nowhere}/api/v1/payins"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(signing_error(&err).is_none(), "{err}");
 }
 
 /// Runs futures concurrently on the current runtime (no extra dependency).

@@ -850,6 +850,187 @@ fn an_acknowledged_duplicate_logs_at_info_a_refusal_at_warn() {
     });
 }
 
+/// The refusal events `requests` cause through `service`, one line each.
+fn refusal_lines(
+    service: impl Service<http::Request<Full<Bytes>>, Response = Response, Error = Infallible> + Clone,
+    requests: Vec<http::Request<Full<Bytes>>>,
+) -> Vec<String> {
+    let (captured, subscriber) = capturing_subscriber();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        for request in requests {
+            let response = runtime.block_on(service.clone().oneshot(request)).unwrap();
+            assert_eq!(response.status(), 401);
+        }
+    });
+    let log = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
+    log.lines().map(str::to_owned).collect()
+}
+
+/// The `hypothesis` field of a log line.
+fn hypothesis(line: &str) -> &str {
+    line.split("hypothesis=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no hypothesis: {line}"))
+}
+
+#[test]
+fn a_refusal_names_the_likely_mistake_and_nothing_secret() {
+    let minified =
+        r#"{"type":"transaction.successful","data":{"walletId":"w_secretive","amount":500}}"#;
+    let pretty = "{\n  \"type\": \"transaction.successful\",\n  \"data\": {\n    \"walletId\": \"w_secretive\",\n    \"amount\": 500\n  }\n}";
+    let now = SystemClock.now();
+    let other_secret = Signer::kamiokash_webhook(SecretKey::new("another secret").unwrap())
+        .sign(&SignableRequest::body(minified.as_bytes()), now)
+        .unwrap()
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect::<Vec<_>>();
+    // (what was signed, what was sent, the mistake named)
+    let cases = [
+        (
+            format!("{minified}\n"),
+            minified.to_owned(),
+            "body_trailing_newline_added",
+        ),
+        (
+            minified.to_owned(),
+            format!("{minified}\r\n"),
+            "body_trailing_newline_removed",
+        ),
+        (minified.to_owned(), pretty.to_owned(), "body_minified"),
+        (
+            pretty.to_owned(),
+            minified.to_owned(),
+            "body_pretty_printed",
+        ),
+        (minified.to_owned(), minified.replace("500", "501"), "none"),
+    ];
+    let mut requests: Vec<_> = cases
+        .iter()
+        .map(|(signed_body, sent, _)| request_with(sent, &signed(signed_body, now)))
+        .collect();
+    requests.push(request_with(minified, &other_secret));
+    let service = answering(
+        ReplayGuard::in_memory(10),
+        200,
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let lines = refusal_lines(service, requests);
+    assert_eq!(lines.len(), cases.len() + 1, "{lines:#?}");
+    for ((_, _, expected), line) in cases.iter().zip(&lines) {
+        assert_eq!(hypothesis(line), *expected, "{line}");
+    }
+    assert_eq!(hypothesis(&lines[cases.len()]), "none", "another secret");
+    for line in &lines {
+        assert!(line.contains(r#"reason="signature_mismatch""#), "{line}");
+        for secret in [
+            SECRET,
+            "w_secretive",
+            "transaction.successful",
+            &signed(minified, now)[1].1,
+        ] {
+            assert!(!line.contains(secret), "{secret} logged: {line}");
+        }
+    }
+    // Refusals that are not a mismatch say their reason, and search nothing.
+    let service = answering(
+        ReplayGuard::in_memory(10),
+        200,
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let unsigned = http::Request::post("/hook")
+        .body(Full::<Bytes>::from("{}"))
+        .unwrap();
+    let lines = refusal_lines(service, vec![unsigned]);
+    assert!(!lines[0].contains("hypothesis"), "{}", lines[0]);
+}
+
+#[test]
+fn the_search_is_bounded_per_refusal_and_overall() {
+    let now = SystemClock.now();
+    let forged = |n: usize| {
+        let mut headers = signed(&format!("{{\"n\":{n}}}"), now);
+        headers[1].1 = "0".repeat(64);
+        request_with(&format!("{{\"n\":{n}}}"), &headers)
+    };
+    let layered = |auth: WebhookAuth| {
+        VerifyLayer::new(auth).layer(service_fn(|_: http::Request<Full<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(Full::from("processed")))
+        }))
+    };
+    let key = || SecretKey::new(SECRET).unwrap();
+    // Overall: 3 searches a second; a flood of forged requests gets 3, the rest are not
+    // searched.
+    let auth = WebhookAuth::new(Verifier::kamiokash_webhook(key())).with_diagnosis_rate(3);
+    let lines = refusal_lines(layered(auth.clone()), (0..10).map(forged).collect());
+    let searched: Vec<&str> = lines.iter().map(|line| hypothesis(line)).collect();
+    assert_eq!(searched[..3], ["none"; 3]);
+    assert_eq!(searched[3..], ["not_searched"; 7]);
+    // Shared by clones: the budget spent above is spent for every clone.
+    let lines = refusal_lines(layered(auth), vec![forged(10)]);
+    assert_eq!(hypothesis(&lines[0]), "not_searched");
+    // Off.
+    let off = WebhookAuth::new(Verifier::kamiokash_webhook(key())).with_diagnosis_rate(0);
+    assert_eq!(
+        hypothesis(&refusal_lines(layered(off), vec![forged(0)])[0]),
+        "not_searched"
+    );
+    // Per refusal: a body over 16 KiB, or more keys than 16 MACs cover, is not searched.
+    let large = "x".repeat((16 << 10) + 1);
+    let mut headers = signed(&large, now);
+    headers[1].1 = "0".repeat(64);
+    let auth = WebhookAuth::new(Verifier::kamiokash_webhook(key()));
+    assert_eq!(
+        hypothesis(&refusal_lines(layered(auth), vec![request_with(&large, &headers)])[0]),
+        "not_searched"
+    );
+    let mut ring = countersign::KeyRing::new("k0", key());
+    for i in 1..9 {
+        ring.add(format!("k{i}"), SecretKey::new(&format!("s{i}")).unwrap());
+    }
+    let auth = WebhookAuth::new(Verifier::kamiokash_webhook(ring));
+    assert_eq!(
+        hypothesis(&refusal_lines(layered(auth), vec![forged(0)])[0]),
+        "not_searched"
+    );
+}
+
+#[test]
+fn nothing_is_searched_when_the_refusal_is_not_logged() {
+    let now = SystemClock.now();
+    let mut headers = signed("{}", now);
+    headers[1].1 = "0".repeat(64);
+    let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap()))
+        .with_diagnosis_rate(1);
+    let service = VerifyLayer::new(auth).layer(service_fn(|_: http::Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::from("processed")))
+    }));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Only errors recorded: the refusal (WARN) is not, and the one search a second is kept.
+    let quiet = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::ERROR)
+        .with_writer(std::io::sink)
+        .finish();
+    tracing::subscriber::with_default(quiet, || {
+        for _ in 0..3 {
+            let response = runtime
+                .block_on(service.clone().oneshot(request_with("{}", &headers)))
+                .unwrap();
+            assert_eq!(response.status(), 401);
+        }
+    });
+    let lines = refusal_lines(service, vec![request_with("{}", &headers)]);
+    assert_eq!(hypothesis(&lines[0]), "none", "the token was still there");
+}
+
 /// An inner service that is never ready.
 #[derive(Clone)]
 struct Unready;

@@ -9,6 +9,7 @@ use crate::verify::Verifier;
 
 use super::answer::DEFAULT_RETRY_AFTER;
 use super::body::BodyLimit;
+use super::mistake::{Budget, DEFAULT_DIAGNOSIS_RATE};
 
 /// A verifier with everything a server needs around it: body limit and deadline, replay
 /// guard, and how to learn the request URL. Cheap to clone (shared).
@@ -58,6 +59,8 @@ pub struct WebhookAuth {
     pub(super) url_from_host: Option<&'static str>,
     pub(super) route: Option<Arc<str>>,
     pub(super) background: Arc<Background>,
+    /// How many refused signatures may be searched for the likely mistake.
+    pub(super) mistakes: Arc<Budget>,
 }
 
 /// What the layer runs in the background, shared by every clone of a [`WebhookAuth`].
@@ -103,6 +106,7 @@ impl WebhookAuth {
             url_from_host: None,
             route: None,
             background: Arc::default(),
+            mistakes: Arc::new(Budget::per_second(DEFAULT_DIAGNOSIS_RATE)),
         }
     }
 
@@ -229,6 +233,30 @@ impl WebhookAuth {
         self
     }
 
+    /// How many refused signatures per second (and in one burst) the layer searches for the
+    /// likely mistake it names in its refusal event (`hypothesis`: a trailing slash, a body
+    /// newline, pretty or minified JSON). Defaults to [`DEFAULT_DIAGNOSIS_RATE`] (10); `0`
+    /// turns the search off. Shared by every clone of this `WebhookAuth`.
+    ///
+    /// Each search costs at most 16 MACs of a body of at most 16 KiB; refusals over the
+    /// rate log `hypothesis="not_searched"`, so a flood of forged requests costs no more
+    /// than the rate allows. See the [module documentation](super#why-was-a-delivery-refused).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::layer::WebhookAuth;
+    /// use countersign::{SecretKey, Verifier};
+    ///
+    /// let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("w")?)).with_diagnosis_rate(2);
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_diagnosis_rate(mut self, per_second: u32) -> Self {
+        self.mistakes = Arc::new(Budget::per_second(per_second));
+        self
+    }
+
     /// The verifier.
     ///
     /// # Examples
@@ -296,6 +324,7 @@ impl core::fmt::Debug for WebhookAuth {
             .field("retry_after", &self.retry_after)
             .field("url_from_host", &self.url_from_host)
             .field("route", &self.route)
+            .field("diagnosis_rate", &self.mistakes.rate())
             .finish()
     }
 }

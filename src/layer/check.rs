@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::scheme::Scheme;
 use crate::time::Timestamp;
 use crate::verify::{ReceivedRequest, Verified};
@@ -10,11 +10,13 @@ use crate::verify::{ReceivedRequest, Verified};
 use super::answer::Answer;
 use super::auth::WebhookAuth;
 use super::delivery::age_ms;
+use super::mistake::NOT_SEARCHED;
 use super::url::received_url;
 
 impl WebhookAuth {
-    /// Verifies a buffered request at `now`. A refusal is logged (`WARN`, the reason and
-    /// the timestamp's age), counted, and answered `401`.
+    /// Verifies a buffered request at `now`. A refusal is logged (`WARN`: the reason, the
+    /// timestamp's age and, for a signature mismatch, the likely mistake), counted, and
+    /// answered `401`.
     pub(super) fn check(
         &self,
         parts: &http::request::Parts,
@@ -27,7 +29,14 @@ impl WebhookAuth {
             Err(e) => {
                 let scheme = self.verifier.scheme();
                 let age_ms = header_age(parts, scheme, now);
-                tracing::warn!(target: "countersign", %scheme, outcome = "refused", reason = e.code(), age_ms, error = %e, "webhook refused");
+                // Searched only if the event is recorded (the search has a cost, bounded).
+                let hypothesis = (e.kind() == &ErrorKind::SignatureMismatch).then(|| {
+                    match tracing::enabled!(target: "countersign", tracing::Level::WARN) {
+                        true => self.likely_mistake(parts, body),
+                        false => NOT_SEARCHED,
+                    }
+                });
+                tracing::warn!(target: "countersign", %scheme, outcome = "refused", reason = e.code(), age_ms, hypothesis, error = %e, "webhook refused");
                 self.count(Answer::Unauthorized.outcome(), started);
                 Err(Answer::Unauthorized)
             }

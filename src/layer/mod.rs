@@ -26,8 +26,41 @@
 //! reason for every decision is one `tracing` event (target `countersign`), never sent to
 //! the client; see [`VerifyLayer`].
 //!
+//! # Why was a delivery refused?
+//!
+//! A refusal's event says its `reason` ([`Error::code`](crate::Error::code)). A signature
+//! mismatch is what a slash mistake, a re-serialised body and a forgery all look like, so
+//! its event also names the likely mistake, `hypothesis`, found by a bounded search of the
+//! cheap, common ones (the id [`countersign::diagnose::Hypothesis::id`] gives; the search
+//! needs only the `tower` feature):
+//!
+//! | `hypothesis` | the sender signed |
+//! |---|---|
+//! | `trailing_slash_added` / `trailing_slash_removed` | the URL with / without a trailing slash ours lacks / has |
+//! | `body_trailing_newline_added` / `body_trailing_newline_removed` | the body with / without a trailing newline |
+//! | `body_minified` / `body_pretty_printed` | the JSON body minified / pretty-printed (2-space indent) |
+//! | `none` | none of these: a wrong secret, a tampered body, or a mistake only `countersign diagnose` tries |
+//! | `not_searched` | not searched: over the rate, a body over 16 KiB, or a large key ring |
+//!
+//! ```text
+//! WARN countersign: webhook refused scheme=kitopay-webhook outcome="refused" reason="signature_mismatch" age_ms=489 hypothesis="trailing_slash_added" error=signature mismatch: ...
+//! ```
+//!
+//! Each search MACs at most 16 variants of a body of at most 16 KiB, and a token bucket
+//! shared by every clone of a [`WebhookAuth`] allows [`DEFAULT_DIAGNOSIS_RATE`] searches a
+//! second ([`WebhookAuth::with_diagnosis_rate`]): a flood of forged requests costs no more
+//! than that. Nothing is searched when the event is not recorded. Only the id is logged,
+//! never the signature, the secret or the body.
+//!
+//! [`countersign::diagnose::Hypothesis::id`]: https://docs.rs/countersign/latest/countersign/diagnose/enum.Hypothesis.html#method.id
+//!
 //! For Kitopay webhooks the verifier is built with the public URL the webhook was registered
 //! with; the `Host` header is only used if you opt in with [`WebhookAuth::with_url_from_host`].
+//!
+//! With axum, mount each webhook with [`webhook_router`] (feature `axum`): the layer goes on
+//! the method route, so a wrong method is `405`, and the route answers at both
+//! trailing-slash forms of its path, so a provider posting to the other one reaches the
+//! verifier (and the log says so) instead of a silent `404`.
 //!
 //! ```
 //! use countersign::claim::ReplayGuard;
@@ -36,10 +69,15 @@
 //!
 //! let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("whsec")?))
 //!     .with_replay_guard(ReplayGuard::in_memory(100_000));
+//! // axum: Router::new().merge(webhook_router("/webhooks/kamiokash", post(handler), auth))
+//! // any tower stack: ServiceBuilder::new().layer(layer).service(your_service)
 //! let layer = VerifyLayer::new(auth);
-//! // axum: Router::new().route("/webhooks/kamiokash", post(handler).layer(layer))
 //! # Ok::<(), countersign::Error>(())
 //! ```
+//!
+//! The pieces the layer is made of are public for a handler that verifies on its own (as
+//! `countersign serve` does): [`BodyLimit`] reads a body within a limit and a deadline,
+//! [`received_url`] rebuilds the URL a request was received at.
 
 mod admit;
 mod answer;
@@ -48,6 +86,9 @@ mod body;
 mod check;
 mod delivery;
 mod metrics;
+mod mistake;
+#[cfg(feature = "axum")]
+mod route;
 mod service;
 mod url;
 
@@ -56,5 +97,9 @@ pub(crate) use answer::Answer;
 pub use answer::DEFAULT_RETRY_AFTER;
 pub use auth::WebhookAuth;
 pub use body::{BodyLimit, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
+pub use mistake::DEFAULT_DIAGNOSIS_RATE;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use route::webhook_router;
 pub use service::{VerifyLayer, VerifyService};
 pub use url::{received_url, received_url_at};

@@ -18,8 +18,10 @@ use super::auth::WebhookAuth;
 /// Every request gets one event with target `countersign`: `outcome` (`accepted`,
 /// `duplicate`, `in_flight`, `unavailable`, `refused`, `too_large`, `timeout`,
 /// `bad_body`), `scheme`, `reason` (the [`Error::code`](crate::Error::code) of a refusal), `key_id` (which key
-/// matched) and `age_ms` (how old the timestamp was; negative if ahead). Secrets and
-/// signatures are never logged. Acceptances and acknowledged duplicates (normal
+/// matched), `age_ms` (how old the timestamp was; negative if ahead) and, for a signature
+/// mismatch, `hypothesis`, the likely mistake (see [why was a delivery
+/// refused](super#why-was-a-delivery-refused)). Secrets, signatures and bodies are never
+/// logged. Acceptances and acknowledged duplicates (normal
 /// at-least-once delivery) are `INFO`; refusals, deliveries still in flight (`409`) and an
 /// undecided replay guard (`503`) are `WARN`: `RUST_LOG=countersign=info` shows why each
 /// delivery was refused.
@@ -35,7 +37,7 @@ use super::auth::WebhookAuth;
 /// ```
 /// use axum::{routing::post, Extension, Router};
 /// use countersign::claim::ReplayGuard;
-/// use countersign::layer::{VerifyLayer, WebhookAuth};
+/// use countersign::layer::{WebhookAuth, webhook_router};
 /// use countersign::{SecretKey, Verified, Verifier};
 ///
 /// async fn handler(Extension(delivery): Extension<Verified>) -> String {
@@ -49,7 +51,8 @@ use super::auth::WebhookAuth;
 ///
 /// let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new("whsec")?))
 ///     .with_replay_guard(ReplayGuard::in_memory(100_000));
-/// let app: Router = Router::new().route("/webhooks/kamiokash", post(handler).layer(VerifyLayer::new(auth)));
+/// // The documented set-up: the layer on the method route, at both trailing-slash forms.
+/// let app: Router = Router::new().merge(webhook_router("/webhooks/kamiokash", post(handler), auth));
 ///
 /// let signer = Signer::kamiokash_webhook(SecretKey::new("whsec")?);
 /// let body = br#"{"type":"wallet.new","data":{}}"#;

@@ -94,7 +94,7 @@ pub fn received_url_at(
 
 /// The route a delivery's claim is namespaced by (see [`WebhookAuth::with_route`]): the
 /// route you named, else the router's matched route (axum's `MatchedPath`, such as
-/// `/webhooks/{provider}`), else the path received, normalised so that every spelling a
+/// `/webhooks/{provider}`, without a trailing slash), else the path received, normalised so that every spelling a
 /// router could send to the same handler is one route: percent-escapes decoded, `.` and
 /// `..` segments resolved, empty segments (`//`, a trailing `/`) dropped.
 ///
@@ -106,9 +106,11 @@ pub(super) fn claim_route<'p>(
     if let Some(route) = named {
         return Cow::Borrowed(route);
     }
+    // The pattern is normalised too: `webhook_router` mounts a path at both trailing-slash
+    // forms, which are one route.
     #[cfg(feature = "axum")]
     if let Some(matched) = parts.extensions.get::<axum::extract::MatchedPath>() {
-        return Cow::Borrowed(matched.as_str());
+        return Cow::Owned(normalized_path(matched.as_str()));
     }
     Cow::Owned(normalized_path(original_uri(parts).path()))
 }

@@ -344,8 +344,7 @@ async fn send_all(
     for task in tasks {
         task.await.unwrap();
     }
-    let counts = *counts.lock().unwrap();
-    counts
+    *counts.lock().unwrap()
 }
 
 /// How many times each event was processed, from `lines` (`<scheme> <event id>`).

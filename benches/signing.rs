@@ -11,6 +11,9 @@
 //! - `naive`: what a hand-written signer usually does: `format!` the message, key per call,
 //!   `hex::encode` to a `String`.
 //! - `ring`: ring's HMAC with a prepared key over the pre-concatenated message.
+//! - `standardwebhooks`: the official Standard Webhooks crate (what a user would pick
+//!   instead), verifying the same delivery from the same `http::HeaderMap`, both sides
+//!   reading the system clock.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common/pads.rs"]
@@ -257,6 +260,100 @@ fn verify_kamiokash_webhook_300b(c: &mut Criterion) {
     g.finish();
 }
 
+/// A Standard Webhooks delivery of a 1 KiB JSON body, signed now, its signature header
+/// holding `wrong` other signatures first (key rotation: the match last).
+fn standard_webhooks_delivery(wrong: usize) -> (http::HeaderMap, Vec<u8>, Vec<u8>, Vec<u8>) {
+    use base64::Engine as _;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(&secret[6..])
+        .unwrap();
+    let mut body = body_290();
+    while body.len() < 1024 {
+        body.extend_from_slice(br#","note":"padding to one kibibyte""#);
+    }
+    body.truncate(1023);
+    body.push(b'}');
+    let id = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W";
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let message = [id.as_bytes(), b".", ts.as_bytes(), b".", &body].concat();
+    let tag = Hmac::<Sha256>::new_from_slice(&key)
+        .unwrap()
+        .chain_update(&message)
+        .finalize()
+        .into_bytes();
+    let mut list: Vec<String> = (0..wrong)
+        .map(|i| {
+            format!(
+                "v1,{}",
+                base64::engine::general_purpose::STANDARD.encode([i as u8 + 1; 32])
+            )
+        })
+        .collect();
+    list.push(format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(tag)
+    ));
+    let mut headers = http::HeaderMap::new();
+    headers.insert("webhook-id", id.parse().unwrap());
+    headers.insert("webhook-timestamp", ts.parse().unwrap());
+    headers.insert("webhook-signature", list.join(" ").parse().unwrap());
+    (headers, body, key, message)
+}
+
+fn verify_standard_webhooks(c: &mut Criterion, group: &str, wrong: usize) {
+    let (headers, body, key, message) = standard_webhooks_delivery(wrong);
+    let verifier = Verifier::standard_webhooks(
+        countersign::standard_webhooks::SCHEME
+            .key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            .unwrap(),
+    );
+    let peer = standardwebhooks::Webhook::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    // Both accept it, and both refuse a changed body.
+    assert!(
+        verifier
+            .verify(&ReceivedRequest::new(&headers, &body))
+            .is_ok()
+    );
+    assert!(peer.verify(&body, &headers).is_ok());
+    let mut tampered = body.clone();
+    tampered[10] ^= 1;
+    assert!(
+        verifier
+            .verify(&ReceivedRequest::new(&headers, &tampered))
+            .is_err()
+    );
+    assert!(peer.verify(&tampered, &headers).is_err());
+    let physical = Physical::new(&key, &message);
+
+    let mut g = c.benchmark_group(group);
+    g.bench_function("physical", |b| {
+        b.iter(|| black_box(black_box(&physical).sign()))
+    });
+    g.bench_function("countersign", |b| {
+        b.iter(|| {
+            let received = ReceivedRequest::new(black_box(&headers), black_box(&body));
+            black_box(verifier.verify(&received).is_ok())
+        })
+    });
+    g.bench_function("standardwebhooks", |b| {
+        b.iter(|| black_box(peer.verify(black_box(&body), black_box(&headers)).is_ok()))
+    });
+    g.finish();
+}
+
+fn verify_standard_webhooks_1kib(c: &mut Criterion) {
+    verify_standard_webhooks(c, "verify_standard_webhooks_1KiB", 0);
+}
+
+fn verify_standard_webhooks_3sigs_1kib(c: &mut Criterion) {
+    verify_standard_webhooks(c, "verify_standard_webhooks_3sigs_1KiB", 2);
+}
+
 fn canonical_url(c: &mut Criterion) {
     let canonical = URL;
     let needs_work = "https://API.Dev.Kitopay.com:443/api/v1/merchants/payins/?page=12#section";
@@ -317,6 +414,8 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = sign_kitopay_400b, sign_kamiokash_64b, verify_kamiokash_webhook_300b, canonical_url, sign_stream_1mib
+    targets = sign_kitopay_400b, sign_kamiokash_64b, verify_kamiokash_webhook_300b,
+        verify_standard_webhooks_1kib, verify_standard_webhooks_3sigs_1kib, canonical_url,
+        sign_stream_1mib
 }
 criterion_main!(benches);

@@ -33,7 +33,7 @@ const BLOCK: usize = 64;
 /// Messages up to this many bytes (with their padding) are assembled and compressed in one
 /// call: 32 blocks, enough for a typical webhook or API request (a 1 KiB body with its
 /// headers' fields).
-const ASSEMBLE: usize = 2048;
+const ASSEMBLE: usize = 1024;
 
 /// The chaining values after absorbing `K ^ ipad` and `K ^ opad`: all a MAC needs of the key.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -333,7 +333,6 @@ impl Mac<'_> {
             0..=128 => self.assemble(&mut [0u8; 128], fields, total),
             129..=256 => self.assemble(&mut [0u8; 256], fields, total),
             257..=512 => self.assemble(&mut [0u8; 512], fields, total),
-            513..=1024 => self.assemble(&mut [0u8; 1024], fields, total),
             _ => self.assemble(&mut [0u8; ASSEMBLE], fields, total),
         }
     }

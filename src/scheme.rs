@@ -747,6 +747,15 @@ impl Scheme {
         {
             return fail("the signature list separator must not occur in the prefix");
         }
+        if self
+            .signature
+            .separator
+            .is_some_and(|s| self.signature.encoding.is_digit(s))
+        {
+            return fail(
+                "the signature list separator must not be a digit of the signature's encoding",
+            );
+        }
         Ok(())
     }
 }
@@ -1228,6 +1237,43 @@ pub enum Encoding {
     Base64,
 }
 
+impl Encoding {
+    /// How many characters a signature takes: 64 (hex) or 44 (base64).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Encoding;
+    ///
+    /// assert_eq!(Encoding::Base64.text_len(), 44);
+    /// ```
+    #[must_use]
+    pub const fn text_len(self) -> usize {
+        match self {
+            Encoding::Hex => 64,
+            Encoding::Base64 => 44,
+        }
+    }
+
+    /// Whether `byte` can appear in a signature so encoded (a list separator must not).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::Encoding;
+    ///
+    /// assert!(Encoding::Base64.is_digit(b'='));
+    /// assert!(!Encoding::Base64.is_digit(b' '));
+    /// ```
+    #[must_use]
+    pub const fn is_digit(self, byte: u8) -> bool {
+        match self {
+            Encoding::Hex => byte.is_ascii_hexdigit(),
+            Encoding::Base64 => byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'='),
+        }
+    }
+}
+
 impl SignatureFormat {
     /// Lower-case hex in `header`.
     ///
@@ -1516,6 +1562,43 @@ mod tests {
             assert!(BUILT_IN_NAMES.contains(scheme.name()));
         }
         assert_eq!(BUILT_IN_NAMES.split(", ").count(), built_in().len());
+    }
+
+    #[test]
+    fn a_list_separator_may_be_neither_in_the_prefix_nor_a_digit_of_the_encoding() {
+        static BODY: &[Part] = &[Part::Body];
+        let with = |format: SignatureFormat| Scheme::new("listed", "a list", BODY, format).check();
+        assert!(
+            with(
+                SignatureFormat::base64("sig")
+                    .with_prefix("v1,")
+                    .with_list(b' ')
+            )
+            .is_ok()
+        );
+        assert!(with(SignatureFormat::hex("sig").with_list(b'g')).is_ok());
+        for bad in [
+            SignatureFormat::base64("sig")
+                .with_prefix("v1,")
+                .with_list(b','),
+            SignatureFormat::base64("sig").with_list(b'='),
+            SignatureFormat::base64("sig").with_list(b'+'),
+            SignatureFormat::base64("sig").with_list(b'z'),
+            SignatureFormat::hex("sig").with_list(b'f'),
+            SignatureFormat::hex("sig").with_list(b'F'),
+            SignatureFormat::hex("sig").with_list(b'0'),
+        ] {
+            assert_eq!(with(bad).unwrap_err().code(), "invalid_scheme", "{bad:?}");
+        }
+        for byte in 0..=255u8 {
+            let digit = byte.is_ascii_alphanumeric() || b"+/=".contains(&byte);
+            assert_eq!(Encoding::Base64.is_digit(byte), digit, "{byte}");
+            assert_eq!(
+                Encoding::Hex.is_digit(byte),
+                byte.is_ascii_hexdigit(),
+                "{byte}"
+            );
+        }
     }
 
     #[test]

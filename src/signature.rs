@@ -124,19 +124,9 @@ impl Signature {
         if text.len() != Base64Signature::LEN {
             return err(WRONG);
         }
-        let mut out = [0u8; 33];
-        // The standard engine refuses non-canonical trailing bits and misplaced padding.
-        match base64::Engine::decode_slice(
-            &base64::engine::general_purpose::STANDARD,
-            text,
-            &mut out,
-        ) {
-            Ok(32) => {
-                let mut bytes = [0u8; 32];
-                bytes.copy_from_slice(&out[..32]);
-                Ok(Signature(bytes))
-            }
-            _ => err(WRONG),
+        match decode_base64_32(text) {
+            Some(bytes) => Ok(Signature(bytes)),
+            None => err(WRONG),
         }
     }
 
@@ -336,6 +326,52 @@ impl fmt::Debug for HexSignature {
     }
 }
 
+/// The 6-bit value of each standard base64 character; `0x40` marks a byte outside the
+/// alphabet (including `=`).
+const BASE64_VALUES: [u8; 256] = {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut values = [0x40u8; 256];
+    let mut i = 0;
+    while i < 64 {
+        values[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    values
+};
+
+/// Decodes exactly 44 characters of standard base64 (43 of the alphabet, then `=`) into 32
+/// bytes, refusing anything else: another character, misplaced or missing padding, and
+/// non-canonical text (the last character's two unused bits set), as RFC 4648 §3.5 allows
+/// a decoder to. The same accept set as the `base64` crate's standard engine (checked in
+/// the tests), in straight-line table lookups: a signature is public, so this need not be
+/// constant-time.
+#[inline]
+fn decode_base64_32(text: &[u8]) -> Option<[u8; 32]> {
+    let text: &[u8; 44] = text.try_into().ok()?;
+    if text[43] != b'=' {
+        return None;
+    }
+    let value = |i: usize| u32::from(BASE64_VALUES[text[i] as usize]);
+    let mut out = [0u8; 32];
+    let mut invalid = 0u32;
+    for (group, bytes) in out[..30].chunks_exact_mut(3).enumerate() {
+        let at = group * 4;
+        let (a, b, c, d) = (value(at), value(at + 1), value(at + 2), value(at + 3));
+        invalid |= a | b | c | d;
+        let n = a << 18 | b << 12 | c << 6 | d;
+        bytes.copy_from_slice(&n.to_be_bytes()[1..]);
+    }
+    // The last character carries 4 bits of the tag and 2 unused bits, which must be zero.
+    let (a, b, c) = (value(40), value(41), value(42));
+    invalid |= a | b | c | (c & 0b11) << 6;
+    if invalid & 0xc0 != 0 {
+        return None;
+    }
+    let n = a << 10 | b << 4 | c >> 2;
+    out[30..].copy_from_slice(&n.to_be_bytes()[2..]);
+    Some(out)
+}
+
 /// A signature as 44 characters of standard base64, on the stack.
 ///
 /// # Examples
@@ -500,26 +536,52 @@ impl Candidates {
             return Ok(());
         };
         let rest = self.rest.insert([Signature([0; 32]); MAX_SIGNATURES - 1]);
-        for entry in raw.split(|&b| b == separator) {
-            let Some(text) = strip(entry, prefix) else {
-                continue;
+        // Entry by entry, as `raw.split(separator)` would. The usual entry (the prefix, one
+        // signature, then the separator or the end) is taken without searching for the
+        // separator: it decodes, so it holds no separator (a scheme's separator is never a
+        // digit of its encoding), and the split would have cut it exactly there.
+        let width = prefix.len() + format.encoding().text_len();
+        let mut text = raw;
+        loop {
+            let usual = match text.get(width) {
+                Some(&next) => next == separator,
+                None => text.len() == width,
             };
-            let Ok(signature) = Self::decode(format, text) else {
-                continue;
+            let fast = usual
+                .then(|| strip(&text[..width], prefix))
+                .flatten()
+                .and_then(|signature| Self::decode(format, signature).ok());
+            let (signature, next) = match fast {
+                Some(signature) => (Some(signature), text.get(width + 1..)),
+                None => {
+                    let (entry, next) = match text.iter().position(|&b| b == separator) {
+                        Some(at) => (&text[..at], text.get(at + 1..)),
+                        None => (text, None),
+                    };
+                    let signature = strip(entry, prefix)
+                        .and_then(|signature| Self::decode(format, signature).ok());
+                    (signature, next)
+                }
             };
-            let slot = match self.len {
-                0 => &mut self.first,
-                n => match rest.get_mut(n - 1) {
-                    Some(slot) => slot,
-                    None => {
-                        return err(ErrorKind::MalformedSignature {
-                            reason: "more than 8 signatures in one header",
-                        });
-                    }
-                },
-            };
-            *slot = signature;
-            self.len += 1;
+            if let Some(signature) = signature {
+                let slot = match self.len {
+                    0 => &mut self.first,
+                    n => match rest.get_mut(n - 1) {
+                        Some(slot) => slot,
+                        None => {
+                            return err(ErrorKind::MalformedSignature {
+                                reason: "more than 8 signatures in one header",
+                            });
+                        }
+                    },
+                };
+                *slot = signature;
+                self.len += 1;
+            }
+            match next {
+                Some(next) => text = next,
+                None => break,
+            }
         }
         if self.len == 0 {
             return err(ErrorKind::MalformedSignature {
@@ -546,7 +608,142 @@ impl Candidates {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    /// `Candidates::read` for a list, written the plain way: split on the separator, keep
+    /// the entries with the prefix that decode (the reference the fast path must match).
+    fn reference_read(
+        format: &crate::scheme::SignatureFormat,
+        raw: &[u8],
+    ) -> Result<Vec<super::Signature>, ()> {
+        let separator = format.separator().unwrap();
+        let found: Vec<_> = raw
+            .split(|&b| b == separator)
+            .filter_map(|entry| super::strip(entry, format.prefix().as_bytes()))
+            .filter_map(|text| super::Candidates::decode(format, text).ok())
+            .collect();
+        if found.is_empty() || found.len() > crate::scheme::MAX_SIGNATURES {
+            return Err(());
+        }
+        Ok(found)
+    }
+
+    #[test]
+    fn the_list_reader_matches_a_plain_split_on_random_lists() {
+        use crate::scheme::SignatureFormat;
+        let formats = [
+            SignatureFormat::base64("webhook-signature")
+                .with_prefix("v1,")
+                .with_list(b' '),
+            SignatureFormat::hex("x-signatures")
+                .with_prefix("sha256=")
+                .with_list(b','),
+            SignatureFormat::hex("x-signatures").with_list(b';'),
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for format in &formats {
+            let separator = format.separator().unwrap();
+            let good = |n: u8| {
+                let signature = super::Signature([n; 32]);
+                let text = match format.encoding() {
+                    crate::scheme::Encoding::Hex => signature.to_hex().as_str().to_owned(),
+                    crate::scheme::Encoding::Base64 => signature.to_base64().as_str().to_owned(),
+                };
+                format!("{}{text}", format.prefix()).into_bytes()
+            };
+            for _ in 0..20_000 {
+                let mut raw = Vec::new();
+                for i in 0..(next() % 6) {
+                    if i > 0 || next() % 5 == 0 {
+                        raw.push(separator);
+                    }
+                    let mut entry = good(next() as u8);
+                    match next() % 8 {
+                        // Damaged: a byte changed, cut, lengthened, another version.
+                        0 => {
+                            let at = (next() as usize) % entry.len();
+                            entry[at] = next() as u8;
+                        }
+                        1 => entry.truncate((next() as usize) % entry.len()),
+                        2 => entry.push(b'A'),
+                        3 => entry.insert(0, b'x'),
+                        4 => entry.clear(),
+                        _ => {}
+                    }
+                    raw.extend_from_slice(&entry);
+                }
+                if next() % 7 == 0 {
+                    raw.push(separator);
+                }
+                let mut candidates = super::Candidates::new();
+                let read = candidates.read(format, &raw);
+                let expected = reference_read(format, &raw);
+                match (&read, &expected) {
+                    (Ok(()), Ok(found)) => {
+                        assert_eq!(candidates.len, found.len(), "{raw:?}");
+                        for signature in found {
+                            assert!(candidates.matches(signature), "{raw:?}");
+                        }
+                    }
+                    (Err(_), Err(())) => {}
+                    _ => panic!(
+                        "{read:?} vs {expected:?} for {:?}",
+                        String::from_utf8_lossy(&raw)
+                    ),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_base64_decoder_accepts_exactly_what_the_base64_crate_accepts() {
+        use base64::Engine as _;
+        let engine = &base64::engine::general_purpose::STANDARD;
+        let reference = |text: &[u8]| {
+            let mut out = [0u8; 33];
+            match engine.decode_slice(text, &mut out) {
+                Ok(32) => Some(<[u8; 32]>::try_from(&out[..32]).unwrap()),
+                _ => None,
+            }
+        };
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let mut bytes = [0u8; 32];
+            bytes.iter_mut().for_each(|b| *b = next() as u8);
+            let mut text = [0u8; 44];
+            engine.encode_slice(bytes, &mut text).unwrap();
+            assert_eq!(super::decode_base64_32(&text), Some(bytes));
+            // One character changed to any byte: both agree on accept and value.
+            let mut changed = text;
+            changed[(next() % 44) as usize] = next() as u8;
+            assert_eq!(
+                super::decode_base64_32(&changed),
+                reference(&changed),
+                "{changed:?}"
+            );
+            // Every value of the last data character: only the canonical ones decode.
+            for last in (0..=255u8).filter(|_| text[0] < b'E') {
+                let mut tail = text;
+                tail[42] = last;
+                assert_eq!(super::decode_base64_32(&tail), reference(&tail), "{last}");
+            }
+        }
+        for wrong in [&b""[..], &[b'A'; 43], &[b'A'; 45], &[b'A'; 44]] {
+            assert_eq!(super::decode_base64_32(wrong), None);
+        }
+    }
     use super::*;
 
     #[test]

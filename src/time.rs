@@ -690,17 +690,31 @@ fn parse_unix(bytes: &[u8]) -> Result<Timestamp, Error> {
         return err(BAD);
     }
     let mut secs: u64 = 0;
-    for &b in bytes {
-        if !b.is_ascii_digit() {
+    if bytes.len() <= 19 {
+        // Up to 19 digits cannot overflow: no check per digit, no branch per digit (a
+        // non-digit makes `invalid` non-zero, and the value is then discarded).
+        let mut invalid = 0u8;
+        for &b in bytes {
+            let digit = b.wrapping_sub(b'0');
+            invalid |= u8::from(digit > 9);
+            secs = secs.wrapping_mul(10).wrapping_add(u64::from(digit));
+        }
+        if invalid != 0 {
             return err(BAD);
         }
-        secs = match secs
-            .checked_mul(10)
-            .and_then(|s| s.checked_add(u64::from(b - b'0')))
-        {
-            Some(s) => s,
-            None => return err(BAD),
-        };
+    } else {
+        for &b in bytes {
+            if !b.is_ascii_digit() {
+                return err(BAD);
+            }
+            secs = match secs
+                .checked_mul(10)
+                .and_then(|s| s.checked_add(u64::from(b - b'0')))
+            {
+                Some(s) => s,
+                None => return err(BAD),
+            };
+        }
     }
     // 13 digits or more (no leading zero: past year 9999 as seconds), and a year before
     // 10000 once read as milliseconds: `Date.now()`.

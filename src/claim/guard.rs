@@ -280,7 +280,10 @@ pub struct ReplayGuard {
 
 impl ReplayGuard {
     /// A guard over a process-local [`InMemoryStore`] of `capacity` live claims, in the
-    /// empty namespace (the store is this guard's alone).
+    /// empty namespace (the store is this guard's alone). Size it for the claims alive at
+    /// once: claims by event are kept for the retention (7 days), so a capacity of 100,000
+    /// serves 100,000 events a week; a full store refuses new deliveries (`503`) rather
+    /// than forget a claim.
     ///
     /// # Examples
     ///

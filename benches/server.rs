@@ -1,20 +1,28 @@
-//! The webhook server a user runs, measured three ways in one run: the same axum handler
-//! bare (no verification), behind `VerifyLayer` with the in-memory guard, and behind
-//! `VerifyLayer` with the Redis guard (a real redis-server started here). N concurrent
+//! The webhook server a user runs, measured in one run: the same axum handler bare (no
+//! verification), behind `VerifyLayer` with the in-memory store, behind `VerifyLayer` with
+//! the Redis store (a real redis-server started here) and with the plain PostgreSQL store (a
+//! real server started here); and, as the baselines for the stores, the handler a user
+//! writes without this crate: exactly one `SET key NX PX` (`redis_raw`) or one `INSERT … ON
+//! CONFLICT DO NOTHING` (`postgres_raw`) per delivery, no verification. N concurrent
 //! keep-alive clients on loopback send unique, freshly signed KamioKash webhooks for a fixed
-//! time; throughput and latency percentiles go to a JSON file. Then the in-memory guard's
+//! time; throughput and latency percentiles go to a JSON file, with what Redis executed per
+//! delivery (`INFO commandstats`: calls and microseconds). Then the in-memory store's
 //! claims/s with 1 and 2 threads.
 //!
 //! `scripts/bench-server` runs it: `cargo bench --bench server -- --seconds 5 --clients 16
 //! --json target/bench-server.json`. Bounded in time; loopback only.
 #![allow(
     missing_docs,
+    dead_code,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     clippy::print_stdout,
     clippy::print_stderr
 )]
+
+#[path = "../tests/common/postgres_server.rs"]
+mod postgres_server;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -24,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::post;
+use countersign::claim::postgres::PgStore;
 use countersign::claim::redis::RedisStore;
 use countersign::claim::{Claim, ClaimKey, ClaimStore, InMemoryStore, ReplayGuard};
 use countersign::layer::{VerifyLayer, WebhookAuth};
@@ -72,6 +81,63 @@ fn layered(guard: ReplayGuard) -> Router {
     let auth = WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap()))
         .with_replay_guard(guard);
     Router::new().route("/hook", post(handler).layer(VerifyLayer::new(auth)))
+}
+
+/// The baseline a user writes without this crate: one `SET key NX PX` per delivery, keyed
+/// by the signature header, and the same answer as the handler's. No verification.
+fn redis_raw(connection: redis::aio::ConnectionManager) -> Router {
+    Router::new().route(
+        "/hook",
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let mut connection = connection.clone();
+                async move {
+                    let key = headers
+                        .get("x-kamio-signature")
+                        .map(|v| format!("raw:{}", v.to_str().unwrap_or_default()))
+                        .unwrap_or_default();
+                    let set: Option<String> = redis::cmd("SET")
+                        .arg(key)
+                        .arg("1")
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(121_000)
+                        .query_async(&mut connection)
+                        .await
+                        .unwrap();
+                    assert!(set.is_some(), "every delivery is new");
+                    handler(body).await
+                }
+            },
+        ),
+    )
+}
+
+/// The same with one `INSERT … ON CONFLICT DO NOTHING` on PostgreSQL.
+fn postgres_raw(pool: sqlx::PgPool) -> Router {
+    Router::new().route(
+        "/hook",
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let pool = pool.clone();
+                async move {
+                    let key = headers
+                        .get("x-kamio-signature")
+                        .map(|v| v.as_bytes().to_vec())
+                        .unwrap_or_default();
+                    let inserted = sqlx::query(
+                        "INSERT INTO raw_claims (key) VALUES ($1) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(key)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                    assert_eq!(inserted.rows_affected(), 1, "every delivery is new");
+                    handler(body).await
+                }
+            },
+        ),
+    )
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -208,9 +274,9 @@ fn start_redis() -> Option<(Child, String)> {
     Some((child, format!("redis://127.0.0.1:{port}/")))
 }
 
-/// Calls of each command Redis has executed (`INFO commandstats`; commands run inside a
-/// script are counted too).
-fn redis_calls(url: &str) -> std::collections::BTreeMap<String, u64> {
+/// Calls and microseconds of each command Redis has executed (`INFO commandstats`;
+/// commands run inside a script are counted too).
+fn redis_calls(url: &str) -> std::collections::BTreeMap<String, (u64, u64)> {
     let client = redis::Client::open(url).unwrap();
     let mut connection = client.get_connection().unwrap();
     let info: String = redis::cmd("INFO")
@@ -220,15 +286,54 @@ fn redis_calls(url: &str) -> std::collections::BTreeMap<String, u64> {
     info.lines()
         .filter_map(|l| {
             let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest
-                .strip_prefix("calls=")?
-                .split(',')
-                .next()?
-                .parse()
-                .ok()?;
-            Some((name.to_owned(), calls))
+            let field = |key: &str| -> Option<u64> {
+                rest.split(',')
+                    .find_map(|f| f.strip_prefix(key))?
+                    .parse()
+                    .ok()
+            };
+            Some((name.to_owned(), (field("calls=")?, field("usec=")?)))
         })
         .collect()
+}
+
+/// CPU time (user + system) the process `pid` has used, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime and stime are 14, 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// What Redis did per delivery between two `INFO commandstats` readings: `(calls, µs)` of
+/// each command.
+fn per_delivery(
+    before: &std::collections::BTreeMap<String, (u64, u64)>,
+    after: &std::collections::BTreeMap<String, (u64, u64)>,
+    deliveries: u64,
+) -> String {
+    let mut parts = Vec::new();
+    for (name, (calls, usec)) in after {
+        let (c0, u0) = before.get(name).copied().unwrap_or((0, 0));
+        if calls > &c0 && name != "info" {
+            parts.push(format!(
+                "\"{name}\": {{\"calls\": {:.3}, \"usec\": {:.3}}}",
+                (calls - c0) as f64 / deliveries as f64,
+                (usec - u0) as f64 / deliveries as f64
+            ));
+        }
+    }
+    format!("{{{}}}", parts.join(", "))
 }
 
 /// Claims per second on one in-memory store from `threads` threads, each claiming distinct
@@ -295,74 +400,102 @@ fn main() {
         .build()
         .unwrap();
     let redis = start_redis();
-    let (bare, layer, redis_figures, per_delivery) = runtime.block_on(async {
+    let postgres = postgres_server::Postgres::start();
+    let mut modes: Vec<(&str, Figures, Option<String>)> = Vec::new();
+    runtime.block_on(async {
+        let run = |name: &'static str, addr: SocketAddr| async move {
+            let figures = drive(addr, options.clients, options.seconds).await;
+            println!("{name}: {figures:?}");
+            figures
+        };
         let bare = serve(Router::new().route("/hook", post(handler))).await;
+        modes.push(("bare", run("bare", bare).await, None));
         let memory = serve(layered(ReplayGuard::in_memory(10_000_000))).await;
-        let bare = drive(bare, options.clients, options.seconds).await;
-        println!("bare:  {bare:?}");
-        let layer = drive(memory, options.clients, options.seconds).await;
-        println!("layer: {layer:?}");
-        let (redis_figures, per_delivery) = match &redis {
-            Some((_, url)) => {
+        modes.push(("layer", run("layer", memory).await, None));
+        match &redis {
+            Some((child, url)) => {
+                let redis_pid = child.id();
+                let client = redis::Client::open(url.as_str()).unwrap();
+                let connection = redis::aio::ConnectionManager::new(client).await.unwrap();
+                let addr = serve(redis_raw(connection)).await;
+                let before = (redis_calls(url), cpu_seconds(redis_pid));
+                let figures = run("redis_raw", addr).await;
+                let cost = per_delivery(&before.0, &redis_calls(url), figures.requests);
+                let cpu = (cpu_seconds(redis_pid) - before.1) / figures.requests as f64 * 1e6;
+                let cost = format!("{{\"commands\": {cost}, \"redis_cpu_usec\": {cpu:.2}}}");
+                println!("  redis per delivery: {cost}");
+                modes.push(("redis_raw", figures, Some(cost)));
                 let store = RedisStore::connect(url).await.unwrap();
                 let addr = serve(layered(ReplayGuard::new(store, "bench").unwrap())).await;
-                let before = redis_calls(url);
-                let figures = drive(addr, options.clients, options.seconds).await;
-                let after = redis_calls(url);
-                let per = |name: &str| {
-                    (after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0))
-                        as f64
-                        / figures.requests as f64
-                };
-                // Client round trips: the claim's SET and the completion's EVALSHA (whose
-                // GET and SET inside the script Redis counts as well).
-                let per_delivery = (per("set") - per("evalsha"), per("evalsha"));
-                println!(
-                    "redis: {figures:?}; per delivery: {:.2} claim SET (waited on), {:.2} completion EVALSHA (after the answer)",
-                    per_delivery.0, per_delivery.1
-                );
-                (Some(figures), Some(per_delivery))
+                let before = (redis_calls(url), cpu_seconds(redis_pid));
+                let figures = run("redis", addr).await;
+                // Let the completions that follow the last answers land before counting.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let cost = per_delivery(&before.0, &redis_calls(url), figures.requests);
+                let cpu = (cpu_seconds(redis_pid) - before.1) / figures.requests as f64 * 1e6;
+                let cost = format!("{{\"commands\": {cost}, \"redis_cpu_usec\": {cpu:.2}}}");
+                println!("  redis per delivery: {cost}");
+                modes.push(("redis", figures, Some(cost)));
             }
-            None => {
-                eprintln!("NOTICE: no redis-server: the redis mode is skipped");
-                (None, None)
+            None => eprintln!("NOTICE: no redis-server: the redis modes are skipped"),
+        }
+        match &postgres {
+            Some(pg) => {
+                let url = pg.database("bench").await;
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(10)
+                    .connect(&url)
+                    .await
+                    .unwrap();
+                sqlx::query("CREATE TABLE raw_claims (key bytea PRIMARY KEY)")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                let addr = serve(postgres_raw(pool)).await;
+                modes.push(("postgres_raw", run("postgres_raw", addr).await, None));
+                let store = PgStore::connect(&url).await.unwrap();
+                let addr = serve(layered(ReplayGuard::new(store, "bench").unwrap())).await;
+                modes.push(("postgres", run("postgres", addr).await, None));
             }
-        };
-        (bare, layer, redis_figures, per_delivery)
+            None => eprintln!("NOTICE: no PostgreSQL: the postgres modes are skipped"),
+        }
     });
     if let Some((mut child, _)) = redis {
         let _ = child.kill();
         let _ = child.wait();
     }
+    drop(postgres);
     let one = guard_claims_per_second(1, 2.0);
     let two = guard_claims_per_second(2, 2.0);
-    println!("in-memory guard: {one:.0} claims/s on 1 thread, {two:.0} on 2 threads");
+    println!("in-memory store: {one:.0} claims/s on 1 thread, {two:.0} on 2 threads");
 
+    let rps = |name: &str| {
+        modes
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, f, _)| f.rps)
+    };
     let mut out = format!(
-        "{{\n  \"clients\": {},\n  \"seconds\": {},\n  \"bare\": {},\n  \"layer\": {}",
-        options.clients,
-        options.seconds,
-        json(&bare),
-        json(&layer)
+        "{{\n  \"clients\": {},\n  \"seconds\": {}",
+        options.clients, options.seconds
     );
-    if let (Some(figures), Some((claims, completions))) = (redis_figures, per_delivery) {
-        out.push_str(&format!(
-            ",\n  \"redis\": {},\n  \"redis_round_trips_per_delivery\": {{\"claim_waited_on\": {claims:.2}, \"completion_after_answer\": {completions:.2}}}",
-            json(&figures)
-        ));
+    for (name, figures, redis_cost) in &modes {
+        out.push_str(&format!(",\n  \"{name}\": {}", json(figures)));
+        if let Some(cost) = redis_cost {
+            out.push_str(&format!(",\n  \"{name}_redis_per_delivery\": {cost}"));
+        }
+    }
+    for (ratio, num, den) in [
+        ("layer_vs_bare", "layer", "bare"),
+        ("redis_vs_redis_raw", "redis", "redis_raw"),
+        ("postgres_vs_postgres_raw", "postgres", "postgres_raw"),
+    ] {
+        if let (Some(a), Some(b)) = (rps(num), rps(den)) {
+            out.push_str(&format!(",\n  \"{ratio}\": {:.3}", a / b));
+        }
     }
     out.push_str(&format!(
-        ",\n  \"layer_cost\": {:.3}",
-        1.0 - layer.rps / bare.rps
-    ));
-    if let Some(figures) = redis_figures {
-        out.push_str(&format!(
-            ",\n  \"redis_cost\": {:.3}",
-            1.0 - figures.rps / bare.rps
-        ));
-    }
-    out.push_str(&format!(
-        ",\n  \"guard_claims_per_second\": {{\"threads_1\": {one:.0}, \"threads_2\": {two:.0}}}\n}}\n"
+        ",\n  \"in_memory_claims_per_second\": {{\"threads_1\": {one:.0}, \"threads_2\": {two:.0}}}\n}}\n"
     ));
     match &options.json {
         Some(path) => std::fs::write(path, &out).unwrap(),

@@ -7,8 +7,8 @@ use core::fmt;
 use core::future::Future;
 use core::time::Duration;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::key::{ClaimKey, Identity};
 use super::memory::InMemoryStore;
@@ -274,8 +274,45 @@ pub struct ReplayGuard {
     lease: Duration,
     timeout: Duration,
     policy: FailurePolicy,
+    /// Completions waiting to be sent, shared by the guard's clones.
+    completions: Arc<Completions>,
     #[cfg(feature = "tokio")]
     runtime: Option<tokio::runtime::Handle>,
+}
+
+/// The completions that follow answers, sent in batches: while one batch is on its way,
+/// the next accumulates, so under load a network store gets one round trip for many.
+#[derive(Default)]
+struct Completions {
+    queue: Mutex<Vec<Claim>>,
+    /// Whether a task is sending batches.
+    sending: AtomicBool,
+}
+
+/// The most completions sent in one batch.
+const BATCH: usize = 512;
+
+impl Completions {
+    fn push(&self, claim: Claim) {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(claim);
+    }
+
+    /// The next batch (at most [`BATCH`], oldest first); empty when none is waiting.
+    fn take(&self) -> Vec<Claim> {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = queue.len().min(BATCH);
+        queue.drain(..n).collect()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
 }
 
 impl ReplayGuard {
@@ -331,6 +368,7 @@ impl ReplayGuard {
             lease: DEFAULT_LEASE,
             timeout: DEFAULT_TIMEOUT,
             policy: FailurePolicy::Closed,
+            completions: Arc::default(),
             #[cfg(feature = "tokio")]
             runtime: tokio::runtime::Handle::try_current().ok(),
         }
@@ -697,7 +735,10 @@ impl ReplayGuard {
 
     /// Marks `claim` done without making the caller wait (the tower layer, once the handler
     /// answered 2xx). A duplicate arriving before the store has it sees the claim in flight
-    /// (`409`, retry later), never a second processing. Failures are logged.
+    /// (`409`, retry later), never a second processing. A network store's completions are
+    /// batched: while one batch is on its way the next accumulates, and each is one call to
+    /// [`ClaimStore::complete_all`] (one round trip to Redis or PostgreSQL). Failures are
+    /// logged.
     ///
     /// # Examples
     ///
@@ -709,26 +750,44 @@ impl ReplayGuard {
     /// # }
     /// ```
     pub fn complete_detached(&self, claim: &Claim) {
-        let claim = *claim;
-        match self.store.complete(&claim).into_ready() {
+        match self.store.complete(claim).into_ready() {
             Ok(outcome) => lapsed_warning(&outcome),
             Err(pending) => {
                 drop(pending);
-                let store = Arc::clone(&self.store);
-                let timeout = self.timeout;
-                self.spawn(async move {
-                    let outcome = with_timeout(
-                        timeout,
-                        store.complete(&claim),
-                    )
-                    .await;
-                    if let Err(e) = &outcome {
-                        warn(&format!(
-                            "could not mark a delivery done ({e}); duplicates get 409 until its lease lapses, then it is processed again"
-                        ));
+                self.completions.push(*claim);
+                if !self.completions.sending.swap(true, Ordering::AcqRel) {
+                    let guard = self.clone();
+                    self.spawn(async move { guard.send_completions().await });
+                }
+            }
+        }
+    }
+
+    /// Sends the waiting completions, batch after batch, until none is left.
+    async fn send_completions(self) {
+        loop {
+            let batch = self.completions.take();
+            if batch.is_empty() {
+                self.completions.sending.store(false, Ordering::Release);
+                // A completion pushed after the last `take` but before the flag was down
+                // found a sender running: take it on, unless another sender has.
+                if self.completions.is_empty()
+                    || self.completions.sending.swap(true, Ordering::AcqRel)
+                {
+                    return;
+                }
+                continue;
+            }
+            match with_timeout(self.timeout, self.store.complete_all(&batch)).await {
+                Ok(done) => {
+                    if done.iter().any(|done| !done) {
+                        lapsed_warning(&Ok(false));
                     }
-                    lapsed_warning(&outcome);
-                });
+                }
+                Err(e) => warn(&format!(
+                    "could not mark {} deliveries done ({e}); their duplicates get 409 until their leases lapse, then they are processed again",
+                    batch.len()
+                )),
             }
         }
     }

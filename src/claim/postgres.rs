@@ -145,6 +145,7 @@ struct Sql {
     claim: String,
     complete: String,
     release: String,
+    complete_all: String,
     sweep: String,
 }
 
@@ -167,6 +168,12 @@ impl Sql {
                 "UPDATE {table} SET done = true, until_us = $3 WHERE key = $1 AND token = $2 AND NOT done"
             ),
             release: format!("DELETE FROM {table} WHERE key = $1 AND token = $2 AND NOT done"),
+            complete_all: format!(
+                "UPDATE {table} AS c SET done = true, until_us = u.until_us
+                 FROM unnest($1::bytea[], $2::bytea[], $3::int8[]) AS u(key, token, until_us)
+                 WHERE c.key = u.key AND c.token = u.token AND NOT c.done
+                 RETURNING c.key"
+            ),
             sweep: format!(
                 "DELETE FROM {table} WHERE key IN (SELECT key FROM {table} WHERE until_us <= $1 LIMIT $2)"
             ),
@@ -412,6 +419,26 @@ impl ClaimStore for PgStore {
                 .await
                 .map_err(unavailable)?;
             Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// One statement for every completion.
+    fn complete_all<'a>(&'a self, claims: &'a [Claim]) -> StoreFuture<'a, Vec<bool>> {
+        StoreFuture::pending(async move {
+            let keys: Vec<Vec<u8>> = claims.iter().map(|c| c.key().as_bytes().to_vec()).collect();
+            let tokens: Vec<Vec<u8>> = claims
+                .iter()
+                .map(|c| c.token().to_be_bytes().to_vec())
+                .collect();
+            let untils: Vec<i64> = claims.iter().map(|c| until_us(c.retain_until())).collect();
+            let done: Vec<Vec<u8>> = sqlx::query_scalar(&self.sql.complete_all)
+                .bind(&keys)
+                .bind(&tokens)
+                .bind(&untils)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            Ok(keys.iter().map(|key| done.contains(key)).collect())
         })
     }
 

@@ -354,6 +354,42 @@ impl ClaimStore for RedisStore {
                 .map(|_| ())
         })
     }
+
+    /// One pipeline: every completion's script in one round trip (loading the script first
+    /// if the server lost it, e.g. after a restart).
+    fn complete_all<'a>(&'a self, claims: &'a [Claim]) -> StoreFuture<'a, Vec<bool>> {
+        StoreFuture::pending(async move {
+            let mut pipe = redis::pipe();
+            for claim in claims {
+                let retain = px(claim.retain_until(), claim.claimed_at())
+                    .map_or_else(String::new, |ms| ms.to_string());
+                pipe.cmd("EVALSHA")
+                    .arg(self.scripts.complete.get_hash())
+                    .arg(1)
+                    .arg(self.key(&claim.key()))
+                    .arg(in_flight(claim.token()))
+                    .arg(done(claim.token()))
+                    .arg(retain);
+            }
+            let mut connection = self.connection.clone();
+            let answers = match pipe.query_async::<Vec<i64>>(&mut connection).await {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    self.scripts
+                        .complete
+                        .prepare_invoke()
+                        .load_async(&mut connection)
+                        .await
+                        .map_err(unavailable)?;
+                    pipe.query_async::<Vec<i64>>(&mut connection).await
+                }
+                answers => answers,
+            }
+            .map_err(unavailable)?;
+            Ok(answers.into_iter().map(|done| done == 1).collect())
+        })
+    }
 }
 
 impl core::fmt::Debug for RedisStore {

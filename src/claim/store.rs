@@ -222,6 +222,45 @@ pub trait ClaimStore: Send + Sync + 'static {
     /// the store cannot be reached.
     fn release(&self, claim: &Claim) -> StoreFuture<'_, ()>;
 
+    /// [`complete`](ClaimStore::complete)s each claim, in order; the answers in the same
+    /// order. The guard batches the completions that follow answers (a network store does
+    /// them in one round trip). Defaults to one `complete` after another.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::ReplayGuardUnavailable`](crate::ErrorKind::ReplayGuardUnavailable) if
+    /// the store cannot be reached (none, some or all may have been completed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use countersign::claim::{Claim, ClaimKey, ClaimStore, InMemoryStore};
+    /// use countersign::{kitopay, Timestamp};
+    ///
+    /// # futures_util::FutureExt::now_or_never(async {
+    /// let store = InMemoryStore::new(10);
+    /// let (now, until) = (Timestamp::from_unix_secs(0)?, Timestamp::from_unix_secs(60)?);
+    /// let claims: Vec<_> = (0..3u8)
+    ///     .map(|n| Claim::new(ClaimKey::new("", "", &kitopay::FULL, "event", &[n]), 1, now, until, until))
+    ///     .collect();
+    /// for claim in &claims[..2] {
+    ///     store.claim(claim).await?;
+    /// }
+    /// assert_eq!(store.complete_all(&claims).await?, [true, true, false]);
+    /// # Ok::<(), countersign::Error>(())
+    /// # }).unwrap()?;
+    /// # Ok::<(), countersign::Error>(())
+    /// ```
+    fn complete_all<'a>(&'a self, claims: &'a [Claim]) -> StoreFuture<'a, Vec<bool>> {
+        StoreFuture::pending(async move {
+            let mut done = Vec::with_capacity(claims.len());
+            for claim in claims {
+                done.push(self.complete(claim).await?);
+            }
+            Ok(done)
+        })
+    }
+
     /// Whether claims here are shared with other processes (Redis, PostgreSQL): a guard on a
     /// shared store must be given a namespace of its own. Defaults to `true`.
     ///
@@ -249,6 +288,10 @@ impl<S: ClaimStore + ?Sized> ClaimStore for Arc<S> {
 
     fn release(&self, claim: &Claim) -> StoreFuture<'_, ()> {
         (**self).release(claim)
+    }
+
+    fn complete_all<'a>(&'a self, claims: &'a [Claim]) -> StoreFuture<'a, Vec<bool>> {
+        (**self).complete_all(claims)
     }
 
     fn is_shared(&self) -> bool {

@@ -98,6 +98,12 @@ pub use ::serde;
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use ::serde_json;
 
+/// The PostgreSQL claim stores run on your `sqlx::PgPool`, and hand the handler a
+/// `sqlx::Transaction`.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use ::sqlx;
+
 /// The layer's counters and histogram go through this `metrics` facade: install a recorder
 /// built for it.
 #[cfg(feature = "metrics")]

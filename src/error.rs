@@ -3,7 +3,7 @@
 use core::fmt;
 use core::time::Duration;
 
-use crate::claim::ClaimState;
+use crate::claim::state::ClaimState;
 
 /// Every failure countersign reports.
 ///

@@ -59,7 +59,7 @@ mod block;
 mod guard;
 mod key;
 mod memory;
-mod state;
+pub(crate) mod state;
 mod store;
 
 #[cfg(feature = "postgres")]

@@ -110,9 +110,10 @@ impl WebhookAuth {
         }
     }
 
-    /// The replay guard deliveries are claimed with (for example the Redis guard). It
-    /// replaces the verifier's own guard, if it had one: a delivery is only ever claimed
-    /// once, by the layer. Defaults to the verifier's guard, or none.
+    /// The replay guard deliveries are claimed with (over any store: in memory, Redis,
+    /// PostgreSQL), under this endpoint's route ([`WebhookAuth::with_route`]). It replaces
+    /// the verifier's own guard, if it had one: a delivery is only ever claimed once, by the
+    /// layer. Defaults to the verifier's guard, or none.
     ///
     /// # Examples
     ///

@@ -156,3 +156,61 @@ impl fmt::Debug for Identity {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::{kamiokash, kitopay};
+    use sha2::Digest as _;
+
+    #[test]
+    fn the_key_is_sha256_over_length_prefixed_parts_and_stays_so() {
+        // Computed here without the library's SHA-256: a change of the derivation would
+        // split claims between instances of a rolling deploy, so it is pinned.
+        let parts: [&[u8]; 5] = [b"shop", b"/hooks", b"kitopay-webhook", b"event", b"6956d4fc/new"];
+        let mut reference = sha2::Sha256::new();
+        reference.update(b"countersign/claim/v1");
+        for part in parts {
+            reference.update((part.len() as u64).to_be_bytes());
+            reference.update(part);
+        }
+        let key = ClaimKey::new("shop", "/hooks", &kitopay::WEBHOOK, "event", b"6956d4fc/new");
+        assert_eq!(key.as_bytes().as_slice(), reference.finalize().as_slice());
+        let hex: String = key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(key.to_string(), hex);
+        assert_eq!(format!("{key:?}"), format!("ClaimKey({hex})"));
+    }
+
+    #[test]
+    fn no_two_different_tuples_share_a_key() {
+        let scheme = &kamiokash::WEBHOOK;
+        let key = |ns: &str, route: &str, kind: &str, id: &[u8]| ClaimKey::new(ns, route, scheme, kind, id);
+        let keys = [
+            key("ab", "c", "event", b"x"),
+            key("a", "bc", "event", b"x"),
+            key("a", "b", "cevent", b"x"),
+            key("a", "b", "ce", b"ventx"),
+            key("", "", "event", b"x"),
+            key("", "", "signature", b"x"),
+            ClaimKey::new("", "", &kitopay::WEBHOOK, "event", b"x"),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        for shards in [1, 16, 7] {
+            assert!(keys.iter().all(|k| k.shard(shards) < shards));
+        }
+        assert_eq!(keys[0].shard(0), 0, "no division by zero");
+    }
+
+    #[test]
+    fn identities_print_their_kind() {
+        assert_eq!(format!("{:?}", Identity::Signature), "Signature");
+        assert_eq!(format!("{:?}", Identity::Event), "Event");
+        let custom = Identity::Custom(Arc::new(|_, _| None));
+        assert_eq!(format!("{custom:?}"), "Custom(..)");
+    }
+}

@@ -298,3 +298,56 @@ impl<S: ClaimStore + ?Sized> ClaimStore for Arc<S> {
         (**self).is_shared()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::claim::InMemoryStore;
+
+    /// A store shared with other processes (the trait's default).
+    struct Shared;
+
+    impl ClaimStore for Shared {
+        fn claim(&self, _: &Claim) -> StoreFuture<'_, Outcome> {
+            StoreFuture::ready(Ok(Outcome::Claimed(None)))
+        }
+        fn complete(&self, _: &Claim) -> StoreFuture<'_, bool> {
+            StoreFuture::ready(Ok(true))
+        }
+        fn release(&self, _: &Claim) -> StoreFuture<'_, ()> {
+            StoreFuture::ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn a_shared_handle_says_what_its_store_says() {
+        assert!(Shared.is_shared());
+        assert!(Arc::new(Shared).is_shared());
+        assert!(!Arc::new(InMemoryStore::new(1)).is_shared());
+    }
+
+    #[test]
+    fn outcomes_and_futures_print_what_they_are() {
+        assert_eq!(format!("{:?}", Outcome::Claimed(None)), "Claimed");
+        assert_eq!(format!("{:?}", Outcome::Held(ClaimState::Done)), "Held(done)");
+        assert_eq!(format!("{:?}", StoreFuture::ready(Ok(1))), "StoreFuture::Ready");
+        assert_eq!(
+            format!("{:?}", StoreFuture::<u8>::pending(async { Ok(1) })),
+            "StoreFuture::Pending"
+        );
+    }
+
+    #[test]
+    fn a_finished_future_polled_again_is_a_store_failure_not_a_panic() {
+        use core::future::Future as _;
+        let mut future = StoreFuture::ready(Ok(7u8));
+        let waker = std::task::Waker::noop();
+        let mut context = Context::from_waker(waker);
+        assert!(matches!(Pin::new(&mut future).poll(&mut context), Poll::Ready(Ok(7))));
+        match Pin::new(&mut future).poll(&mut context) {
+            Poll::Ready(Err(e)) => assert_eq!(e.code(), "replay_guard_unavailable"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

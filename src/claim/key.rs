@@ -168,14 +168,26 @@ mod tests {
     fn the_key_is_sha256_over_length_prefixed_parts_and_stays_so() {
         // Computed here without the library's SHA-256: a change of the derivation would
         // split claims between instances of a rolling deploy, so it is pinned.
-        let parts: [&[u8]; 5] = [b"shop", b"/hooks", b"kitopay-webhook", b"event", b"6956d4fc/new"];
+        let parts: [&[u8]; 5] = [
+            b"shop",
+            b"/hooks",
+            b"kitopay-webhook",
+            b"event",
+            b"6956d4fc/new",
+        ];
         let mut reference = sha2::Sha256::new();
         reference.update(b"countersign/claim/v1");
         for part in parts {
             reference.update((part.len() as u64).to_be_bytes());
             reference.update(part);
         }
-        let key = ClaimKey::new("shop", "/hooks", &kitopay::WEBHOOK, "event", b"6956d4fc/new");
+        let key = ClaimKey::new(
+            "shop",
+            "/hooks",
+            &kitopay::WEBHOOK,
+            "event",
+            b"6956d4fc/new",
+        );
         assert_eq!(key.as_bytes().as_slice(), reference.finalize().as_slice());
         let hex: String = key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(key.to_string(), hex);
@@ -185,7 +197,9 @@ mod tests {
     #[test]
     fn no_two_different_tuples_share_a_key() {
         let scheme = &kamiokash::WEBHOOK;
-        let key = |ns: &str, route: &str, kind: &str, id: &[u8]| ClaimKey::new(ns, route, scheme, kind, id);
+        let key = |ns: &str, route: &str, kind: &str, id: &[u8]| {
+            ClaimKey::new(ns, route, scheme, kind, id)
+        };
         let keys = [
             key("ab", "c", "event", b"x"),
             key("a", "bc", "event", b"x"),

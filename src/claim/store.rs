@@ -330,8 +330,14 @@ mod tests {
     #[test]
     fn outcomes_and_futures_print_what_they_are() {
         assert_eq!(format!("{:?}", Outcome::Claimed(None)), "Claimed");
-        assert_eq!(format!("{:?}", Outcome::Held(ClaimState::Done)), "Held(done)");
-        assert_eq!(format!("{:?}", StoreFuture::ready(Ok(1))), "StoreFuture::Ready");
+        assert_eq!(
+            format!("{:?}", Outcome::Held(ClaimState::Done)),
+            "Held(done)"
+        );
+        assert_eq!(
+            format!("{:?}", StoreFuture::ready(Ok(1))),
+            "StoreFuture::Ready"
+        );
         assert_eq!(
             format!("{:?}", StoreFuture::<u8>::pending(async { Ok(1) })),
             "StoreFuture::Pending"
@@ -344,7 +350,10 @@ mod tests {
         let mut future = StoreFuture::ready(Ok(7u8));
         let waker = std::task::Waker::noop();
         let mut context = Context::from_waker(waker);
-        assert!(matches!(Pin::new(&mut future).poll(&mut context), Poll::Ready(Ok(7))));
+        assert!(matches!(
+            Pin::new(&mut future).poll(&mut context),
+            Poll::Ready(Ok(7))
+        ));
         match Pin::new(&mut future).poll(&mut context) {
             Poll::Ready(Err(e)) => assert_eq!(e.code(), "replay_guard_unavailable"),
             other => panic!("{other:?}"),

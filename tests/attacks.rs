@@ -20,10 +20,8 @@
     clippy::print_stdout
 )]
 
-#[path = "common/pads.rs"]
-mod pads;
-#[path = "common/server.rs"]
-mod server;
+use countersign_test_support::pads;
+use countersign_test_support::server;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -1422,8 +1420,7 @@ async fn a_kamiokash_request_replayed_to_another_endpoint_sharing_the_guard_is_a
 // ---------------------------------------------------------------------------------------
 
 #[cfg(feature = "redis")]
-#[path = "common/redis_server.rs"]
-mod redis_server;
+use countersign_test_support::redis_server;
 
 #[cfg(feature = "redis")]
 mod redis_attacks {

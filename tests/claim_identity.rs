@@ -12,8 +12,7 @@
     clippy::print_stderr
 )]
 
-#[path = "common/redis_server.rs"]
-mod redis_server;
+use countersign_test_support::redis_server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -10,8 +10,7 @@
     clippy::print_stderr
 )]
 
-#[path = "common/fuzz_properties.rs"]
-mod properties;
+use countersign_test_support::fuzz_properties as properties;
 
 use std::path::Path;
 

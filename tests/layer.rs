@@ -13,8 +13,7 @@
     clippy::print_stdout
 )]
 
-#[path = "common/server.rs"]
-mod server;
+use countersign_test_support::server;
 
 use std::convert::Infallible;
 use std::sync::Arc;

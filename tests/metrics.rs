@@ -4,8 +4,7 @@
 #![cfg(all(feature = "metrics", feature = "axum"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/server.rs"]
-mod server;
+use countersign_test_support::server;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

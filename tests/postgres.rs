@@ -13,10 +13,8 @@
     clippy::print_stdout
 )]
 
-#[path = "common/postgres_server.rs"]
-mod postgres_server;
-#[path = "common/replay_model.rs"]
-mod replay_model;
+use countersign_test_support::postgres_server;
+use countersign_test_support::replay_model;
 
 use std::sync::Arc;
 use std::time::Duration;

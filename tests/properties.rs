@@ -21,8 +21,7 @@ use countersign::{
 };
 use proptest::prelude::*;
 
-#[path = "common/reference.rs"]
-mod reference;
+use countersign_test_support::reference;
 
 fn url_strategy() -> impl Strategy<Value = String> {
     prop_oneof![

@@ -13,12 +13,9 @@
     clippy::print_stdout
 )]
 
-#[path = "common/redis_server.rs"]
-mod redis_server;
-#[path = "common/replay_model.rs"]
-mod replay_model;
-#[path = "common/server.rs"]
-mod server;
+use countersign_test_support::redis_server;
+use countersign_test_support::replay_model;
+use countersign_test_support::server;
 
 use std::time::{Duration, Instant};
 

@@ -4,8 +4,7 @@
 //! states, and failing closed when the guard fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/replay_model.rs"]
-mod replay_model;
+use countersign_test_support::replay_model;
 
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -304,7 +303,7 @@ proptest! {
 
     /// The invariant over time: no delivery is accepted twice (unless its claim was
     /// released), duplicates report the state the model holds, and nothing fresh and free
-    /// is refused. Virtual time lands exactly on every edge; see tests/support/replay_model.rs.
+    /// is refused. Virtual time lands exactly on every edge; see test-support/src/replay_model.rs.
     #[test]
     fn model_no_delivery_is_accepted_twice_in_memory(plan in replay_model::plans(60_000, 60_000, 40)) {
         replay_model::now_or_never(replay_model::run(

@@ -12,8 +12,7 @@
     clippy::print_stdout
 )]
 
-#[path = "common/server.rs"]
-mod server;
+use countersign_test_support::server;
 
 use std::net::SocketAddr;
 

@@ -1,6 +1,5 @@
 //! Reference computations for the property tests and the fuzz targets, written the obvious
 //! way with other crates, so the library is checked against something it does not share.
-#![allow(dead_code, clippy::unwrap_used)]
 
 use countersign::TrailingSlash;
 use hmac::{Hmac, KeyInit, Mac};
@@ -50,15 +49,22 @@ pub fn canonical_url(input: &str, policy: TrailingSlash) -> Option<String> {
     Some(text)
 }
 
-/// The fields of a message, for [`message`].
+/// The fields of a message, for [`message`] (each scheme reads the ones it signs).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Fields<'a> {
+    /// The merchant id (Kitopay).
     pub identity: &'a str,
+    /// The timestamp, as sent.
     pub timestamp: &'a str,
+    /// The HTTP method (Kitopay).
     pub method: &'a str,
+    /// The URL, as signed (Kitopay full and webhook).
     pub url: &'a str,
+    /// The body.
     pub body: &'a [u8],
+    /// The transaction id (Kitopay simplified).
     pub transaction_id: &'a str,
+    /// The event id (Standard Webhooks).
     pub id: &'a str,
 }
 

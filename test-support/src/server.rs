@@ -1,7 +1,6 @@
 //! A webhook receiver on a loopback port for the end-to-end tests: one KamioKash route
 //! behind `VerifyLayer`, a handler that counts its calls per delivery and can be told to
 //! fail or stall, and a record of every status the server answered.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,8 +12,11 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use countersign::claim::{InMemoryStore, ReplayGuard};
 use countersign::layer::{VerifyLayer, WebhookAuth};
-use countersign::{SecretKey, SignableRequest, Signer, Timestamp, Verifier};
+use countersign::{SecretKey, Timestamp, Verifier};
 
+use crate::sign;
+
+/// The receiver's KamioKash webhook secret.
 pub const SECRET: &str = "whsec_kk_5e2a91c07d3b4f68";
 
 /// What the server saw. The handler answers by body: `fail` → 500, `panic` → panics,
@@ -28,17 +30,21 @@ pub struct Log {
 }
 
 impl Log {
+    /// Handler calls for `body`.
     pub fn calls(&self, body: &str) -> usize {
         self.calls.lock().unwrap().get(body).copied().unwrap_or(0)
     }
+    /// Handler calls for any body.
     pub fn total_calls(&self) -> usize {
         self.calls.lock().unwrap().values().sum()
     }
+    /// Every status answered so far, in order.
     pub fn statuses(&self) -> Vec<u16> {
         self.statuses.lock().unwrap().clone()
     }
 }
 
+/// Serves `POST /hook` behind `auth` on a free loopback port, recording into `log`.
 pub async fn serve(auth: WebhookAuth, log: Log) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -75,6 +81,7 @@ pub async fn serve(auth: WebhookAuth, log: Log) -> SocketAddr {
     addr
 }
 
+/// A KamioKash webhook verifier for [`SECRET`], claiming through `guard`.
 pub fn auth(guard: impl Into<ReplayGuard>) -> WebhookAuth {
     WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap()))
         .with_replay_guard(guard.into())
@@ -83,11 +90,14 @@ pub fn auth(guard: impl Into<ReplayGuard>) -> WebhookAuth {
 /// An in-memory guard whose store the test can look into.
 #[derive(Clone)]
 pub struct Memory {
+    /// The guard, over [`Memory::store`].
     pub guard: ReplayGuard,
+    /// The store.
     pub store: Arc<InMemoryStore>,
 }
 
 impl Memory {
+    /// A guard over a store of `capacity` claims.
     pub fn new(capacity: usize) -> Self {
         let store = Arc::new(InMemoryStore::new(capacity));
         Memory {
@@ -100,6 +110,11 @@ impl Memory {
     pub fn len(&self) -> usize {
         self.store.len()
     }
+
+    /// Whether no claim is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl From<Memory> for ReplayGuard {
@@ -108,14 +123,9 @@ impl From<Memory> for ReplayGuard {
     }
 }
 
-/// A KamioKash webhook delivery of `body` signed at `at`: its headers.
+/// A KamioKash webhook delivery of `body` signed at `at` with [`SECRET`]: its headers.
 pub fn signed(body: &str, at: Timestamp) -> Vec<(String, String)> {
-    Signer::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
-        .sign(&SignableRequest::body(body.as_bytes()), at)
-        .unwrap()
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    sign::kamiokash_webhook(SECRET, body, at)
 }
 
 /// Posts a signed delivery; returns the status, the body and any `Retry-After`.
@@ -201,7 +211,10 @@ pub async fn deliver_settled(
 }
 
 /// A `tracing` writer that keeps what it is given, to check the events a test caused.
-pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
+pub struct Capture(
+    /// What it was given.
+    pub Arc<Mutex<Vec<u8>>>,
+);
 
 impl std::io::Write for Capture {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {

@@ -13,8 +13,6 @@
     clippy::print_stdout
 )]
 
-use countersign_test_support::server;
-
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,20 +21,19 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::post;
 use bytes::Bytes;
-use countersign::claim::{Claim, ClaimStore, Outcome, ReplayGuard, StoreFuture};
+use countersign::claim::ReplayGuard;
 use countersign::extract::{VerifiedBody, VerifiedJson};
 use countersign::layer::{VerifyLayer, WebhookAuth};
 use countersign::middleware::SigningMiddleware;
-use countersign::{
-    CanonicalUrl, Clock, ErrorKind, SecretKey, SignableRequest, Signer, SystemClock, Timestamp,
-    Verified, Verifier,
-};
-use futures_util::StreamExt;
-use http_body_util::{BodyExt, Full, StreamBody};
-use server::{
+use countersign::{Clock, SecretKey, Signer, SystemClock, Timestamp, Verified, Verifier};
+use countersign_test_support::server::{
     Log, Memory, SECRET, auth, capturing_subscriber, deliver, deliver_and_lose_the_response,
     request_with, serve, signed,
 };
+use countersign_test_support::sign;
+use countersign_test_support::store::Unreachable;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full, StreamBody};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 const MERCHANT: &str = "m-1";
@@ -268,23 +265,6 @@ async fn a_duplicate_in_flight_gets_409_with_retry_after_and_never_reaches_the_h
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
-struct Unreachable;
-
-impl ClaimStore for Unreachable {
-    fn claim(&self, _: &Claim) -> StoreFuture<'_, Outcome> {
-        StoreFuture::ready(Err(ErrorKind::ReplayGuardUnavailable(
-            "connection refused".into(),
-        )
-        .into()))
-    }
-    fn complete(&self, _: &Claim) -> StoreFuture<'_, bool> {
-        StoreFuture::ready(Ok(true))
-    }
-    fn release(&self, _: &Claim) -> StoreFuture<'_, ()> {
-        StoreFuture::ready(Ok(()))
-    }
-}
-
 #[tokio::test]
 async fn a_guard_that_cannot_decide_is_an_outage_503_not_an_authentication_failure() {
     let service = VerifyLayer::new(
@@ -423,17 +403,14 @@ fn kitopay_service(
 }
 
 fn kitopay_signed(url: &str, body: &str) -> Vec<(String, String)> {
-    let signer = Signer::kitopay(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap();
-    let url = CanonicalUrl::parse(url).unwrap();
-    signer
-        .sign(
-            &SignableRequest::new("POST", &url, body.as_bytes()).unwrap(),
-            SystemClock.now(),
-        )
-        .unwrap()
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    sign::kitopay(
+        MERCHANT,
+        KITOPAY_SECRET,
+        "POST",
+        url,
+        body,
+        SystemClock.now(),
+    )
 }
 
 fn kitopay_request(
@@ -717,19 +694,12 @@ async fn the_body_limit_is_exact_for_declared_and_streamed_lengths() {
 
 #[test]
 fn every_decision_is_one_tracing_event_with_outcome_reason_key_and_age() {
-    use countersign::{FixedClock, Signer};
+    use countersign::FixedClock;
     let now = Timestamp::from_unix_secs(1_700_000_000).unwrap();
     let at = |offset: i64| {
         Timestamp::from_unix_secs(now.unix_secs().checked_add_signed(offset).unwrap()).unwrap()
     };
-    let sign = |body: &str, t: Timestamp| -> Vec<(String, String)> {
-        Signer::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
-            .sign(&SignableRequest::body(body.as_bytes()), t)
-            .unwrap()
-            .headers()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
-    };
+    let sign = |body: &str, t: Timestamp| signed(body, t);
     let verifier = Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
         .with_clock(FixedClock::new(now));
     let service =
@@ -883,12 +853,7 @@ fn a_refusal_names_the_likely_mistake_and_nothing_secret() {
         r#"{"type":"transaction.successful","data":{"walletId":"w_secretive","amount":500}}"#;
     let pretty = "{\n  \"type\": \"transaction.successful\",\n  \"data\": {\n    \"walletId\": \"w_secretive\",\n    \"amount\": 500\n  }\n}";
     let now = SystemClock.now();
-    let other_secret = Signer::kamiokash_webhook(SecretKey::new("another secret").unwrap())
-        .sign(&SignableRequest::body(minified.as_bytes()), now)
-        .unwrap()
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect::<Vec<_>>();
+    let other_secret = sign::kamiokash_webhook("another secret", minified, now);
     // (what was signed, what was sent, the mistake named)
     let cases = [
         (

@@ -13,16 +13,14 @@
     clippy::print_stdout
 )]
 
-use countersign_test_support::postgres_server;
-use countersign_test_support::replay_model;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use countersign::claim::postgres::{PgClaim, PgStore};
 use countersign::claim::{Claim, ClaimKey, ClaimStore, Outcome, ReplayGuard};
 use countersign::{ClaimState, Clock, Freshness, SystemClock, Timestamp, kitopay};
-use postgres_server::Postgres;
+use countersign_test_support::postgres_server::Postgres;
+use countersign_test_support::replay_model;
 use proptest::test_runner::{Config, TestRunner};
 
 fn key(n: u8) -> ClaimKey {

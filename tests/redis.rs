@@ -13,10 +13,6 @@
     clippy::print_stdout
 )]
 
-use countersign_test_support::redis_server;
-use countersign_test_support::replay_model;
-use countersign_test_support::server;
-
 use std::time::{Duration, Instant};
 
 use countersign::claim::redis::RedisStore;
@@ -25,12 +21,13 @@ use countersign::{
     ClaimState, Clock, ErrorKind, Freshness, ReceivedRequest, Signature, SystemClock, Timestamp,
     Verified,
 };
-use proptest::test_runner::{Config, TestRunner};
-use redis_server::{Redis, guard, unique_prefix};
-use server::{
+use countersign_test_support::redis_server::{Redis, guard, unique_prefix};
+use countersign_test_support::replay_model;
+use countersign_test_support::server::{
     Log, auth, capturing_subscriber, deliver, deliver_and_lose_the_response, deliver_settled,
     deliver_with, serve, signed,
 };
+use proptest::test_runner::{Config, TestRunner};
 
 fn later(now: Timestamp, ms: u64) -> Timestamp {
     Timestamp::from_duration(now.since_epoch() + Duration::from_millis(ms)).unwrap()

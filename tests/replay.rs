@@ -4,25 +4,22 @@
 //! states, and failing closed when the guard fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use countersign_test_support::replay_model;
-
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use countersign::claim::{Claim, ClaimStore, Outcome, ReplayGuard, StoreFuture};
+use countersign::claim::ReplayGuard;
 use countersign::{
-    CanonicalUrl, ClaimState, Clock, Error, ErrorKind, FixedClock, Freshness, ReceivedRequest,
-    SecretKey, SignableRequest, Signer, Timestamp, Verifier,
+    CanonicalUrl, ClaimState, Error, ErrorKind, FixedClock, Freshness, ReceivedRequest, SecretKey,
+    Timestamp, Verifier,
 };
+use countersign_test_support::clock::Moving;
+use countersign_test_support::store::Unreachable;
+use countersign_test_support::{replay_model, sign};
 use proptest::prelude::*;
 
+/// A KamioKash webhook delivery of `body` signed at `at`: its headers.
 fn delivery(at: Timestamp, body: &[u8]) -> Vec<(String, String)> {
-    let signer = Signer::kamiokash_webhook(SecretKey::new("whsec").unwrap());
-    let signed = signer.sign(&SignableRequest::body(body), at).unwrap();
-    signed
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    sign::kamiokash_webhook("whsec", body, at)
 }
 
 #[test]
@@ -71,40 +68,20 @@ fn kind(verifier: &Verifier, headers: &[(String, String)], body: &[u8]) -> Resul
         .map_err(Error::into_kind)
 }
 
-/// A verifier whose clock can be moved, sharing `guard`.
-#[derive(Clone)]
-struct Moving(Arc<std::sync::Mutex<Timestamp>>);
-
-impl Clock for Moving {
-    fn now(&self) -> Timestamp {
-        *self.0.lock().unwrap()
-    }
-}
-
-impl Moving {
-    fn set(&self, at: Timestamp) {
-        *self.0.lock().unwrap() = at;
-    }
-}
-
 #[test]
 fn kitopay_webhook_replays_at_and_after_sixty_seconds_are_refused_until_stale() {
     // The review's finding: accepted at t, then accepted again at t+60.000, t+60.500 and
     // t+60.999 s (whole-second "now", claim expiring at t+60, held only while > now).
     let t = 1_700_000_000;
     let url = CanonicalUrl::parse("https://shop.example.com/hooks/kitopay").unwrap();
-    let signer = Signer::kitopay_webhook("m-1", SecretKey::new("s").unwrap()).unwrap();
-    let signed = signer
-        .sign(
-            &SignableRequest::new("POST", &url, b"{}").unwrap(),
-            Timestamp::from_unix_secs(t).unwrap(),
-        )
-        .unwrap();
-    let headers: Vec<(String, String)> = signed
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    let clock = Moving(Arc::new(std::sync::Mutex::new(secs_nanos(t, 0))));
+    let headers = sign::kitopay_webhook(
+        "m-1",
+        "s",
+        url.as_str(),
+        b"{}",
+        Timestamp::from_unix_secs(t).unwrap(),
+    );
+    let clock = Moving::new(secs_nanos(t, 0));
     let verifier = Verifier::kitopay_webhook("m-1", SecretKey::new("s").unwrap(), url)
         .unwrap()
         .with_clock(clock.clone())
@@ -132,7 +109,7 @@ fn kitopay_webhook_replays_at_and_after_sixty_seconds_are_refused_until_stale() 
 fn kamiokash_replay_at_exactly_sixty_seconds_is_refused_and_one_nanosecond_later_is_stale() {
     let at = Timestamp::from_unix_millis(1_700_000_000_123).unwrap();
     let headers = delivery(at, b"x");
-    let clock = Moving(Arc::new(std::sync::Mutex::new(at)));
+    let clock = Moving::new(at);
     let verifier = Verifier::kamiokash_webhook(SecretKey::new("whsec").unwrap())
         .with_clock(clock.clone())
         .with_replay_guard(ReplayGuard::in_memory(100));
@@ -168,18 +145,12 @@ fn a_lagging_instance_sharing_the_guard_cannot_accept_a_replay() {
     // evict every expired claim: the first claim must still be held then.
     let t = Timestamp::from_unix_millis(1_700_000_000_000).unwrap();
     let guard = ReplayGuard::in_memory(100);
-    let base = Moving(Arc::new(std::sync::Mutex::new(t)));
-    struct Lagging(Moving, Duration);
-    impl Clock for Lagging {
-        fn now(&self) -> Timestamp {
-            Timestamp::from_duration(self.0.now().since_epoch() - self.1).unwrap()
-        }
-    }
+    let base = Moving::new(t);
     let a = Verifier::kamiokash_webhook(SecretKey::new("whsec").unwrap())
         .with_clock(base.clone())
         .with_replay_guard(guard.clone());
     let b = Verifier::kamiokash_webhook(SecretKey::new("whsec").unwrap())
-        .with_clock(Lagging(base.clone(), Duration::from_secs(60)))
+        .with_clock(base.skewed(-60_000))
         .with_replay_guard(guard.clone());
     let headers = delivery(t, b"x");
     a.verify(&ReceivedRequest::new(&headers, b"x")).unwrap();
@@ -250,27 +221,6 @@ fn release_lets_a_retry_in_and_a_stale_release_does_not_free_the_retry() {
         kind(&v, &h, b"x"),
         Err(ErrorKind::Replayed(ClaimState::Done))
     );
-}
-
-struct Unreachable;
-
-fn refused<T>() -> StoreFuture<'static, T> {
-    StoreFuture::ready(Err(ErrorKind::ReplayGuardUnavailable(
-        "connection refused".into(),
-    )
-    .into()))
-}
-
-impl ClaimStore for Unreachable {
-    fn claim(&self, _: &Claim) -> StoreFuture<'_, Outcome> {
-        refused()
-    }
-    fn complete(&self, _: &Claim) -> StoreFuture<'_, bool> {
-        refused()
-    }
-    fn release(&self, _: &Claim) -> StoreFuture<'_, ()> {
-        refused()
-    }
 }
 
 #[test]

@@ -7,6 +7,8 @@ use countersign::{
     CanonicalUrl, Clock, ErrorKind, FixedClock, Freshness, KeyRing, ReceivedRequest, SecretKey,
     SignableRequest, Signer, Timestamp, UrlRule, Verifier,
 };
+use countersign_test_support::sign;
+use countersign_test_support::sign::headers as owned;
 
 const MERCHANT: &str = "merchant-1";
 const SECRET: &str = "s3cret";
@@ -19,24 +21,12 @@ fn key(s: &str) -> SecretKey {
     SecretKey::new(s).unwrap()
 }
 
-fn owned(signed: &countersign::SignedRequest<'_>) -> Vec<(String, String)> {
-    signed
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
 fn webhook_url() -> CanonicalUrl {
     CanonicalUrl::parse("https://shop.example.com/hooks/kitopay").unwrap()
 }
 
 fn kitopay_delivery(secret: &str, url: &CanonicalUrl, body: &[u8]) -> Vec<(String, String)> {
-    let signer = Signer::kitopay_webhook(MERCHANT, key(secret)).unwrap();
-    owned(
-        &signer
-            .sign(&SignableRequest::new("POST", url, body).unwrap(), at())
-            .unwrap(),
-    )
+    sign::kitopay_webhook(MERCHANT, secret, url.as_str(), body, at())
 }
 
 fn kitopay_verifier() -> Verifier {

@@ -117,6 +117,13 @@ pub fn secret_text(scheme: &str, key: &[u8]) -> Option<String> {
     }
 }
 
+/// A Standard Webhooks signature entry, `v1,` + base64 of the HMAC of `message` keyed with
+/// `secret` (`whsec_` + base64).
+pub fn standard_webhooks_entry(secret: &str, message: &[u8]) -> String {
+    let scheme = "standard-webhooks";
+    signature_value(scheme, &hmac_hex(&key_bytes(scheme, secret), message))
+}
+
 /// The signature header's value for the MAC `hex` (64 hex digits): hex, or `v1,` + base64.
 pub fn signature_value(scheme: &str, hex: &str) -> String {
     use base64::Engine as _;

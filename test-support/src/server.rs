@@ -1,6 +1,7 @@
 //! A webhook receiver on a loopback port for the end-to-end tests: one KamioKash route
 //! behind `VerifyLayer`, a handler that counts its calls per delivery and can be told to
-//! fail or stall, and a record of every status the server answered.
+//! fail or stall, and a record of every status the server answered; clients for it, with
+//! reqwest and over a raw socket.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use axum::routing::post;
 use countersign::claim::{InMemoryStore, ReplayGuard};
 use countersign::layer::{VerifyLayer, WebhookAuth};
 use countersign::{SecretKey, Timestamp, Verifier};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::sign;
 
@@ -168,18 +170,9 @@ pub async fn deliver_and_lose_the_response(
     body: &str,
     log: &Log,
 ) {
-    use tokio::io::AsyncWriteExt;
     let answered = log.statuses().len();
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!(
-        "POST /hook HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
+    let request = raw_request(&addr.to_string(), headers, body, "");
     socket.write_all(request.as_bytes()).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while log.calls(body) == 0 || log.statuses().len() == answered {
@@ -190,6 +183,40 @@ pub async fn deliver_and_lose_the_response(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(socket);
+}
+
+/// Raw HTTP/1.1 request text for a signed KamioKash delivery to `/hook`: `extra` is more
+/// header lines (each ending in `\r\n`) before the signed ones.
+pub fn raw_request(host: &str, headers: &[(String, String)], body: &str, extra: &str) -> String {
+    let mut request = format!(
+        "POST /hook HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\n{extra}",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    request
+}
+
+/// Sends raw bytes and reads the whole answer (the server closes: `connection: close`), for
+/// at most 5 s.
+pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of a raw answer's status line (`0` if there is none).
+pub fn status_line(answer: &str) -> u16 {
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Delivers until the answer is not `409` (a duplicate that arrived before its original's

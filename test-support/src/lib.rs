@@ -45,3 +45,22 @@ pub mod redis_server;
 pub mod replay_model;
 #[cfg(feature = "server")]
 pub mod server;
+
+/// A free TCP port on loopback, for a server the tests start (bound, then let go).
+#[cfg(any(feature = "postgres", feature = "redis"))]
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `kill -9` of a server the tests started, then waits for it.
+#[cfg(any(feature = "postgres", feature = "redis"))]
+fn kill(child: &mut Option<std::process::Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

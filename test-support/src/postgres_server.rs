@@ -80,11 +80,7 @@ impl Postgres {
 
     fn init() -> Result<Postgres, String> {
         let initdb = program("initdb").ok_or("initdb not found (install postgresql)")?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let dir = std::env::temp_dir().join(format!("countersign-postgres-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -168,10 +164,7 @@ impl Postgres {
 
     /// `kill -9` of the postmaster: a crash. Its backends exit when they notice.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::kill(&mut self.child);
     }
 
     /// Starts it again on the same data and port (crash recovery replays the WAL).

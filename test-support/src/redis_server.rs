@@ -34,11 +34,7 @@ impl Redis {
                 args: Vec::new(),
             });
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let mut redis = Redis {
             url: format!("redis://127.0.0.1:{port}/"),
             port,
@@ -96,10 +92,7 @@ impl Redis {
 
     /// `kill -9`: the server dies without writing anything.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::kill(&mut self.child);
     }
 
     /// Starts it again on the same port (with the same persistence settings).

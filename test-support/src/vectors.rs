@@ -28,14 +28,9 @@ pub struct SignatureCase {
 }
 
 impl SignatureCase {
+    /// The body: `body` as UTF-8, or `body_base64` decoded, or empty.
     pub fn body_bytes(&self) -> Vec<u8> {
-        match (&self.body, &self.body_base64) {
-            (Some(b), _) => b.as_bytes().to_vec(),
-            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .unwrap(),
-            (None, None) => Vec::new(),
-        }
+        body_bytes(self.body.as_deref(), self.body_base64.as_deref())
     }
 }
 
@@ -52,14 +47,19 @@ pub struct StandardWebhooksCase {
 }
 
 impl StandardWebhooksCase {
+    /// The body: `body` as UTF-8, or `body_base64` decoded, or empty.
     pub fn body_bytes(&self) -> Vec<u8> {
-        match (&self.body, &self.body_base64) {
-            (Some(b), _) => b.as_bytes().to_vec(),
-            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .unwrap(),
-            (None, None) => Vec::new(),
-        }
+        body_bytes(self.body.as_deref(), self.body_base64.as_deref())
+    }
+}
+
+fn body_bytes(body: Option<&str>, body_base64: Option<&str>) -> Vec<u8> {
+    match (body, body_base64) {
+        (Some(b), _) => b.as_bytes().to_vec(),
+        (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+        (None, None) => Vec::new(),
     }
 }
 

@@ -135,6 +135,14 @@ impl Postgres {
         self.child = Some(command.spawn().map_err(|e| e.to_string())?);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.ready() {
+            // A postmaster that exits at once (after a crash, while the old backends still
+            // hold the shared memory) will never be ready: say so now, so `restart` retries.
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(format!("postgres exited on port {}: {status}", self.port));
+            }
             if Instant::now() > deadline {
                 return Err(format!("postgres did not start on port {}", self.port));
             }

@@ -56,6 +56,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A server the tests need could not be had (none at `url_variable`, and none could be
+/// started): a notice, and the tests pass without it; in CI (`CI` set), a failure.
+#[cfg(any(feature = "postgres", feature = "redis"))]
+fn unavailable<T>(server: &str, url_variable: &str, why: &dyn std::fmt::Display) -> Option<T> {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run the {server} tests, but the server could not start: {why}"
+    );
+    eprintln!("NOTICE: skipping {server} tests: no {url_variable} and no server ({why})");
+    None
+}
+
 /// `kill -9` of a server the tests started, then waits for it.
 #[cfg(any(feature = "postgres", feature = "redis"))]
 fn kill(child: &mut Option<std::process::Child>) {

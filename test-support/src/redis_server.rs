@@ -43,14 +43,7 @@ impl Redis {
         };
         match redis.spawn() {
             Ok(()) => Some(redis),
-            Err(e) => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "CI must run the Redis tests, but redis-server could not start: {e}"
-                );
-                eprintln!("NOTICE: skipping Redis tests: no REDIS_URL and no redis-server ({e})");
-                None
-            }
+            Err(e) => crate::unavailable("Redis", "REDIS_URL", &e),
         }
     }
 

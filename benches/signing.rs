@@ -16,9 +16,6 @@
 //!   reading the system clock.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/common/pads.rs"]
-mod pads;
-
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -26,6 +23,7 @@ use countersign::{
     CanonicalUrl, FixedClock, ReceivedRequest, SecretKey, SignableRequest, Signer, Timestamp,
     Verifier,
 };
+use countersign_test_support::pads;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::block_api::compress256;

@@ -12,9 +12,6 @@
     clippy::print_stderr
 )]
 
-#[path = "common/redis_server.rs"]
-mod redis_server;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,10 +24,10 @@ use countersign::claim::{Identity, InMemoryStore, ReplayGuard};
 use countersign::extract::VerifiedBody;
 use countersign::layer::{VerifyLayer, WebhookAuth};
 use countersign::{
-    CanonicalUrl, Clock, SecretKey, SignableRequest, Signer, SystemClock, Timestamp, Verifier,
-    standard_webhooks,
+    CanonicalUrl, Clock, SecretKey, SystemClock, Timestamp, Verifier, standard_webhooks,
 };
-use redis_server::{Redis, unique_prefix};
+use countersign_test_support::redis_server::{Redis, unique_prefix};
+use countersign_test_support::sign;
 
 const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const KAMIOKASH_SECRET: &str = "whsec_kk_5e2a91c07d3b4f68";
@@ -75,34 +72,14 @@ async fn post_to(
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-fn owned(signed: &countersign::SignedRequest<'_>) -> Vec<(String, String)> {
-    signed
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
 /// A Standard Webhooks delivery of event `id`, signed `ago` seconds ago.
 fn standard(id: &str, body: &str, ago: u64) -> Vec<(String, String)> {
-    let signer = Signer::standard_webhooks(standard_webhooks::SCHEME.key(SW_SECRET).unwrap());
     let at = Timestamp::from_unix_secs(SystemClock.now().unix_secs() - ago).unwrap();
-    owned(
-        &signer
-            .sign(
-                &SignableRequest::body(body.as_bytes()).with_value("id", id),
-                at,
-            )
-            .unwrap(),
-    )
+    sign::standard_webhooks(SW_SECRET, id, body, at)
 }
 
 fn kamiokash_delivery(body: &str, at: Timestamp) -> Vec<(String, String)> {
-    let signer = Signer::kamiokash_webhook(SecretKey::new(KAMIOKASH_SECRET).unwrap());
-    owned(
-        &signer
-            .sign(&SignableRequest::body(body.as_bytes()), at)
-            .unwrap(),
-    )
+    sign::kamiokash_webhook(KAMIOKASH_SECRET, body, at)
 }
 
 /// Settles a `409` (the original's completion not yet recorded) as a provider would.
@@ -177,19 +154,10 @@ async fn a_kitopay_status_change_is_one_event_however_often_it_is_signed() {
     .unwrap();
     let auth = WebhookAuth::new(verifier).with_replay_guard(ReplayGuard::in_memory(100));
     let (addr, calls) = serve(vec![("/webhooks/kitopay", auth)]).await;
-    let signer =
-        Signer::kitopay_webhook(MERCHANT, SecretKey::new(KITOPAY_SECRET).unwrap()).unwrap();
     let send = |status: &'static str, ago: u64| {
         let body = format!(r#"{{"id":"6956d4fc","reference_id":"order-7","status":"{status}"}}"#);
         let at = Timestamp::from_unix_secs(SystemClock.now().unix_secs() - ago).unwrap();
-        let headers = owned(
-            &signer
-                .sign(
-                    &SignableRequest::new("POST", &url, body.as_bytes()).unwrap(),
-                    at,
-                )
-                .unwrap(),
-        );
+        let headers = sign::kitopay_webhook(MERCHANT, KITOPAY_SECRET, url.as_str(), &body, at);
         (headers, body)
     };
     let (h, b) = send("new", 50);

@@ -10,10 +10,9 @@
     clippy::print_stderr
 )]
 
-#[path = "common/fuzz_properties.rs"]
-mod properties;
-
 use std::path::Path;
+
+use countersign_test_support::fuzz_properties as properties;
 
 fn replay(folder: &Path, only_seeds: bool, run: fn(&[u8])) -> usize {
     let Ok(entries) = std::fs::read_dir(folder) else {

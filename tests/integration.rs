@@ -22,9 +22,10 @@ use countersign::extract::VerifiedJson;
 use countersign::layer::{VerifyLayer, WebhookAuth};
 use countersign::middleware::{SigningMiddleware, signing_error};
 use countersign::{
-    CanonicalUrl, Clock, ErrorKind, FixedClock, SecretKey, SignableRequest, Signer, SystemClock,
-    Timestamp, Verified, Verifier,
+    CanonicalUrl, Clock, ErrorKind, FixedClock, SecretKey, Signer, SystemClock, Timestamp,
+    Verified, Verifier,
 };
+use countersign_test_support::sign;
 use serde_json::{Value, json};
 
 const MERCHANT: &str = "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148";
@@ -128,16 +129,7 @@ async fn middleware_to_layer_end_to_end() {
     );
 
     // A tampered body under valid headers.
-    let headers = kitopay_signer()
-        .sign(
-            &SignableRequest::new("POST", &CanonicalUrl::parse(&url).unwrap(), BODY.as_bytes())
-                .unwrap(),
-            SystemClock.now(),
-        )
-        .unwrap()
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect::<Vec<_>>();
+    let headers = sign::kitopay_webhook(MERCHANT, KITOPAY_SECRET, &url, BODY, SystemClock.now());
     let mut tampered = reqwest::Client::new()
         .post(&url)
         .body(BODY.replace("new", "paid"));

@@ -4,9 +4,6 @@
 #![cfg(all(feature = "metrics", feature = "axum"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/server.rs"]
-mod server;
-
 use std::collections::HashMap;
 use std::convert::Infallible;
 
@@ -14,9 +11,9 @@ use bytes::Bytes;
 use countersign::claim::ReplayGuard;
 use countersign::layer::VerifyLayer;
 use countersign::{Clock, SystemClock};
+use countersign_test_support::server::{auth, signed};
 use http_body_util::Full;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use server::{auth, signed};
 use tower::{Layer, ServiceExt, service_fn};
 
 #[tokio::test]

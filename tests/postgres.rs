@@ -13,18 +13,14 @@
     clippy::print_stdout
 )]
 
-#[path = "common/postgres_server.rs"]
-mod postgres_server;
-#[path = "common/replay_model.rs"]
-mod replay_model;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use countersign::claim::postgres::{PgClaim, PgStore};
 use countersign::claim::{Claim, ClaimKey, ClaimStore, Outcome, ReplayGuard};
 use countersign::{ClaimState, Clock, Freshness, SystemClock, Timestamp, kitopay};
-use postgres_server::Postgres;
+use countersign_test_support::postgres_server::Postgres;
+use countersign_test_support::replay_model;
 use proptest::test_runner::{Config, TestRunner};
 
 fn key(n: u8) -> ClaimKey {

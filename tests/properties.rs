@@ -21,8 +21,7 @@ use countersign::{
 };
 use proptest::prelude::*;
 
-#[path = "common/reference.rs"]
-mod reference;
+use countersign_test_support::{reference, sign};
 
 fn url_strategy() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -221,10 +220,7 @@ fn signed_headers(case: &Case, secret: &str) -> Vec<(String, String)> {
     let signed = s
         .sign(&request(case, &case.body, &case.value), case.at)
         .unwrap();
-    signed
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    sign::headers(&signed)
 }
 
 fn verify(

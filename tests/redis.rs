@@ -1,7 +1,10 @@
 //! The Redis claim store, through the replay guard, against a real redis-server: claims
-//! with tokens, states, leases and retentions; a fleet of two instances; the model-based
-//! invariant in real time (by signature and by event); and faults (Redis stalled with
-//! `DEBUG SLEEP`, killed mid-load, restarted with and without persistence).
+//! with tokens, states, leases and retentions (and one held until the end of time); a fleet
+//! of two instances; the model-based invariant in real time (by signature and by event);
+//! and faults: Redis stalled with `DEBUG SLEEP` (while a claim is taken, completed or
+//! released), killed mid-load, restarted with and without persistence, dead, black-holed,
+//! filled until it would evict, and failed over to an asynchronous replica (a documented
+//! limit, measured); its password is never printed.
 //!
 //! Each fault test prints what was accepted, refused and retried (`--nocapture`).
 #![cfg(all(feature = "axum", feature = "redis"))]
@@ -13,13 +16,6 @@
     clippy::print_stdout
 )]
 
-#[path = "common/redis_server.rs"]
-mod redis_server;
-#[path = "common/replay_model.rs"]
-mod replay_model;
-#[path = "common/server.rs"]
-mod server;
-
 use std::time::{Duration, Instant};
 
 use countersign::claim::redis::RedisStore;
@@ -28,12 +24,13 @@ use countersign::{
     ClaimState, Clock, ErrorKind, Freshness, ReceivedRequest, Signature, SystemClock, Timestamp,
     Verified,
 };
-use proptest::test_runner::{Config, TestRunner};
-use redis_server::{Redis, guard, unique_prefix};
-use server::{
+use countersign_test_support::redis_server::{Redis, guard, unique_prefix};
+use countersign_test_support::replay_model;
+use countersign_test_support::server::{
     Log, auth, capturing_subscriber, deliver, deliver_and_lose_the_response, deliver_settled,
     deliver_with, serve, signed,
 };
+use proptest::test_runner::{Config, TestRunner};
 
 fn later(now: Timestamp, ms: u64) -> Timestamp {
     Timestamp::from_duration(now.since_epoch() + Duration::from_millis(ms)).unwrap()
@@ -68,6 +65,12 @@ fn int(value: redis::Value) -> i64 {
         redis::Value::Int(n) => n,
         other => panic!("not an integer: {other:?}"),
     }
+}
+
+/// A guard over the Redis at `url`, with key prefix `prefix`.
+async fn on(url: &str, prefix: &str) -> ReplayGuard {
+    let store = RedisStore::connect(url).await.unwrap().with_prefix(prefix);
+    ReplayGuard::new(store, "attacks").unwrap()
 }
 
 #[tokio::test]
@@ -161,6 +164,37 @@ async fn claims_carry_tokens_and_states_and_the_ttl_is_rounded_up() {
 }
 
 #[tokio::test]
+async fn a_claim_held_until_the_end_of_time_is_accepted_by_redis_not_refused_as_an_outage() {
+    // Freshness { max_age: Duration::MAX, .. } makes expires_at saturate to Timestamp::MAX:
+    // the TTL (about 2.5e14 ms) must still be a valid PX, or every delivery would be 503.
+    let Some(redis) = Redis::start() else { return };
+    let g = guard(&redis, "forever")
+        .await
+        .with_timeout(Duration::from_millis(1_000));
+    let now = SystemClock.now();
+    // No timestamp: held for good (lease and retention Timestamp::MAX).
+    let forever = Verified::dangerous_assume(
+        &countersign::kamiokash::WEBHOOK,
+        "primary",
+        None,
+        countersign::Signature::from_bytes([0x77; 32]),
+    );
+    let no_headers: [(&str, &str); 0] = [];
+    let request = ReceivedRequest::new(&no_headers, b"");
+    let admission = g.claim(&forever, &request, "/hook", now).await.unwrap();
+    let claim = admission.claim().unwrap();
+    assert_eq!(claim.retain_until(), Timestamp::MAX);
+    assert!(g.complete(&claim).await.unwrap());
+    assert_eq!(
+        g.claim(&forever, &request, "/hook", now)
+            .await
+            .unwrap_err()
+            .into_kind(),
+        ErrorKind::Replayed(ClaimState::Done)
+    );
+}
+
+#[tokio::test]
 async fn unreachable_redis_fails_closed_unless_told_otherwise() {
     let Some(mut redis) = Redis::start() else {
         return;
@@ -191,6 +225,42 @@ async fn unreachable_redis_fails_closed_unless_told_otherwise() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "replay_guard_unavailable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_redis_is_503_with_retry_after_never_401_and_answers_in_bounded_time() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    if !redis.owned() {
+        return;
+    }
+    let log = Log::default();
+    let addr = serve(
+        auth(
+            guard(&redis, "dead")
+                .await
+                .with_timeout(Duration::from_millis(300)),
+        ),
+        log.clone(),
+    )
+    .await;
+    redis.kill();
+    let body = "dead-redis";
+    let headers = signed(body, SystemClock.now());
+    let started = std::time::Instant::now();
+    let (status, _, retry) = deliver(addr, &headers, body).await;
+    assert_eq!((status, retry.is_some()), (503, true));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(log.calls(body), 0);
+    // A forged delivery is still 401 (verification comes first), not 503.
+    let mut forged = headers.clone();
+    forged[1].1 = "00".repeat(32);
+    assert_eq!(deliver(addr, &forged, body).await.0, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,6 +471,84 @@ async fn a_claim_that_times_out_during_debug_sleep_is_cleaned_up_so_the_retry_ge
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stalling_while_a_delivery_is_completed_never_lets_it_be_processed_twice() {
+    let Some(redis) = Redis::start() else { return };
+    if !redis.owned() {
+        return;
+    }
+    let log = Log::default();
+    let addr = serve(
+        auth(
+            guard(&redis, "stall-complete")
+                .await
+                .with_timeout(Duration::from_millis(200)),
+        ),
+        log.clone(),
+    )
+    .await;
+    let body = r#"{"type":"slow","data":{"id":"complete"}}"#; // the handler sleeps 1 s
+    let headers = signed(body, SystemClock.now());
+    let first = tokio::spawn({
+        let headers = headers.clone();
+        async move { deliver(addr, &headers, body).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await; // claimed, handler sleeping
+    redis.stall(1.5); // the completion will time out
+    let during = deliver(addr, &headers, body).await;
+    assert_eq!(first.await.unwrap().0, 200);
+    assert_eq!((during.0, during.2.is_some()), (503, true), "{during:?}");
+    tokio::time::sleep(Duration::from_millis(1_500)).await; // the stall is over
+    let mut after = Vec::new();
+    for _ in 0..3 {
+        after.push(deliver(addr, &headers, body).await);
+    }
+    assert_eq!(log.calls(body), 1, "processed twice: {after:?}");
+    for (status, text, _) in &after {
+        assert!(
+            (*status == 200 && text.starts_with("duplicate")) || *status == 409,
+            "{status} {text:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stalling_while_a_failed_delivery_is_released_still_lets_the_retry_in_once() {
+    let Some(redis) = Redis::start() else { return };
+    if !redis.owned() {
+        return;
+    }
+    let log = Log::default();
+    let prefix = unique_prefix("stall-release");
+    let guard = on(&redis.url, &prefix)
+        .await
+        .with_timeout(Duration::from_millis(200));
+    let addr = serve(auth(guard), log.clone()).await;
+    let body = r#"{"type":"slow fail","data":{"id":"release"}}"#; // sleeps 1 s, then 500
+    let headers = signed(body, SystemClock.now());
+    let first = tokio::spawn({
+        let headers = headers.clone();
+        async move { deliver(addr, &headers, body).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.stall(1.5); // the release will time out
+    assert_eq!(first.await.unwrap().0, 500);
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    redis.command(&["PING"]);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        redis.command(&["KEYS", &format!("{prefix}*")]),
+        redis::Value::Array(Vec::new()),
+        "the timed-out release was not finished in the background"
+    );
+    let (status, _, _) = deliver(addr, &headers, body).await;
+    assert_eq!(
+        (status, log.calls(body)),
+        (500, 2),
+        "the retry was processed as new"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_mid_load_then_restarted_every_delivery_is_processed_exactly_once() {
     let Some(mut redis) = Redis::start() else {
         return;
@@ -554,6 +702,85 @@ async fn claims_survive_a_crash_only_with_persistence() {
     }
 }
 
+/// The documented limit (README, `redis_guard` docs): replication is asynchronous, so a
+/// failover can lose the last claims the old primary acknowledged. This measures it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_over_to_an_async_replica_can_lose_a_done_claim_as_documented() {
+    let Some(mut primary) = Redis::start() else {
+        return;
+    };
+    if !primary.owned() {
+        return;
+    }
+    let port = primary
+        .url
+        .trim_start_matches("redis://127.0.0.1:")
+        .trim_end_matches('/')
+        .to_owned();
+    let Some(replica) = Redis::start_with(&[
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--replicaof",
+        "127.0.0.1",
+        &port,
+    ]) else {
+        return;
+    };
+    // Wait for the replica to be in sync.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = match replica.command(&["INFO", "replication"]) {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+            redis::Value::VerbatimString { text, .. } => text,
+            other => format!("{other:?}"),
+        };
+        if info.contains("master_link_status:up") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "replica never synced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let prefix = unique_prefix("failover");
+    let log = Log::default();
+    let primary_guard = on(&primary.url, &prefix).await;
+    let addr = serve(auth(primary_guard), log.clone()).await;
+    let body = "replicated-claim";
+    let headers = signed(body, SystemClock.now());
+    // A network hiccup drops the replication link (the replica reconnects within about a
+    // second); meanwhile the delivery is claimed and completed on the primary, which
+    // acknowledges it and then dies before the replica is back.
+    // (Simulated: the primary starts requiring a password the replica does not have, and
+    // its replication link is cut, so the replica cannot reconnect.)
+    let admin = redis::Client::open(primary.url.as_str()).unwrap();
+    let mut admin = admin.get_connection().unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("partition")
+        .query(&mut admin)
+        .unwrap();
+    let _: redis::Value = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(deliver(addr, &headers, body).await.0, 200);
+    primary.kill();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    replica.command(&["REPLICAOF", "NO", "ONE"]); // failover
+    let promoted = on(&replica.url, &prefix).await;
+    let addr = serve(auth(promoted), log.clone()).await;
+    let (status, text, _) = deliver(addr, &headers, body).await;
+    assert_eq!(
+        (log.calls(body), status, text.as_str()),
+        (2, 200, "processed"),
+        "the documented failover limit changed: update the docs"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_future_dropped_before_redis_answers_is_cleaned_up() {
     let Some(redis) = Redis::start() else { return };
@@ -661,6 +888,51 @@ async fn debug_shows_settings_and_the_open_policy_warns_when_it_accepts_unguarde
 }
 
 #[tokio::test]
+async fn redis_credentials_never_appear_in_errors_or_debug_output() {
+    let Some(redis) = Redis::start_with(&[
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--requirepass",
+        "right-redis-pw-4c2a",
+    ]) else {
+        return;
+    };
+    if !redis.owned() {
+        return;
+    }
+    let port = redis
+        .url
+        .trim_start_matches("redis://127.0.0.1:")
+        .trim_end_matches('/');
+    let mut texts = Vec::new();
+    for url in [
+        format!("redis://:wrong-redis-pw-9f1e@127.0.0.1:{port}/"),
+        format!("redis://user:wrong-redis-pw-9f1e@127.0.0.1:{port}/"),
+        "redis://:wrong-redis-pw-9f1e@127.0.0.1:notaport/".to_owned(),
+        format!("redis://:wrong-redis-pw-9f1e@127.0.0.1:{port}/notadb"),
+        format!("rediss://:wrong-redis-pw-9f1e@127.0.0.1:{port}/"),
+        "redis://:wrong-redis-pw-9f1e@[::1/".to_owned(),
+    ] {
+        if let Err(e) = RedisStore::connect(&url).await {
+            texts.push(format!("{e} {e:?}"));
+        }
+    }
+    assert!(!texts.is_empty());
+    let ok = RedisStore::connect(&format!("redis://:right-redis-pw-4c2a@127.0.0.1:{port}/"))
+        .await
+        .unwrap();
+    texts.push(format!("{ok:?}"));
+    for text in texts {
+        assert!(
+            !text.contains("redis-pw"),
+            "a Redis password is printed: {text}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn connecting_to_a_server_that_never_answers_gives_up_within_twice_the_timeout() {
     // A TCP listener that accepts and never speaks Redis.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -683,6 +955,29 @@ async fn connecting_to_a_server_that_never_answers_gives_up_within_twice_the_tim
         waited >= Duration::from_millis(1_900) && waited < Duration::from_millis(4_600),
         "{waited:?}"
     );
+}
+
+#[tokio::test]
+async fn a_black_holed_redis_does_not_hang_connect() {
+    // Accepts TCP connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(8) {
+            held.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let started = std::time::Instant::now();
+    let outcome = RedisStore::connect(&format!("redis://127.0.0.1:{port}/")).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(outcome.unwrap_err().code(), "replay_guard_unavailable");
+    drop(holder);
 }
 
 #[tokio::test]
@@ -773,5 +1068,63 @@ async fn only_a_redis_that_never_evicts_claims_is_accepted() {
         if let Err(e) = connected {
             assert!(e.to_string().contains("noeviction"), "{e}");
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_pressure_on_redis_cannot_evict_a_claim_and_let_a_replay_in() {
+    // allkeys-lru: a cache sharing the Redis. volatile-lru: only keys with a TTL are
+    // evicted, i.e. exactly the claims. Such a Redis is refused at connect; with
+    // noeviction a full Redis refuses writes (503), and a done claim stays.
+    for policy in ["allkeys-lru", "volatile-lru", "noeviction"] {
+        let Some(redis) = Redis::start_with(&[
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory",
+            "4mb",
+            "--maxmemory-policy",
+            policy,
+        ]) else {
+            return;
+        };
+        if !redis.owned() {
+            return;
+        }
+        let connected = RedisStore::connect(&redis.url).await;
+        if policy != "noeviction" {
+            let err = connected.unwrap_err();
+            assert_eq!(err.code(), "replay_guard_unavailable");
+            assert!(err.to_string().contains("noeviction"), "{err}");
+            continue;
+        }
+        let log = Log::default();
+        let store = connected.unwrap().with_prefix(&unique_prefix("evict"));
+        let addr = serve(auth(ReplayGuard::new(store, "evict").unwrap()), log.clone()).await;
+        let body = "evicted-claim";
+        let headers = signed(body, SystemClock.now());
+        assert_eq!(deliver(addr, &headers, body).await.0, 200);
+        // Something else on the same Redis (a cache, a session store) fills memory.
+        let client = redis::Client::open(redis.url.as_str()).unwrap();
+        let mut connection = client.get_connection().unwrap();
+        let filler = "f".repeat(4 * 1024);
+        for i in 0..4_000 {
+            let _: redis::RedisResult<()> = redis::cmd("SET")
+                .arg(format!("cache:{i}"))
+                .arg(&filler)
+                .query(&mut connection);
+        }
+        let (status, text, _) = deliver(addr, &headers, body).await;
+        assert_eq!(
+            log.calls(body),
+            1,
+            "{policy}: replay answered {status} {text:?}"
+        );
+        // Full for sure (used memory hovers around the limit as client buffers come and go).
+        redis.command(&["CONFIG", "SET", "maxmemory", "1mb"]);
+        // A new delivery cannot be claimed in a full Redis: an outage, not a 401.
+        let other = signed("another", SystemClock.now());
+        assert_eq!(deliver(addr, &other, "another").await.0, 503);
     }
 }

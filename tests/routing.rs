@@ -12,17 +12,15 @@
     clippy::print_stdout
 )]
 
-#[path = "common/server.rs"]
-mod server;
-
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::routing::post;
 use countersign::claim::ReplayGuard;
 use countersign::layer::{VerifyLayer, WebhookAuth, webhook_router};
-use countersign::{CanonicalUrl, Clock, SecretKey, SignableRequest, Signer, SystemClock, Verifier};
-use server::capturing_subscriber;
+use countersign::{CanonicalUrl, Clock, SecretKey, SystemClock, Verifier};
+use countersign_test_support::server::capturing_subscriber;
+use countersign_test_support::sign;
 
 const MERCHANT: &str = "dev_pub_fb1dad5f-5982-4e1a-ac2f-62a7daaa7148";
 const SECRET: &str = "kitopay-secret";
@@ -51,17 +49,7 @@ fn app(addr: SocketAddr, path: &str, set_up: SetUp) -> Router {
 
 /// Kitopay's headers for a delivery of [`BODY`] to `url`.
 fn signed_for(url: &str) -> Vec<(String, String)> {
-    let signer = Signer::kitopay_webhook(MERCHANT, SecretKey::new(SECRET).unwrap()).unwrap();
-    let url = CanonicalUrl::parse(url).unwrap();
-    signer
-        .sign(
-            &SignableRequest::new("POST", &url, BODY.as_bytes()).unwrap(),
-            SystemClock.now(),
-        )
-        .unwrap()
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    sign::kitopay_webhook(MERCHANT, SECRET, url, BODY, SystemClock.now())
 }
 
 /// One request over loopback: status, `Allow`, body.

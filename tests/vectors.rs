@@ -2,21 +2,27 @@
 //! are signed *and* verified, every freshness and URL case is checked. A failure names the case.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use std::path::PathBuf;
 
 use countersign::{
     CanonicalUrl, ErrorKind, FixedClock, Freshness, ReceivedRequest, Scheme, SecretKey,
     SignableRequest, Signer, StringToSign, Timestamp, TrailingSlash, UrlRule, Verifier, kamiokash,
     kitopay, standard_webhooks,
 };
+use countersign_test_support::vectors::{self, SignatureCase};
+
+/// This package's copies of the vector files.
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
+}
 
 /// The scheme a case names, from the registry.
-fn scheme_of(case: &common::SignatureCase) -> &'static Scheme {
+fn scheme_of(case: &SignatureCase) -> &'static Scheme {
     Scheme::named(&case.scheme).unwrap_or_else(|e| panic!("{}: {e}", case.name))
 }
 
 /// The case's signer, built generically: the scheme value, its key form, its identity.
-fn signer_for(case: &common::SignatureCase) -> Signer {
+fn signer_for(case: &SignatureCase) -> Signer {
     let scheme = scheme_of(case);
     let signer = Signer::new(scheme, scheme.key(&case.secret).unwrap()).unwrap();
     match case.merchant_id.as_deref().or(case.api_key.as_deref()) {
@@ -27,7 +33,7 @@ fn signer_for(case: &common::SignatureCase) -> Signer {
 
 /// The case's verifier, built generically; webhooks that sign the URL get the case's URL
 /// as their configured public URL.
-fn verifier_for(case: &common::SignatureCase, now: Timestamp) -> Verifier {
+fn verifier_for(case: &SignatureCase, now: Timestamp) -> Verifier {
     let scheme = scheme_of(case);
     let mut v = Verifier::new(scheme, scheme.key(&case.secret).unwrap()).unwrap();
     if let Some(identity) = case.merchant_id.as_deref().or(case.api_key.as_deref()) {
@@ -39,13 +45,13 @@ fn verifier_for(case: &common::SignatureCase, now: Timestamp) -> Verifier {
     v.with_clock(FixedClock::new(now))
 }
 
-fn timestamp_of(case: &common::SignatureCase) -> Timestamp {
+fn timestamp_of(case: &SignatureCase) -> Timestamp {
     scheme_of(case).parse_timestamp(&case.timestamp).unwrap()
 }
 
 #[test]
 fn every_signature_case_signs_to_the_expected_headers() {
-    let cases = common::signatures();
+    let cases = vectors::signatures(&dir());
     assert!(cases.len() >= 10);
     for case in &cases {
         let signer = signer_for(case);
@@ -68,17 +74,14 @@ fn every_signature_case_signs_to_the_expected_headers() {
     }
 }
 
-fn string_to_sign<'a>(
-    case: &'a common::SignatureCase,
-    request: &SignableRequest<'a>,
-) -> StringToSign<'a> {
+fn string_to_sign<'a>(case: &'a SignatureCase, request: &SignableRequest<'a>) -> StringToSign<'a> {
     let identity = case.merchant_id.as_deref();
     StringToSign::new(scheme_of(case), identity, &case.timestamp, request).unwrap()
 }
 
 /// The case's request view: method, URL and transaction id where given.
 fn request_of<'a>(
-    case: &'a common::SignatureCase,
+    case: &'a SignatureCase,
     url: Option<&'a CanonicalUrl>,
     body: &'a [u8],
 ) -> SignableRequest<'a> {
@@ -97,7 +100,7 @@ fn request_of<'a>(
 
 #[test]
 fn every_signature_case_has_the_expected_string_to_sign() {
-    for case in &common::signatures() {
+    for case in &vectors::signatures(&dir()) {
         let body = case.body_bytes();
         let url = case.url.as_deref().map(|u| CanonicalUrl::parse(u).unwrap());
         let request = request_of(case, url.as_ref(), &body);
@@ -127,7 +130,7 @@ fn every_signature_case_has_the_expected_string_to_sign() {
 
 #[test]
 fn every_signature_case_verifies_and_tampering_is_rejected() {
-    for case in &common::signatures() {
+    for case in &vectors::signatures(&dir()) {
         let at = timestamp_of(case);
         let verifier = verifier_for(case, at);
         let body = case.body_bytes();
@@ -193,7 +196,7 @@ fn every_signature_case_verifies_and_tampering_is_rejected() {
 
 #[test]
 fn every_freshness_case() {
-    let cases = common::freshness();
+    let cases = vectors::freshness(&dir());
     assert!(cases.len() >= 20);
     for case in &cases {
         let scheme = if case.provider == "kitopay" {
@@ -229,7 +232,7 @@ fn every_freshness_case() {
 #[test]
 fn freshness_cases_through_the_verifier_clock() {
     // The same cases, end to end: a real signature, the verifier's injected clock.
-    for case in common::freshness()
+    for case in vectors::freshness(&dir())
         .iter()
         .filter(|c| c.expect != "malformed")
     {
@@ -270,7 +273,7 @@ fn freshness_cases_through_the_verifier_clock() {
 
 #[test]
 fn every_url_case() {
-    let cases = common::urls();
+    let cases = vectors::urls(&dir());
     assert!(cases.len() >= 25);
     for case in &cases {
         let policy: TrailingSlash = case.trailing_slash.parse().unwrap();
@@ -333,7 +336,7 @@ fn vectors_are_identical_to_the_shared_copies() {
 
 #[test]
 fn every_standard_webhooks_case_signs_and_verifies_as_the_official_package_says() {
-    let cases = common::standard_webhooks();
+    let cases = vectors::standard_webhooks(&dir());
     assert!(cases.len() >= 20);
     let scheme = &standard_webhooks::SCHEME;
     let mut signed_cases = 0;

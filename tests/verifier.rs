@@ -1,12 +1,17 @@
-//! Verifier behaviour: every error kind, key rotation, trailing-slash tolerance, the clock.
+//! Verifier behaviour: every error kind, key rotation, trailing-slash tolerance, the clock,
+//! timestamps at and beyond the representable edges.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
+use countersign::ReplayGuard;
 use countersign::{
     CanonicalUrl, Clock, ErrorKind, FixedClock, Freshness, KeyRing, ReceivedRequest, SecretKey,
     SignableRequest, Signer, Timestamp, UrlRule, Verifier,
 };
+use countersign_test_support::clock::Moving;
+use countersign_test_support::sign;
+use countersign_test_support::sign::headers as owned;
 
 const MERCHANT: &str = "merchant-1";
 const SECRET: &str = "s3cret";
@@ -19,30 +24,26 @@ fn key(s: &str) -> SecretKey {
     SecretKey::new(s).unwrap()
 }
 
-fn owned(signed: &countersign::SignedRequest<'_>) -> Vec<(String, String)> {
-    signed
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
 fn webhook_url() -> CanonicalUrl {
     CanonicalUrl::parse("https://shop.example.com/hooks/kitopay").unwrap()
 }
 
 fn kitopay_delivery(secret: &str, url: &CanonicalUrl, body: &[u8]) -> Vec<(String, String)> {
-    let signer = Signer::kitopay_webhook(MERCHANT, key(secret)).unwrap();
-    owned(
-        &signer
-            .sign(&SignableRequest::new("POST", url, body).unwrap(), at())
-            .unwrap(),
-    )
+    sign::kitopay_webhook(MERCHANT, secret, url.as_str(), body, at())
 }
 
 fn kitopay_verifier() -> Verifier {
     Verifier::kitopay_webhook(MERCHANT, key(SECRET), webhook_url())
         .unwrap()
         .with_clock(FixedClock::new(at()))
+}
+
+/// A Kitopay webhook verifier reading `clock`, claiming through `guard`.
+fn kitopay_webhook_verifier(clock: Moving, guard: ReplayGuard) -> Verifier {
+    Verifier::kitopay_webhook(MERCHANT, key(SECRET), webhook_url())
+        .unwrap()
+        .with_clock(clock)
+        .with_replay_guard(guard)
 }
 
 fn kind_of(verifier: &Verifier, headers: &[(String, String)], body: &[u8]) -> ErrorKind {
@@ -164,6 +165,58 @@ fn malformed_timestamp_and_signature() {
         .verify(&ReceivedRequest::new(&raw, b"{}"))
         .unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::MalformedTimestamp { .. }));
+}
+
+#[test]
+fn timestamps_at_and_beyond_the_representable_edges_never_panic() {
+    let now = Timestamp::MAX;
+    let kamio = Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
+        .with_clock(FixedClock::new(now));
+    let kito = kitopay_webhook_verifier(Moving::new(now), ReplayGuard::in_memory(10));
+    let sig = "ab".repeat(32);
+    let long_digits = "9".repeat(10_000);
+    let long_fraction = format!("9999-12-31T23:59:59.{}Z", "9".repeat(10_000));
+    for ts in [
+        "9999-12-31T23:59:59.999999999Z",
+        "9999-12-31T23:59:59.9999999999Z",
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59-00:01",
+        "9999-12-31T23:59:59-23:59",
+        "0000-01-01T00:00:00Z",
+        "0000-01-01T00:00:00+23:59",
+        "1970-01-01T00:00:00+00:01",
+        "0000-02-29T00:00:00Z",
+        "9999-02-29T00:00:00Z",
+        "2026-01-27T09:23:07.001Z\0",
+        "2026-01-27T09:23:07.Z",
+        "2026-01-27T24:00:00Z",
+        "2026-01-27T23:59:60Z",
+        "253402300799",
+        "253402300800",
+        "253402300799999",
+        "253402300800000",
+        "18446744073709551615",
+        "18446744073709551616",
+        "99999999999999999999",
+        "",
+        "-1",
+        "+1601234567",
+        "0",
+        "00",
+        long_digits.as_str(),
+        long_fraction.as_str(),
+    ] {
+        for verifier in [&kamio, &kito] {
+            let headers = [
+                ("X-Timestamp", ts),
+                ("X-Kamio-Signature", sig.as_str()),
+                ("x-signature", sig.as_str()),
+                ("x-merchant-id", MERCHANT),
+            ];
+            let result = verifier.verify(&ReceivedRequest::new(&headers, b"{}"));
+            assert!(result.is_err(), "{ts:?} verified with a made-up signature");
+        }
+    }
 }
 
 #[test]

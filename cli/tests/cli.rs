@@ -5,18 +5,12 @@ use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
 use base64::Engine as _;
-use hmac::{Hmac, KeyInit as _, Mac as _};
+use countersign_test_support::reference;
 use serde_json::Value;
 
 /// The reference HMAC (RustCrypto) of `message`, as hex: signatures the CLI refuses to make.
 fn reference_hmac(secret: &str, message: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(message);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    reference::hmac_hex(secret.as_bytes(), message)
 }
 
 fn bin() -> Command {
@@ -1696,15 +1690,7 @@ const SW_SIG: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
 
 /// `v1,` + base64 of the reference HMAC keyed with the base64-decoded `whsec_` secret.
 fn reference_sw(secret: &str, id: &str, ts: &str, body: &str) -> String {
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(secret.trim_start_matches("whsec_"))
-        .unwrap();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-    mac.update(format!("{id}.{ts}.{body}").as_bytes());
-    format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    )
+    reference::standard_webhooks_entry(secret, format!("{id}.{ts}.{body}").as_bytes())
 }
 
 #[test]

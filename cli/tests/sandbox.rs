@@ -11,8 +11,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use countersign::{CanonicalUrl, SecretKey, SignableRequest, Signer, SystemClock, Timestamp};
-use hmac::{Hmac, KeyInit as _, Mac as _};
+use countersign::{SecretKey, SignableRequest, Signer, SystemClock, Timestamp};
+use countersign_test_support::{reference, sign};
 use serde_json::Value;
 
 /// Every wait in these tests ends within this.
@@ -74,23 +74,7 @@ fn text(o: &Output) -> String {
 
 /// Lowercase hex HMAC-SHA256, the reference implementation (RustCrypto).
 fn reference_hmac(secret: &str, message: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(message);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// `v1,` + base64 of the reference HMAC-SHA256 keyed with the decoded `whsec_` secret.
-fn reference_sw(secret: &str, message: &[u8]) -> String {
-    use base64::Engine as _;
-    let engine = base64::engine::general_purpose::STANDARD;
-    let key = engine.decode(secret.trim_start_matches("whsec_")).unwrap();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-    mac.update(message);
-    format!("v1,{}", engine.encode(mac.finalize().into_bytes()))
+    reference::hmac_hex(secret.as_bytes(), message)
 }
 
 fn now() -> Timestamp {
@@ -105,10 +89,6 @@ fn unix_secs() -> u64 {
 }
 
 type Headers = Vec<(String, String)>;
-
-fn owned<'a>(headers: impl Iterator<Item = (&'static str, &'a str)>) -> Headers {
-    headers.map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
-}
 
 // ---------------------------------------------------------------------------------------
 // `countersign serve`
@@ -262,10 +242,7 @@ impl Client {
 
 /// Headers for a POST signed by the library's Kitopay signer for `signed_url`.
 fn kitopay_signed(signed_url: &str, body: &[u8], at: Timestamp, secret: &str) -> Headers {
-    let signer = Signer::kitopay(M, SecretKey::new(secret).unwrap()).unwrap();
-    let url = CanonicalUrl::parse(signed_url).unwrap();
-    let request = SignableRequest::new("POST", &url, body).unwrap();
-    owned(signer.sign(&request, at).unwrap().headers())
+    sign::kitopay(M, secret, "POST", signed_url, body, at)
 }
 
 /// Headers whose x-timestamp is `header_ts` but whose signature covers `signed_ts`.
@@ -566,11 +543,10 @@ fn serve_kitopay_simplified_takes_the_transaction_id_from_the_last_segment() {
     let client = Client::new();
     let signer = Signer::kitopay_simplified(M, SecretKey::new(S).unwrap()).unwrap();
     let sign = |tx: &str| {
-        owned(
-            signer
+        sign::headers(
+            &signer
                 .sign(&SignableRequest::simplified("GET", tx).unwrap(), now())
-                .unwrap()
-                .headers(),
+                .unwrap(),
         )
     };
     let path = "/api/v1/merchants/payins/tx-123";
@@ -784,13 +760,7 @@ fn serve_kamiokash_checks_body_timestamp_and_api_key() {
     let client = Client::new();
     let url = server.url("/v1/wallets");
     let body = br#"{"wallet_id":"w_123"}"#;
-    let signer = Signer::kamiokash(KK_API_KEY, SecretKey::new(KK_SECRET).unwrap()).unwrap();
-    let signed = owned(
-        signer
-            .sign(&SignableRequest::body(body), now())
-            .unwrap()
-            .headers(),
-    );
+    let signed = sign::kamiokash(KK_API_KEY, KK_SECRET, body, now());
 
     let r = client.post(&url, &signed, body);
     assert_eq!(r.status, 200, "{}", r.json);
@@ -804,13 +774,7 @@ fn serve_kamiokash_checks_body_timestamp_and_api_key() {
     );
 
     // Another account's API key, with a signature that is right.
-    let other = Signer::kamiokash("kk_test_pk_other", SecretKey::new(KK_SECRET).unwrap()).unwrap();
-    let headers = owned(
-        other
-            .sign(&SignableRequest::body(body), now())
-            .unwrap()
-            .headers(),
-    );
+    let headers = sign::kamiokash("kk_test_pk_other", KK_SECRET, body, now());
     let r = client.post(&url, &headers, body);
     assert_eq!(r.json["reason"], "identity_mismatch", "{}", r.json);
     assert_eq!(r.json["diagnosis"]["signature_matches"], true);
@@ -863,12 +827,7 @@ fn serve_kamiokash_checks_body_timestamp_and_api_key() {
 
 /// Standard Webhooks headers for `body` signed with `id` at `at`, by the library.
 fn sw_signed(id: &str, body: &[u8], at: Timestamp) -> Headers {
-    let key = countersign::standard_webhooks::SCHEME
-        .key(SW_SECRET)
-        .unwrap();
-    let signer = Signer::standard_webhooks(key);
-    let request = SignableRequest::body(body).with_value("id", id);
-    owned(signer.sign(&request, at).unwrap().headers())
+    sign::standard_webhooks(SW_SECRET, id, body, at)
 }
 
 #[test]
@@ -1112,7 +1071,7 @@ async fn receive(
         let timestamp = header(&headers, "webhook-timestamp");
         let mut message = format!("{id}.{timestamp}.").into_bytes();
         message.extend_from_slice(&body);
-        let expected = reference_sw(SW_SECRET, &message);
+        let expected = reference::standard_webhooks_entry(SW_SECRET, &message);
         let valid = header(&headers, "webhook-signature")
             .split(' ')
             .any(|entry| entry == expected);

@@ -1,7 +1,6 @@
-//! Fuzz target `standard_webhooks`: see `tests/common/fuzz_properties.rs` for the property it asserts.
+//! Fuzz target `standard_webhooks`: see `test-support/src/fuzz_properties.rs` for the property it asserts.
 #![no_main]
 
-#[path = "../../tests/common/fuzz_properties.rs"]
-mod properties;
+use countersign_test_support::fuzz_properties as properties;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| properties::standard_webhooks(data));

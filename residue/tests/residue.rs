@@ -6,12 +6,10 @@
 //! "not there", not "not looked for".
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../tests/common/pads.rs"]
-mod pads;
-
 use countersign::diagnose::{Diagnosis, Inputs, diagnose};
 use countersign::{CanonicalUrl, SecretKey, Signer};
 use countersign_residue::{Scanner, stack_contains};
+use countersign_test_support::pads;
 use sha2::Digest;
 
 #[global_allocator]

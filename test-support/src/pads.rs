@@ -1,7 +1,6 @@
 //! HMAC-SHA256 pad states computed independently of the library (SHA-256's compression
 //! function from the `sha2` crate): what the hardware-limit benchmark starts from, and what
 //! the memory-residue tests search for (a key-equivalent: whoever holds them can sign).
-#![allow(dead_code)]
 
 /// SHA-256's initial chaining value (FIPS 180-4, 5.3.3).
 pub const IV: [u32; 8] = [

@@ -1,9 +1,9 @@
-//! The properties the fuzz targets assert, shared with the stable `cargo test` that replays
-//! every checked-in corpus file and regression input (`tests/fuzz_replay.rs`).
+//! The properties the fuzz targets assert (`fuzz/fuzz_targets/*.rs`, one target a
+//! function), shared with the stable `cargo test` that replays every checked-in corpus file
+//! and regression input (`tests/fuzz_replay.rs`).
 //!
 //! Each function takes the fuzzer's raw bytes, never panics on its own account, and panics
 //! (the fuzzer's "crash") only when a property is violated.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use arbitrary::{Arbitrary, Unstructured};
 use countersign::{
@@ -11,10 +11,8 @@ use countersign::{
     SignableRequest, Signer, Timestamp, TrailingSlash, Verifier, built_in, kamiokash, kitopay,
 };
 
-#[path = "reference.rs"]
-mod reference;
-
-use reference::hmac_hex as reference_hex;
+use crate::reference;
+use crate::reference::hmac_hex as reference_hex;
 
 fn policy(byte: u8) -> TrailingSlash {
     match byte % 3 {

@@ -1,7 +1,7 @@
 //! A webhook receiver on a loopback port for the end-to-end tests: one KamioKash route
 //! behind `VerifyLayer`, a handler that counts its calls per delivery and can be told to
-//! fail or stall, and a record of every status the server answered.
-#![allow(dead_code)]
+//! fail or stall, and a record of every status the server answered; clients for it, with
+//! reqwest and over a raw socket.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,8 +13,12 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use countersign::claim::{InMemoryStore, ReplayGuard};
 use countersign::layer::{VerifyLayer, WebhookAuth};
-use countersign::{SecretKey, SignableRequest, Signer, Timestamp, Verifier};
+use countersign::{SecretKey, Timestamp, Verifier};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::sign;
+
+/// The receiver's KamioKash webhook secret.
 pub const SECRET: &str = "whsec_kk_5e2a91c07d3b4f68";
 
 /// What the server saw. The handler answers by body: `fail` → 500, `panic` → panics,
@@ -28,17 +32,21 @@ pub struct Log {
 }
 
 impl Log {
+    /// Handler calls for `body`.
     pub fn calls(&self, body: &str) -> usize {
         self.calls.lock().unwrap().get(body).copied().unwrap_or(0)
     }
+    /// Handler calls for any body.
     pub fn total_calls(&self) -> usize {
         self.calls.lock().unwrap().values().sum()
     }
+    /// Every status answered so far, in order.
     pub fn statuses(&self) -> Vec<u16> {
         self.statuses.lock().unwrap().clone()
     }
 }
 
+/// Serves `POST /hook` behind `auth` on a free loopback port, recording into `log`.
 pub async fn serve(auth: WebhookAuth, log: Log) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -75,6 +83,7 @@ pub async fn serve(auth: WebhookAuth, log: Log) -> SocketAddr {
     addr
 }
 
+/// A KamioKash webhook verifier for [`SECRET`], claiming through `guard`.
 pub fn auth(guard: impl Into<ReplayGuard>) -> WebhookAuth {
     WebhookAuth::new(Verifier::kamiokash_webhook(SecretKey::new(SECRET).unwrap()))
         .with_replay_guard(guard.into())
@@ -83,11 +92,14 @@ pub fn auth(guard: impl Into<ReplayGuard>) -> WebhookAuth {
 /// An in-memory guard whose store the test can look into.
 #[derive(Clone)]
 pub struct Memory {
+    /// The guard, over [`Memory::store`].
     pub guard: ReplayGuard,
+    /// The store.
     pub store: Arc<InMemoryStore>,
 }
 
 impl Memory {
+    /// A guard over a store of `capacity` claims.
     pub fn new(capacity: usize) -> Self {
         let store = Arc::new(InMemoryStore::new(capacity));
         Memory {
@@ -100,6 +112,11 @@ impl Memory {
     pub fn len(&self) -> usize {
         self.store.len()
     }
+
+    /// Whether no claim is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl From<Memory> for ReplayGuard {
@@ -108,14 +125,9 @@ impl From<Memory> for ReplayGuard {
     }
 }
 
-/// A KamioKash webhook delivery of `body` signed at `at`: its headers.
+/// A KamioKash webhook delivery of `body` signed at `at` with [`SECRET`]: its headers.
 pub fn signed(body: &str, at: Timestamp) -> Vec<(String, String)> {
-    Signer::kamiokash_webhook(SecretKey::new(SECRET).unwrap())
-        .sign(&SignableRequest::body(body.as_bytes()), at)
-        .unwrap()
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    sign::kamiokash_webhook(SECRET, body, at)
 }
 
 /// Posts a signed delivery; returns the status, the body and any `Retry-After`.
@@ -158,18 +170,9 @@ pub async fn deliver_and_lose_the_response(
     body: &str,
     log: &Log,
 ) {
-    use tokio::io::AsyncWriteExt;
     let answered = log.statuses().len();
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!(
-        "POST /hook HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
+    let request = raw_request(&addr.to_string(), headers, body, "");
     socket.write_all(request.as_bytes()).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while log.calls(body) == 0 || log.statuses().len() == answered {
@@ -180,6 +183,40 @@ pub async fn deliver_and_lose_the_response(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(socket);
+}
+
+/// Raw HTTP/1.1 request text for a signed KamioKash delivery to `/hook`: `extra` is more
+/// header lines (each ending in `\r\n`) before the signed ones.
+pub fn raw_request(host: &str, headers: &[(String, String)], body: &str, extra: &str) -> String {
+    let mut request = format!(
+        "POST /hook HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\n{extra}",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    request
+}
+
+/// Sends raw bytes and reads the whole answer (the server closes: `connection: close`), for
+/// at most 5 s.
+pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of a raw answer's status line (`0` if there is none).
+pub fn status_line(answer: &str) -> u16 {
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Delivers until the answer is not `409` (a duplicate that arrived before its original's
@@ -201,7 +238,10 @@ pub async fn deliver_settled(
 }
 
 /// A `tracing` writer that keeps what it is given, to check the events a test caused.
-pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
+pub struct Capture(
+    /// What it was given.
+    pub Arc<Mutex<Vec<u8>>>,
+);
 
 impl std::io::Write for Capture {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {

@@ -1,6 +1,6 @@
 //! A model-based test of replay protection over time, shared by `tests/replay.rs` (the
-//! in-memory store, virtual time, exact edges) and `tests/redis.rs` (a real redis-server,
-//! real time).
+//! in-memory store, virtual time, exact edges), `tests/redis.rs` and `tests/postgres.rs`
+//! (real servers, real time).
 //!
 //! Random sequences of operations run against two verifier instances that share one
 //! guard and whose clocks differ by up to the window's `max_future`:
@@ -23,40 +23,25 @@
 //! (never, in particular, while a claim of it is held); a duplicate is reported with the
 //! state the model holds; and, with exact virtual time, a free message that is fresh on
 //! the delivering clock is accepted (the guard refuses nothing it should accept).
-#![allow(dead_code)]
+// The plan's vocabulary (kinds, edges, operations) is described above.
+#![allow(missing_docs)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use countersign::claim::{Claim, Identity, ReplayGuard};
 use countersign::{
-    ClaimState, Clock, ErrorKind, Freshness, ReceivedRequest, SecretKey, SignableRequest, Signer,
-    SystemClock, Timestamp, Verifier,
+    ClaimState, Clock, ErrorKind, Freshness, ReceivedRequest, SecretKey, Timestamp, Verifier,
 };
 use futures_util::FutureExt;
 use proptest::prelude::*;
 
+use crate::clock::Moving;
+use crate::sign;
+
 const MERCHANT: &str = "m-1";
 const SECRET: &str = "model-secret";
 const URL: &str = "https://shop.example.com/hooks";
-
-/// A clock read by one instance: a shared base (virtual time) or the system clock (real
-/// time), plus this instance's skew.
-#[derive(Clone)]
-pub struct TestClock {
-    base: Option<Arc<Mutex<Timestamp>>>,
-    skew: Duration,
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> Timestamp {
-        let base = match &self.base {
-            Some(base) => *base.lock().unwrap(),
-            None => SystemClock.now(),
-        };
-        Timestamp::from_duration(base.since_epoch() + self.skew).unwrap()
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -235,18 +220,16 @@ pub async fn run(
     time: Time,
 ) -> Result<Tally, TestCaseError> {
     let guard = by.configure(guard);
-    let start = Timestamp::from_unix_secs(1_700_000_000).unwrap();
-    let (base, start) = match time {
-        Time::Virtual => (Some(Arc::new(Mutex::new(start))), start),
-        Time::Real { .. } => (None, SystemClock.now()),
+    // The shared time (virtual, or the system clock), and each instance's reading of it.
+    let base = match time {
+        Time::Virtual => Moving::new(Timestamp::from_unix_secs(1_700_000_000).unwrap()),
+        Time::Real { .. } => Moving::system(),
     };
-    let clocks: Vec<TestClock> = plan
+    let start = base.base();
+    let clocks: Vec<Moving> = plan
         .skews_ms
         .iter()
-        .map(|&ms| TestClock {
-            base: base.clone(),
-            skew: Duration::from_millis(ms),
-        })
+        .map(|&ms| base.skewed(i64::try_from(ms).unwrap()))
         .collect();
     let mut messages: Vec<Message> = plan
         .messages
@@ -439,14 +422,11 @@ pub async fn run(
                 let Some(target) = edge_time(m, edge, freshness, instants[message]) else {
                     continue;
                 };
-                advance_to(&base, &time, target.saturating_sub(clocks[instance].skew)).await;
+                let skew = Duration::from_millis(plan.skews_ms[instance]);
+                advance_to(&base, &time, target.saturating_sub(skew)).await;
             }
             Op::Nudge { nanos } => {
-                let now = match &base {
-                    Some(base) => *base.lock().unwrap(),
-                    None => SystemClock.now(),
-                };
-                let target = now.since_epoch() + Duration::from_nanos(nanos);
+                let target = base.base().since_epoch() + Duration::from_nanos(nanos);
                 advance_to(&base, &time, target).await;
             }
         }
@@ -459,21 +439,14 @@ fn plus(at: Timestamp, span: Duration) -> Timestamp {
 }
 
 /// Moves (virtual) or waits for (real) the base time to reach `target`; never backwards.
-async fn advance_to(base: &Option<Arc<Mutex<Timestamp>>>, time: &Time, target: Duration) {
-    match (base, time) {
-        (Some(base), _) => {
-            let mut now = base.lock().unwrap();
-            if target > now.since_epoch() {
-                *now = Timestamp::from_duration(target).unwrap();
-            }
-        }
-        (None, Time::Real { max_sleep }) => {
-            let now = SystemClock.now().since_epoch();
-            if target > now {
-                tokio::time::sleep((target - now).min(*max_sleep)).await;
-            }
-        }
-        (None, Time::Virtual) => unreachable!(),
+async fn advance_to(base: &Moving, time: &Time, target: Duration) {
+    let now = base.base().since_epoch();
+    if target <= now {
+        return;
+    }
+    match time {
+        Time::Virtual => base.set(Timestamp::from_duration(target).unwrap()),
+        Time::Real { max_sleep } => tokio::time::sleep((target - now).min(*max_sleep)).await,
     }
 }
 
@@ -549,19 +522,11 @@ fn signed(kind: Kind, at: Duration, index: usize) -> Message {
     let (at, signed) = match kind {
         Kind::Kitopay => {
             let at = Timestamp::from_unix_secs(at.as_secs()).unwrap();
-            let signer =
-                Signer::kitopay_webhook(MERCHANT, SecretKey::new(SECRET).unwrap()).unwrap();
-            let url = countersign::CanonicalUrl::parse(URL).unwrap();
-            let signed = signer
-                .sign(&SignableRequest::new("POST", &url, &body).unwrap(), at)
-                .unwrap();
-            (at, owned(&signed))
+            (at, sign::kitopay_webhook(MERCHANT, SECRET, URL, &body, at))
         }
         Kind::KamioKash => {
             let at = Timestamp::from_unix_millis(at.as_millis() as u64).unwrap();
-            let signer = Signer::kamiokash_webhook(SecretKey::new(SECRET).unwrap());
-            let signed = signer.sign(&SignableRequest::body(&body), at).unwrap();
-            (at, owned(&signed))
+            (at, sign::kamiokash_webhook(SECRET, &body, at))
         }
     };
     Message {
@@ -570,13 +535,6 @@ fn signed(kind: Kind, at: Duration, index: usize) -> Message {
         headers: signed,
         body,
     }
-}
-
-fn owned(signed: &countersign::SignedRequest<'_>) -> Vec<(String, String)> {
-    signed
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
 }
 
 /// Runs a future that is ready at once (a synchronous guard's).

@@ -21,9 +21,6 @@
     clippy::print_stderr
 )]
 
-#[path = "../tests/common/postgres_server.rs"]
-mod postgres_server;
-
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -400,7 +397,7 @@ fn main() {
         .build()
         .unwrap();
     let redis = start_redis();
-    let postgres = postgres_server::Postgres::start();
+    let postgres = countersign_test_support::postgres_server::Postgres::start();
     let mut modes: Vec<(&str, Figures, Option<String>)> = Vec::new();
     runtime.block_on(async {
         let run = |name: &'static str, addr: SocketAddr| async move {

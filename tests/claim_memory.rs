@@ -13,11 +13,6 @@
     clippy::cast_precision_loss
 )]
 
-#[path = "common/postgres_server.rs"]
-mod postgres_server;
-#[path = "common/redis_server.rs"]
-mod redis_server;
-
 use std::alloc::System;
 use std::time::Duration;
 
@@ -89,7 +84,7 @@ fn bytes_per_claim_in_redis_and_postgres() {
         .unwrap();
     const COUNT: usize = 10_000;
     let claims = claims(COUNT);
-    if let Some(redis) = redis_server::Redis::start() {
+    if let Some(redis) = countersign_test_support::redis_server::Redis::start() {
         let used = || {
             let info = match redis.command(&["INFO", "memory"]) {
                 redis::Value::BulkString(b) => String::from_utf8(b).unwrap(),
@@ -123,7 +118,7 @@ fn bytes_per_claim_in_redis_and_postgres() {
         // Documented: about 240 bytes per claim (a 71-byte key, a 34-byte value, its TTL).
         assert!((150.0..=320.0).contains(&per_claim), "{per_claim}");
     }
-    if let Some(pg) = postgres_server::Postgres::start() {
+    if let Some(pg) = countersign_test_support::postgres_server::Postgres::start() {
         let url = runtime.block_on(pg.database("memory"));
         let store = runtime.block_on(PgStore::connect(&url)).unwrap();
         runtime.block_on(hold(&store, &claims));

@@ -647,6 +647,69 @@ async fn a_kamiokash_request_replayed_to_another_endpoint_sharing_the_guard_is_a
 }
 
 #[tokio::test]
+async fn a_request_replayed_to_another_route_is_a_duplicate_but_a_webhook_fanned_out_to_two_routes_is_not()
+ {
+    // Claims are kept per route only for webhook schemes (a provider may deliver one event
+    // to several of your endpoints). A request scheme's signature is the request's: the same
+    // signed bytes to another route of an API sharing the guard are a replay, refused.
+    let guard = ReplayGuard::in_memory(100);
+    let secret = "kk_attack_sk_71";
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = counting(
+        WebhookAuth::new(Verifier::kamiokash_request(SecretKey::new(secret).unwrap()))
+            .with_replay_guard(guard.clone()),
+        calls.clone(),
+    );
+    let body = r#"{"wallet_id":"w_1","amount":100}"#;
+    let headers: Vec<(String, String)> =
+        countersign::Signer::kamiokash("pk_1", SecretKey::new(secret).unwrap())
+            .unwrap()
+            .sign(&SignableRequest::body(body.as_bytes()), SystemClock.now())
+            .unwrap()
+            .headers()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    let to = |path: &str| {
+        let mut builder = http::Request::post(path);
+        for (k, v) in &headers {
+            builder = builder.header(k, v);
+        }
+        builder.body(Full::<Bytes>::from(body)).unwrap()
+    };
+    assert_eq!(status(service.clone(), to("/v1/transfers")).await.0, 200);
+    let (code, text, _) = status(service.clone(), to("/v1/refunds")).await;
+    assert_eq!(
+        (code, text.as_str()),
+        (200, "duplicate delivery: already processed\n")
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // The same for a webhook scheme: each route processes the event once.
+    let webhook_calls = Arc::new(AtomicUsize::new(0));
+    let webhooks = counting(auth(guard), webhook_calls.clone());
+    let event = r#"{"type":"member.new","data":{}}"#;
+    let delivery = signed(event, SystemClock.now());
+    let to = |path: &str| {
+        let mut builder = http::Request::post(path);
+        for (k, v) in &delivery {
+            builder = builder.header(k, v);
+        }
+        builder.body(Full::<Bytes>::from(event)).unwrap()
+    };
+    assert_eq!(status(webhooks.clone(), to("/hooks/orders")).await.0, 200);
+    assert_eq!(
+        status(webhooks.clone(), to("/hooks/analytics")).await.0,
+        200
+    );
+    let (code, text, _) = status(webhooks, to("/hooks/orders")).await;
+    assert_eq!(
+        (code, text.as_str()),
+        (200, "duplicate delivery: already processed\n")
+    );
+    assert_eq!(webhook_calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
 async fn duplicate_signature_headers_are_refused_by_the_layer() {
     let calls = Arc::new(AtomicUsize::new(0));
     let service = answering(ReplayGuard::in_memory(10), 200, calls.clone());

@@ -16,11 +16,6 @@
     clippy::print_stderr
 )]
 
-#[path = "common/postgres_server.rs"]
-mod postgres_server;
-#[path = "common/redis_server.rs"]
-mod redis_server;
-
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -33,8 +28,8 @@ use countersign::{
     CanonicalUrl, Clock, SecretKey, SignableRequest, Signer, SystemClock, Timestamp,
     standard_webhooks,
 };
-use postgres_server::Postgres;
-use redis_server::Redis;
+use countersign_test_support::postgres_server::Postgres;
+use countersign_test_support::redis_server::Redis;
 use tokio::sync::Semaphore;
 
 const KAMIOKASH_SECRET: &str = "whsec_kk_storm_5e2a91c07d3b4f68";

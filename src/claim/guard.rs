@@ -232,12 +232,15 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 /// retention ([`DEFAULT_RETENTION`], 7 days), the lease ([`DEFAULT_LEASE`], 60 s), a 1 s
 /// timeout per store operation ([`DEFAULT_TIMEOUT`]) and [`FailurePolicy::Closed`].
 ///
-/// **Namespaces.** A claim key covers the guard's namespace, the path the delivery was
-/// received at (when known: the tower layer always knows it; [`Verifier::verify`]
-/// knows it when the request carries its URL), the scheme and the identity. Two routes of
-/// one service never share a claim, and two services sharing a store never do unless they
-/// share a namespace; a guard on a shared store must be given one
-/// ([`ReplayGuard::new`]). Instances of one service behind one public URL share it.
+/// **Namespaces.** A claim key covers the guard's namespace, for webhook schemes the route
+/// the delivery was received at (the tower layer always knows it; [`Verifier::verify`]
+/// knows it when the request carries its URL), the scheme and the identity. Two webhook
+/// routes of one service never share a claim (a provider may deliver one event to both,
+/// and each processes it); a request scheme's claims are shared by every route (the same
+/// signed request sent to another endpoint is a replay). Two services sharing a store
+/// never share claims unless they share a namespace; a guard on a shared store must be
+/// given one ([`ReplayGuard::new`]). Instances of one service behind one public URL share
+/// it.
 ///
 /// Cheap to clone: clones share the store.
 ///
@@ -524,6 +527,11 @@ impl ReplayGuard {
         now: Timestamp,
     ) -> Ticket {
         let scheme = verified.scheme();
+        // Webhooks only: a provider may deliver one event to several of your endpoints, each
+        // to process it. A request's signature is the request's: the same signed bytes sent
+        // to another route of an API sharing the guard are a replay (KamioKash requests do
+        // not sign the URL).
+        let route = if scheme.is_webhook() { route } else { "" };
         let event = match &self.identity {
             None | Some(Identity::Event) => scheme.event_id(request),
             Some(Identity::Custom(identify)) => identify(verified, request),
@@ -990,7 +998,11 @@ impl ReplayGuard {
         }
         #[cfg(not(feature = "tokio"))]
         {
-            let _ = super::block::block_on(async { Ok::<(), Error>(task.await) }, MAX_TIMEOUT);
+            let finished = async {
+                task.await;
+                Ok::<(), Error>(())
+            };
+            let _ = super::block::block_on(finished, MAX_TIMEOUT);
         }
     }
 }

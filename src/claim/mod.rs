@@ -34,10 +34,18 @@
 //!
 //! # Namespaces
 //!
-//! A claim key ([`ClaimKey`]) covers the guard's namespace, the path the delivery was
-//! received at, the scheme and the identity. Two routes never share claims, and two
-//! services sharing a store never do unless they share a namespace: a guard on a shared
-//! store requires one ([`ReplayGuard::new`]).
+//! A claim key ([`ClaimKey`]) covers the guard's namespace, the route (for webhook schemes),
+//! the scheme and the identity. Two webhook routes never share claims: a provider may
+//! deliver one event to two of your endpoints, and each processes it. A request scheme's
+//! claims are shared by every route: its signature is the request's, and the same signed
+//! request sent to another endpoint (KamioKash requests do not sign the URL) is a replay.
+//! Two services sharing a store never share claims unless they share a namespace: a guard
+//! on a shared store requires one ([`ReplayGuard::new`]).
+//!
+//! A webhook scheme that does not sign the URL (KamioKash) cannot tell a provider's
+//! delivery to two of your endpoints from an attacker's replay of one endpoint's delivery
+//! to the other: give such endpoints secrets of their own, or one route
+//! (`WebhookAuth::with_route`) so that they share claims.
 //!
 //! # Stores
 //!

@@ -124,9 +124,11 @@ impl WebhookAuth {
         self
     }
 
-    /// The route this endpoint's claims are kept under, within the guard's namespace. Two
-    /// routes never share claims: the same event sent to `/hooks/orders` and
-    /// `/hooks/analytics` is processed by each. Defaults to the router's matched route
+    /// The route this endpoint's claims are kept under, within the guard's namespace, for
+    /// webhook schemes (a request scheme's claims are shared by every route: the same
+    /// signed request sent to another endpoint is a replay). Two webhook routes never share
+    /// claims: the same event sent to `/hooks/orders` and `/hooks/analytics` is processed by
+    /// each. Defaults to the router's matched route
     /// (axum's `MatchedPath`, `/webhooks/{provider}`; available to a layer on the route,
     /// `post(handler).layer(…)` or `route_layer`), else the path received, normalised
     /// (percent-escapes decoded, dot and empty segments dropped, so `/hooks/a/` and

@@ -265,11 +265,12 @@ pub async fn run(
     // The instants of each message's current claim (for the edges): lease end, retention end.
     let mut instants: Vec<Option<(Timestamp, Timestamp)>> = vec![None; messages.len()];
     let mut tally = Tally::default();
-    // The latest clock reading the store has been given: a store evicts by the clocks it
-    // is shown, so an instance whose clock runs ahead lets a lease or retention lapse early
-    // by its lead for every instance. By signature, claims outlive that lead (their
+    // The latest clock reading the store has been given. A store evicts by the clocks it
+    // is shown (in memory), or counts a claim's time from its arrival on its own clock
+    // (Redis' TTL): either way a claim can lapse, for every instance, once it has lapsed on
+    // the clock of the instance furthest ahead. By signature, claims outlive that lead (their
     // lifetime includes `max_future`); by event, a claim held on the delivering clock but
-    // lapsed on this one may be either.
+    // lapsed on the clock furthest ahead may be either.
     let mut high_water = Timestamp::UNIX_EPOCH;
 
     for op in &plan.ops {
@@ -309,8 +310,9 @@ pub async fn run(
                 if outcome.is_ok() || matches!(outcome, Err(ErrorKind::Replayed(_))) {
                     high_water = high_water.max(now);
                 }
-                let ambiguous =
-                    matches!(by, By::Event { .. }) && states[message].at(high_water) == State::Free;
+                let ahead = clocks.iter().map(Clock::now).max().unwrap_or(now);
+                let ambiguous = matches!(by, By::Event { .. })
+                    && states[message].at(high_water.max(ahead)) == State::Free;
                 let model = match (&outcome, states[message].at(now)) {
                     (Ok(_), State::Held(..)) if ambiguous => State::Free,
                     (_, state) => state,

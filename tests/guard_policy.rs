@@ -376,14 +376,25 @@ fn synchronous_callers_wait_on_the_guards_runtime() {
     );
     guard.release_blocking(&claim).unwrap();
     // A store that never answers: the caller waits at most about the timeout.
+    let stuck_store = Arc::new(Slow::new(None));
     let stuck = runtime.block_on(async {
-        ReplayGuard::new(Slow::new(None), "t")
+        ReplayGuard::new(Arc::clone(&stuck_store), "t")
             .unwrap()
             .with_timeout(Duration::from_millis(50))
     });
+
     let started = std::time::Instant::now();
     let refused = stuck.claim_blocking(&delivery(6), &no_request(), "/", at(1_700_000_000));
     assert_eq!(refused.unwrap_err().code(), "replay_guard_unavailable");
+    // The claim may still land: it is cleaned up by its token, as on the async path.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while stuck_store.releases.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the undecided claim was not cleaned up"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(
         started.elapsed() < Duration::from_millis(500),
         "{:?}",
@@ -462,4 +473,32 @@ fn a_store_that_hands_over_a_transaction_is_refused_by_the_plain_verifier_and_le
     .unwrap()
     .unwrap();
     assert!(admission.attachment().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_after_the_lease_lapsed_is_reported_and_logged() {
+    let (captured, subscriber) = countersign_test_support::server::capturing_subscriber();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let remote = Arc::new(Remote::default());
+    let guard = ReplayGuard::new(Arc::clone(&remote), "lapsed").unwrap();
+    let first = claim(1);
+    remote.claim(&first).await.unwrap();
+    // Its lease lapsed and another instance claimed the key again.
+    let later = Claim::new(
+        first.key(),
+        99,
+        claim(1).lease_until(),
+        at(1_700_001_000),
+        at(1_700_001_000),
+    );
+    assert!(matches!(
+        remote.claim(&later).await.unwrap(),
+        Outcome::Claimed(_)
+    ));
+    assert!(!guard.complete(&first).await.unwrap());
+    let log = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("WARN") && log.contains("lease lapsed"),
+        "{log}"
+    );
 }

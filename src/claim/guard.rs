@@ -1118,3 +1118,70 @@ impl fmt::Debug for ReplayGuard {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_are_a_week_a_minute_and_a_second_closed() {
+        assert_eq!(DEFAULT_RETENTION, Duration::from_secs(604_800));
+        assert_eq!(DEFAULT_LEASE, Duration::from_secs(60));
+        assert_eq!(DEFAULT_TIMEOUT, Duration::from_secs(1));
+        let guard = ReplayGuard::in_memory(1);
+        assert_eq!(guard.namespace(), "");
+        assert_eq!(guard.retention(), DEFAULT_RETENTION);
+        assert_eq!(guard.lease(), DEFAULT_LEASE);
+        assert_eq!(guard.timeout(), DEFAULT_TIMEOUT);
+        assert_eq!(guard.failure_policy(), FailurePolicy::Closed);
+        let set = ReplayGuard::new(InMemoryStore::new(1), "orders")
+            .unwrap()
+            .with_retention(Duration::from_secs(3))
+            .with_lease(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(120))
+            .with_failure_policy(FailurePolicy::Open);
+        assert_eq!(set.namespace(), "orders");
+        assert_eq!(set.retention(), Duration::from_secs(3));
+        assert_eq!(set.lease(), Duration::from_secs(2));
+        assert_eq!(set.timeout(), MAX_TIMEOUT, "at most 60 s");
+        assert_eq!(set.failure_policy(), FailurePolicy::Open);
+        assert!(format!("{set:?}").contains("namespace: \"orders\""));
+    }
+
+    #[test]
+    fn an_admission_says_its_claim_event_and_attachment() {
+        let admission = Admission {
+            claim: None,
+            event_id: Some("msg_1".into()),
+            attachment: None,
+        };
+        assert_eq!(admission.event_id(), Some("msg_1"));
+        assert!(admission.claim().is_none() && admission.attachment().is_none());
+        assert_eq!(
+            format!("{admission:?}"),
+            "Admission { claim: None, event_id: Some(\"msg_1\"), attachment: false }"
+        );
+    }
+
+    #[test]
+    fn completions_queue_in_order_and_batches_are_bounded() {
+        let completions = Completions::default();
+        assert!(completions.is_empty());
+        let key = ClaimKey::new("", "", &crate::kitopay::FULL, "event", b"x");
+        let at = Timestamp::UNIX_EPOCH;
+        for token in 0..(BATCH as u128 + 3) {
+            completions.push(Claim::new(key, token, at, at, at));
+        }
+        assert!(!completions.is_empty());
+        let first = completions.take();
+        assert_eq!(first.len(), BATCH);
+        assert_eq!(first[0].token(), 0, "oldest first");
+        let rest = completions.take();
+        assert_eq!(
+            rest.iter().map(Claim::token).collect::<Vec<_>>(),
+            [512, 513, 514]
+        );
+        assert!(completions.take().is_empty() && completions.is_empty());
+    }
+}

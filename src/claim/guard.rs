@@ -1150,6 +1150,16 @@ mod tests {
     }
 
     #[test]
+    fn tokens_carry_this_processs_random_high_half_and_a_counter() {
+        let (a, b) = (new_token(), new_token());
+        assert_ne!(a, b);
+        assert_eq!(a >> 64, b >> 64, "one process, one random half");
+        // Zero with probability 2^-64: then instances of a fleet would share token spaces.
+        assert_ne!(a >> 64, 0);
+        assert!(b as u64 > a as u64, "the counter counts");
+    }
+
+    #[test]
     fn an_admission_says_its_claim_event_and_attachment() {
         let admission = Admission {
             claim: None,

@@ -74,6 +74,50 @@ async fn on(url: &str, prefix: &str) -> ReplayGuard {
 }
 
 #[tokio::test]
+async fn completions_in_one_pipeline_answer_each_claim_and_survive_a_script_flush() {
+    let Some(redis) = Redis::start() else { return };
+    let prefix = unique_prefix("pipeline");
+    let store = RedisStore::connect(&redis.url)
+        .await
+        .unwrap()
+        .with_prefix(&prefix);
+    let now = SystemClock.now();
+    let claim = |n: u8| {
+        let key = ClaimKey::new("t", "/hook", &countersign::kitopay::FULL, "event", &[n]);
+        Claim::new(
+            key,
+            u128::from(n),
+            now,
+            later(now, 60_000),
+            later(now, 600_000),
+        )
+    };
+    let held = |outcome: Outcome| matches!(outcome, Outcome::Held(ClaimState::Done));
+    for n in [1, 2] {
+        assert!(matches!(
+            store.claim(&claim(n)).await.unwrap(),
+            Outcome::Claimed(_)
+        ));
+    }
+    // Two held by their tokens, one never claimed: answered in order.
+    let batch = [claim(1), claim(3), claim(2)];
+    assert_eq!(
+        store.complete_all(&batch).await.unwrap(),
+        [true, false, true]
+    );
+    assert!(held(store.claim(&claim(1)).await.unwrap()));
+    assert!(held(store.claim(&claim(2)).await.unwrap()));
+    // A restarted or flushed Redis has forgotten the script (NOSCRIPT): loaded again.
+    assert!(matches!(
+        store.claim(&claim(4)).await.unwrap(),
+        Outcome::Claimed(_)
+    ));
+    redis.command(&["SCRIPT", "FLUSH"]);
+    assert_eq!(store.complete_all(&[claim(4)]).await.unwrap(), [true]);
+    assert!(held(store.claim(&claim(4)).await.unwrap()));
+}
+
+#[tokio::test]
 async fn claims_carry_tokens_and_states_and_the_ttl_is_rounded_up() {
     let Some(redis) = Redis::start() else { return };
     let prefix = unique_prefix("states");

@@ -532,11 +532,14 @@ impl ReplayGuard {
         // to another route of an API sharing the guard are a replay (KamioKash requests do
         // not sign the URL).
         let route = if scheme.is_webhook() { route } else { "" };
+        // An empty identity names no event (a custom identity answering `Some("")` for
+        // deliveries without its field would hold them all under one key): by signature.
         let event = match &self.identity {
             None | Some(Identity::Event) => scheme.event_id(request),
             Some(Identity::Custom(identify)) => identify(verified, request),
             Some(Identity::Signature) => None,
-        };
+        }
+        .filter(|id| !id.is_empty());
         // By event: in flight for the lease (an instance that died mid-handler does not
         // block the event's retries for long), done for the retention. By signature: held
         // in either state while the signature could verify anywhere in the fleet; a

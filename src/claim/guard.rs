@@ -292,6 +292,25 @@ struct Completions {
     sending: AtomicBool,
 }
 
+/// The task sending the queue: dropped before it finished, it marks the queue as no longer
+/// being sent (it finished: its own loop did).
+struct Sender(Option<Arc<Completions>>);
+
+impl Sender {
+    /// The queue was sent: its own loop gave it up.
+    fn finished(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        if let Some(completions) = self.0.take() {
+            completions.sending.store(false, Ordering::Release);
+        }
+    }
+}
+
 /// The most completions sent in one batch.
 const BATCH: usize = 512;
 
@@ -768,7 +787,13 @@ impl ReplayGuard {
                 self.completions.push(*claim);
                 if !self.completions.sending.swap(true, Ordering::AcqRel) {
                     let guard = self.clone();
-                    self.spawn(async move { guard.send_completions().await });
+                    // Dropped unrun (no runtime to spawn on, or one that shut down), the task
+                    // gives the queue up, so that the next completion starts a sender.
+                    let sender = Sender(Some(Arc::clone(&self.completions)));
+                    self.spawn(async move {
+                        guard.send_completions().await;
+                        sender.finished();
+                    });
                 }
             }
         }

@@ -836,3 +836,39 @@ async fn a_plain_service_claims_unsigned_url_webhooks_by_the_path_received() {
     }
     assert_eq!(named.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn one_kitopay_verifier_mounted_at_two_axum_routes_claims_per_matched_route() {
+    // Left as designed (see the review's report): a router's matched route comes before the
+    // configured URL, so one Kitopay webhook verifier mounted at two routes (a legacy path
+    // kept beside the new one) processes a copy replayed to the other route again. The
+    // configured URL first would close it, at the price of new claim keys for every axum
+    // service whose route differs from its public URL's path (behind a path-rewriting
+    // proxy): a rolling deploy would process duplicates of done events once more.
+    use tower::ServiceExt as _;
+    let guard = ReplayGuard::in_memory(100);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut app = Router::new();
+    for path in ["/webhooks/kitopay", "/legacy/kitopay"] {
+        let calls = Arc::clone(&calls);
+        app = app.route(
+            path,
+            post(move || async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                "processed"
+            })
+            .layer(VerifyLayer::new(kitopay_auth(guard.clone()))),
+        );
+    }
+    let body = r#"{"id":"6956d4fc","status":"success"}"#;
+    let headers = kitopay_delivery(body, 0);
+    for path in ["/webhooks/kitopay", "/legacy/kitopay", "/legacy/kitopay"] {
+        let mut request = http::Request::post(path);
+        for (k, v) in &headers {
+            request = request.header(k, v);
+        }
+        let request = request.body(axum::body::Body::from(body)).unwrap();
+        assert_eq!(app.clone().oneshot(request).await.unwrap().status(), 200);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "once per matched route");
+}

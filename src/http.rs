@@ -257,4 +257,28 @@ mod tests {
             assert_eq!(twice.header("x-filler-0"), Ok(Some(&b"f"[..])), "{len}");
         }
     }
+
+    #[test]
+    fn many_values_of_few_names_and_odd_names_get_the_same_answer_on_both_paths() {
+        // Attacks of the review: the threshold counts values, not names, so one header sent
+        // many times takes the index path; each answer must be what the scan gives.
+        for copies in [2, SCAN, SCAN + 1, 64] {
+            let mut many = http::HeaderMap::new();
+            many.insert("x-timestamp", "1".parse().unwrap());
+            for i in 0..copies {
+                many.append("x-filler", format!("{i}").parse().unwrap());
+            }
+            assert_eq!(many.header("X-Timestamp"), Ok(Some(&b"1"[..])), "{copies}");
+            assert_eq!(many.header("X-FILLER"), Err(DuplicateHeader), "{copies}");
+            for odd in [
+                "x timestamp",
+                "x-timestamp\0",
+                "",
+                ":authority",
+                "X-Timestamp\r\n",
+            ] {
+                assert_eq!(many.header(odd), Ok(None), "{copies} {odd:?}");
+            }
+        }
+    }
 }

@@ -702,6 +702,77 @@ mod tests {
     }
 
     #[test]
+    fn list_edges_eight_entries_junk_after_a_full_entry_and_non_canonical_text() {
+        // Attacks of the review on the list reader, each checked against the plain split
+        // and the `base64` crate's canonical decoder (no library code in the reference).
+        use base64::Engine as _;
+        let format = crate::standard_webhooks::SCHEME.signature();
+        let entry = |n: u8| {
+            format!(
+                "v1,{}",
+                base64::engine::general_purpose::STANDARD.encode([n; 32])
+            )
+        };
+        let reference = |raw: &str| -> Option<Vec<[u8; 32]>> {
+            let found: Vec<[u8; 32]> = raw
+                .split(' ')
+                .filter_map(|e| e.strip_prefix("v1,"))
+                .filter_map(|t| base64::engine::general_purpose::STANDARD.decode(t).ok())
+                .filter_map(|b| <[u8; 32]>::try_from(b).ok())
+                .collect();
+            (!found.is_empty() && found.len() <= crate::scheme::MAX_SIGNATURES).then_some(found)
+        };
+        // The last character of a 32-byte tag carries two unused bits: set, it is not
+        // canonical (the `base64` crate refuses it too).
+        let non_canonical = {
+            let mut text = entry(0);
+            text.replace_range(text.len() - 2..text.len() - 1, "B");
+            text
+        };
+        let eight: Vec<String> = (1..=8).map(entry).collect();
+        let cases = [
+            eight.join(" "),
+            format!("{} {}", eight.join(" "), entry(9)),
+            format!("{} {}", entry(9), eight.join(" ")),
+            format!("{} x v2,abc  {}", eight.join(" "), " "),
+            format!("  {}  ", entry(1)),
+            format!("{}x", entry(1)),
+            format!("{}x {}", entry(1), entry(2)),
+            format!("{}\t{}", entry(1), entry(2)),
+            format!("{}={}", entry(1), entry(2)),
+            format!("{}, {}", entry(1), entry(2)),
+            format!("{}{}", entry(1), entry(2)),
+            non_canonical.clone(),
+            format!("{non_canonical} {}", entry(3)),
+            entry(1)[..entry(1).len() - 1].to_owned(),
+            format!("{} ", &entry(1)[..46]),
+            format!("V1,{}", &entry(1)[3..]),
+            " ".repeat(10_000),
+            format!("{}{}", " ".repeat(10_000), entry(4)),
+            String::new(),
+        ];
+        for raw in &cases {
+            let mut candidates = Candidates::new();
+            let read = candidates.read(format, raw.as_bytes());
+            match (read, reference(raw)) {
+                (Ok(()), Some(found)) => {
+                    assert_eq!(candidates.len, found.len(), "{raw:?}");
+                    for bytes in found {
+                        assert!(candidates.matches(&Signature(bytes)), "{raw:?}");
+                    }
+                }
+                (Err(_), None) => {}
+                (read, expected) => panic!("{read:?} vs {expected:?} for {raw:?}"),
+            }
+        }
+        // Nine well-formed signatures are refused whole, even with the right one among
+        // them (documented: at most MAX_SIGNATURES; the official libraries read any number).
+        let mut candidates = Candidates::new();
+        let nine = format!("{} {}", eight.join(" "), entry(9));
+        assert!(candidates.read(format, nine.as_bytes()).is_err());
+    }
+
+    #[test]
     fn the_base64_decoder_accepts_exactly_what_the_base64_crate_accepts() {
         use base64::Engine as _;
         let engine = &base64::engine::general_purpose::STANDARD;

@@ -820,7 +820,7 @@ impl Verifier {
         let now = self.clock.now();
         let mut verified = self.verify_at(request, now)?;
         if let Some(guard) = &self.replay {
-            let admission = guard.claim_blocking(&verified, request, route(request), now)?;
+            let admission = guard.claim_blocking(&verified, request, &self.route(request), now)?;
             self.admit(guard, &mut verified, admission)?;
         }
         Ok(verified)
@@ -853,7 +853,9 @@ impl Verifier {
         let now = self.clock.now();
         let mut verified = self.verify_at(request, now)?;
         if let Some(guard) = &self.replay {
-            let admission = guard.claim(&verified, request, route(request), now).await?;
+            let admission = guard
+                .claim(&verified, request, &self.route(request), now)
+                .await?;
             self.admit(guard, &mut verified, admission)?;
         }
         Ok(verified)
@@ -1017,16 +1019,22 @@ impl Verifier {
         err(ErrorKind::SignatureMismatch)
     }
 
+    /// The route a plain verifier claims under: the path of the URL it is configured with
+    /// (a Kitopay webhook's: the URL signed, whatever URL the caller passes), else of the
+    /// request's URL, normalised as the tower layer's (`/hooks/` and `/hooks` are one
+    /// route); empty without either.
+    fn route(&self, request: &ReceivedRequest<'_>) -> String {
+        self.url
+            .as_ref()
+            .or(request.url)
+            .map_or_else(String::new, |url| crate::claim::normalized_path(url.path()))
+    }
+
     /// The verifier's clock.
     #[cfg(feature = "tower")]
     pub(crate) fn clock(&self) -> &dyn Clock {
         &*self.clock
     }
-}
-
-/// The route a plain verifier claims under: the request URL's path, if it carries one.
-fn route<'a>(request: &ReceivedRequest<'a>) -> &'a str {
-    request.url.map_or("", CanonicalUrl::path)
 }
 
 fn required<'a>(request: &ReceivedRequest<'a>, name: &'static str) -> Result<&'a [u8], Error> {

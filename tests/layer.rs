@@ -1937,3 +1937,195 @@ fn a_runtime_without_timers_does_not_make_the_layer_panic() {
     }));
     assert_eq!(outcome.ok(), Some(200), "the layer panicked");
 }
+
+// ---------------------------------------------------------------------------------------
+// The claim's life around the handler, attacked (review of the claim path).
+// ---------------------------------------------------------------------------------------
+
+/// An in-memory store whose completions take `delay` (a network store's round trip).
+struct SlowCompletion {
+    inner: countersign::claim::InMemoryStore,
+    delay: Duration,
+}
+
+impl countersign::claim::ClaimStore for SlowCompletion {
+    fn claim(
+        &self,
+        claim: &countersign::claim::Claim,
+    ) -> countersign::claim::StoreFuture<'_, countersign::claim::Outcome> {
+        self.inner.claim(claim)
+    }
+    fn complete(
+        &self,
+        claim: &countersign::claim::Claim,
+    ) -> countersign::claim::StoreFuture<'_, bool> {
+        let claim = *claim;
+        countersign::claim::StoreFuture::pending(async move {
+            tokio::time::sleep(self.delay).await;
+            self.inner.complete(&claim).await
+        })
+    }
+    fn release(
+        &self,
+        claim: &countersign::claim::Claim,
+    ) -> countersign::claim::StoreFuture<'_, ()> {
+        self.inner.release(claim)
+    }
+    fn is_shared(&self) -> bool {
+        false
+    }
+}
+
+const DUPLICATE: &str = "duplicate delivery: already processed\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_racing_a_slow_completion_after_the_answer_is_409_never_processed() {
+    let store = SlowCompletion {
+        inner: countersign::claim::InMemoryStore::new(10),
+        delay: Duration::from_millis(400),
+    };
+    let guard = ReplayGuard::new(store, "").unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = counting(auth(guard), calls.clone());
+    let body = r#"{"type":"member.new","data":{}}"#;
+    let headers = signed(body, SystemClock.now());
+    assert_eq!(
+        status(service.clone(), request_with(body, &headers))
+            .await
+            .0,
+        200
+    );
+    // The answer is out, its completion still on its way: a copy now is deferred.
+    let (code, _, retry) = status(service.clone(), request_with(body, &headers)).await;
+    assert_eq!((code, retry.is_some()), (409, true));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (code, text, _) = status(service.clone(), request_with(body, &headers)).await;
+    assert_eq!((code, text.as_str()), (200, DUPLICATE));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_full_in_memory_store_refuses_new_events_with_503_and_forgets_no_live_claim() {
+    // Claims by event are kept for the retention (7 days): capacity fills with live claims.
+    let memory = Memory::new(2);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let sw = |id: &str, ago: u64| {
+        let at = Timestamp::from_unix_secs(SystemClock.now().unix_secs() - ago).unwrap();
+        sign::standard_webhooks("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", id, "{}", at)
+    };
+    let service = counting(
+        WebhookAuth::new(Verifier::standard_webhooks(
+            countersign::standard_webhooks::SCHEME
+                .key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+                .unwrap(),
+        ))
+        .with_replay_guard(memory.guard.clone()),
+        calls.clone(),
+    );
+    for id in ["msg_a", "msg_b"] {
+        assert_eq!(
+            status(service.clone(), request_with("{}", &sw(id, 30)))
+                .await
+                .0,
+            200
+        );
+    }
+    let (code, _, retry) = status(service.clone(), request_with("{}", &sw("msg_c", 0))).await;
+    assert_eq!(
+        (code, retry.is_some()),
+        (503, true),
+        "full: refused, retried later"
+    );
+    for id in ["msg_a", "msg_b"] {
+        let (code, text, _) = status(service.clone(), request_with("{}", &sw(id, 0))).await;
+        assert_eq!(
+            (code, text.as_str()),
+            (200, DUPLICATE),
+            "{id} is still held"
+        );
+    }
+    assert_eq!((calls.load(Ordering::SeqCst), memory.len()), (2, 2));
+}
+
+#[tokio::test]
+async fn an_open_failure_policy_processes_every_copy_during_an_outage() {
+    // As documented: availability over safety. Closed (the default) answers 503.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let open = ReplayGuard::new(Unreachable, "svc")
+        .unwrap()
+        .with_failure_policy(countersign::claim::FailurePolicy::Open);
+    let service = counting(auth(open), calls.clone());
+    let body = r#"{"type":"member.new","data":{}}"#;
+    let headers = signed(body, SystemClock.now());
+    for _ in 0..3 {
+        assert_eq!(
+            status(service.clone(), request_with(body, &headers))
+                .await
+                .0,
+            200
+        );
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "no claim: every copy processed"
+    );
+    let closed = counting(
+        auth(ReplayGuard::new(Unreachable, "svc").unwrap()),
+        calls.clone(),
+    );
+    assert_eq!(status(closed, request_with(body, &headers)).await.0, 503);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_outlasting_its_lease_lets_a_copy_be_processed_beside_it() {
+    // As documented: set the lease above the handler's longest run. A copy arriving after
+    // the lease lapsed is processed beside the slow first; the first's completion then
+    // finds the claim taken over and is reported (not marked done over the copy's claim).
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let guard = ReplayGuard::in_memory(10).with_lease(Duration::from_millis(200));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let service = VerifyLayer::new(
+        WebhookAuth::new(Verifier::standard_webhooks(
+            countersign::standard_webhooks::SCHEME.key(secret).unwrap(),
+        ))
+        .with_replay_guard(guard),
+    )
+    .layer(service_fn(move |_: http::Request<Full<Bytes>>| {
+        let calls = counted.clone();
+        async move {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+            }
+            Ok::<_, Infallible>(Response::new(Full::from("processed")))
+        }
+    }));
+    let headers = sign::standard_webhooks(secret, "msg_slow", "{}", SystemClock.now());
+    let slow = tokio::spawn(status(service.clone(), request_with("{}", &headers)));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        status(service.clone(), request_with("{}", &headers))
+            .await
+            .0,
+        409,
+        "within the lease: deferred"
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(
+        status(service.clone(), request_with("{}", &headers))
+            .await
+            .0,
+        200,
+        "after the lease: processed again"
+    );
+    assert_eq!(slow.await.unwrap().0, 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let (code, text, _) = status(service, request_with("{}", &headers)).await;
+    assert_eq!(
+        (code, text.as_str()),
+        (200, DUPLICATE),
+        "the copy's claim is done"
+    );
+}

@@ -393,3 +393,262 @@ fn model_no_delivery_or_event_is_accepted_twice_on_postgres_in_real_time() {
     }
     let _ = SystemClock.now();
 }
+
+// ---------------------------------------------------------------------------------------
+// The transactional store behind the layer, attacked (review of the claim path): what the
+// handler does with its transaction, a copy while it is open, an exhausted pool.
+// ---------------------------------------------------------------------------------------
+
+#[cfg(feature = "axum")]
+mod behind_the_layer {
+    use super::*;
+    use axum::Router;
+    use axum::routing::post;
+    use countersign::claim::postgres::{ClaimTransaction, PgTransactionalStore};
+    use countersign::extract::VerifiedBody;
+    use countersign::layer::{VerifyLayer, WebhookAuth};
+    use countersign::{Verifier, standard_webhooks};
+    use countersign_test_support::sign;
+    use http_body_util::BodyExt as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower::ServiceExt as _;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    /// The app: one route whose handler does what the body says with its transaction.
+    fn app(
+        store: PgTransactionalStore,
+        calls: Arc<AtomicUsize>,
+        gate: Arc<tokio::sync::Notify>,
+    ) -> Router {
+        let auth = WebhookAuth::new(Verifier::standard_webhooks(
+            standard_webhooks::SCHEME.key(SECRET).unwrap(),
+        ))
+        .with_replay_guard(ReplayGuard::new(store, "shop").unwrap());
+        let plain_calls = Arc::clone(&calls);
+        Router::new()
+            .route(
+                "/plain",
+                // Never takes the transaction: the layer commits it on a 2xx answer.
+                post(move |VerifiedBody(body, _): VerifiedBody| {
+                    let calls = Arc::clone(&plain_calls);
+                    async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        match &body[..] {
+                            b"leave" => http::StatusCode::OK,
+                            _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+                        }
+                    }
+                })
+                .layer(VerifyLayer::new(auth.clone())),
+            )
+            .route(
+                "/hooks",
+                post(
+                    move |tx: Option<ClaimTransaction>,
+                          VerifiedBody(body, delivery): VerifiedBody| {
+                        let (calls, gate) = (Arc::clone(&calls), Arc::clone(&gate));
+                        async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            let mode = String::from_utf8(body.to_vec()).unwrap();
+                            let insert = "INSERT INTO effects VALUES ($1)";
+                            let event = delivery.event_id().unwrap().to_owned();
+                            match (mode.as_str(), tx) {
+                                // Extracted and dropped on an early answer: rolled back.
+                                ("extract-and-answer", _) => http::StatusCode::OK,
+                                (mode, Some(ClaimTransaction(mut tx))) => {
+                                    sqlx::query(insert)
+                                        .bind(&event)
+                                        .execute(&mut *tx)
+                                        .await
+                                        .unwrap();
+                                    match mode {
+                                        "drop" => {
+                                            drop(tx);
+                                            http::StatusCode::OK
+                                        }
+                                        "commit-500" => {
+                                            tx.commit().await.unwrap();
+                                            http::StatusCode::INTERNAL_SERVER_ERROR
+                                        }
+                                        "panic" => {
+                                            panic!("the handler panics holding its transaction")
+                                        }
+                                        "wait" => {
+                                            gate.notified().await;
+                                            tx.commit().await.unwrap();
+                                            http::StatusCode::OK
+                                        }
+                                        _ => {
+                                            tx.commit().await.unwrap();
+                                            http::StatusCode::OK
+                                        }
+                                    }
+                                }
+                                (_, None) => http::StatusCode::IM_A_TEAPOT,
+                            }
+                        }
+                    },
+                )
+                .layer(VerifyLayer::new(auth)),
+            )
+    }
+
+    /// Event `id` with `mode` as its body, signed `ago` seconds ago: the status.
+    async fn deliver(app: &Router, id: &str, mode: &str, ago: u64) -> (u16, String) {
+        let at = Timestamp::from_unix_secs(SystemClock.now().unix_secs() - ago).unwrap();
+        let path = if mode.starts_with("leave") {
+            "/plain"
+        } else {
+            "/hooks"
+        };
+        let mut request = http::Request::post(path);
+        for (k, v) in sign::standard_webhooks(SECRET, id, mode, at) {
+            request = request.header(k, v);
+        }
+        let request = request
+            .body(axum::body::Body::from(mode.to_owned()))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(text.to_vec()).unwrap())
+    }
+
+    async fn effects(pool: &sqlx::PgPool, id: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM effects WHERE event = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    const DUPLICATE: &str = "duplicate delivery: already processed\n";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_the_handler_does_with_its_transaction_decides_the_retry() {
+        let Some(pg) = Postgres::start() else { return };
+        let store = PgStore::connect(&pg.database("layer_tx").await)
+            .await
+            .unwrap()
+            .transactional();
+        let pool = store.pool().clone();
+        sqlx::query("CREATE TABLE effects (event text)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let app = app(store, Arc::clone(&calls), Arc::default());
+        // (mode, the first answer, the re-signed retry processed?, effects recorded)
+        for (mode, first, retried, recorded) in [
+            ("commit", 200, false, 1),
+            ("leave", 200, false, 0),
+            ("drop", 200, true, 0),
+            ("extract-and-answer", 200, true, 0),
+            ("leave-500", 500, true, 0),
+            ("commit-500", 500, false, 1),
+        ] {
+            let id = format!("msg_{mode}");
+            let before = calls.load(Ordering::SeqCst);
+            assert_eq!(deliver(&app, &id, mode, 30).await.0, first, "{mode}");
+            let retry = deliver(&app, &id, mode, 0).await;
+            let processed = calls.load(Ordering::SeqCst) - before;
+            assert_eq!(processed, 1 + usize::from(retried), "{mode}: {retry:?}");
+            if !retried {
+                assert_eq!(retry, (200, DUPLICATE.to_owned()), "{mode}");
+            }
+            // An effect is recorded by a committed transaction only.
+            assert_eq!(effects(&pool, &id).await, recorded, "{mode}");
+        }
+        // A panic holding the transaction rolls it back; the retry is processed.
+        let request_app = app.clone();
+        let panicked =
+            tokio::spawn(async move { deliver(&request_app, "msg_panic", "panic", 30).await })
+                .await;
+        assert!(panicked.is_err());
+        let retry = deliver(&app, "msg_panic", "commit", 0).await;
+        assert_eq!(retry.0, 200, "{retry:?}");
+        assert_eq!(effects(&pool, "msg_panic").await, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_copy_while_the_transaction_is_open_is_409_and_acknowledged_after_the_commit() {
+        let Some(pg) = Postgres::start() else { return };
+        let store = PgStore::connect(&pg.database("layer_open").await)
+            .await
+            .unwrap()
+            .transactional();
+        let pool = store.pool().clone();
+        sqlx::query("CREATE TABLE effects (event text)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let app = app(store, Arc::clone(&calls), Arc::clone(&gate));
+        let first_app = app.clone();
+        let first = tokio::spawn(async move { deliver(&first_app, "msg_open", "wait", 10).await });
+        while calls.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for _ in 0..3 {
+            assert_eq!(deliver(&app, "msg_open", "commit", 0).await.0, 409);
+        }
+        gate.notify_one();
+        assert_eq!(first.await.unwrap().0, 200);
+        assert_eq!(
+            deliver(&app, "msg_open", "commit", 0).await,
+            (200, DUPLICATE.to_owned())
+        );
+        assert_eq!(
+            (
+                calls.load(Ordering::SeqCst),
+                effects(&pool, "msg_open").await
+            ),
+            (1, 1)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_exhausted_pool_is_503_at_the_guards_timeout_not_a_hang() {
+        let Some(pg) = Postgres::start() else { return };
+        let url = pg.database("layer_pool").await;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(&url)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE effects (event text)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let store = PgStore::from_pool(pool.clone(), "countersign_claims")
+            .await
+            .unwrap()
+            .transactional();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let app = app(store, Arc::clone(&calls), Arc::clone(&gate));
+        let first_app = app.clone();
+        let first = tokio::spawn(async move { deliver(&first_app, "msg_holds", "wait", 0).await });
+        while calls.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The one connection is the first delivery's transaction: another event waits for a
+        // connection at most the guard's timeout (1 s), then is refused as an outage.
+        let started = std::time::Instant::now();
+        let other = deliver(&app, "msg_other", "commit", 0).await;
+        let took = started.elapsed();
+        assert_eq!(other.0, 503, "{other:?}");
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        gate.notify_one();
+        assert_eq!(first.await.unwrap().0, 200);
+        assert_eq!(
+            deliver(&app, "msg_other", "commit", 0).await.0,
+            200,
+            "the retry gets in"
+        );
+    }
+}

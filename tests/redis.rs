@@ -1172,3 +1172,45 @@ async fn memory_pressure_on_redis_cannot_evict_a_claim_and_let_a_replay_in() {
         assert_eq!(deliver(addr, &other, "another").await.0, 503);
     }
 }
+
+#[tokio::test]
+async fn the_blocking_verifier_on_a_current_thread_runtime_fails_in_bounded_time_and_leaves_no_claim()
+ {
+    // Attack of the review: `Verifier::verify` (blocking) called from the one thread of a
+    // current-thread runtime, the guard's runtime, over Redis. The store's operation cannot
+    // run while the thread waits: the wait must end at the timeout with an outage (a 503
+    // for the provider to retry), never hang or panic, and the claim that lands once the
+    // thread is free again must be cleaned up so that the retry gets in.
+    let Some(redis) = Redis::start() else { return };
+    let guard = guard(&redis, "current-thread")
+        .await
+        .with_timeout(Duration::from_millis(200));
+    let verifier = countersign::Verifier::kamiokash_webhook(
+        countersign::SecretKey::new(countersign_test_support::server::SECRET).unwrap(),
+    )
+    .with_replay_guard(guard);
+    let body = r#"{"type":"member.new","data":{}}"#;
+    let headers = signed(body, SystemClock.now());
+    let request = ReceivedRequest::new(&headers, body.as_bytes());
+    let started = Instant::now();
+    let refused = verifier.verify(&request).unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(refused.code(), "replay_guard_unavailable", "{refused}");
+    assert!(waited < Duration::from_secs(1), "{waited:?}");
+    // The thread is free: the stranded claim lands and is cleaned up; the retry gets in.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let accepted = loop {
+        match verifier.verify_async(&request).await {
+            Ok(accepted) => break accepted,
+            Err(e) if e.kind() == &ErrorKind::Replayed(ClaimState::InFlight) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the stranded claim was never cleaned up"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(accepted.claim().is_some());
+}

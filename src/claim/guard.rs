@@ -292,6 +292,25 @@ struct Completions {
     sending: AtomicBool,
 }
 
+/// The task sending the queue: dropped before it finished, it marks the queue as no longer
+/// being sent (it finished: its own loop did).
+struct Sender(Option<Arc<Completions>>);
+
+impl Sender {
+    /// The queue was sent: its own loop gave it up.
+    fn finished(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        if let Some(completions) = self.0.take() {
+            completions.sending.store(false, Ordering::Release);
+        }
+    }
+}
+
 /// The most completions sent in one batch.
 const BATCH: usize = 512;
 
@@ -532,11 +551,14 @@ impl ReplayGuard {
         // to another route of an API sharing the guard are a replay (KamioKash requests do
         // not sign the URL).
         let route = if scheme.is_webhook() { route } else { "" };
+        // An empty identity names no event (a custom identity answering `Some("")` for
+        // deliveries without its field would hold them all under one key): by signature.
         let event = match &self.identity {
             None | Some(Identity::Event) => scheme.event_id(request),
             Some(Identity::Custom(identify)) => identify(verified, request),
             Some(Identity::Signature) => None,
-        };
+        }
+        .filter(|id| !id.is_empty());
         // By event: in flight for the lease (an instance that died mid-handler does not
         // block the event's retries for long), done for the retention. By signature: held
         // in either state while the signature could verify anywhere in the fleet; a
@@ -765,7 +787,13 @@ impl ReplayGuard {
                 self.completions.push(*claim);
                 if !self.completions.sending.swap(true, Ordering::AcqRel) {
                     let guard = self.clone();
-                    self.spawn(async move { guard.send_completions().await });
+                    // Dropped unrun (no runtime to spawn on, or one that shut down), the task
+                    // gives the queue up, so that the next completion starts a sender.
+                    let sender = Sender(Some(Arc::clone(&self.completions)));
+                    self.spawn(async move {
+                        guard.send_completions().await;
+                        sender.finished();
+                    });
                 }
             }
         }

@@ -121,8 +121,8 @@ pub type IdentityFn = dyn Fn(&Verified, &ReceivedRequest<'_>) -> Option<String> 
 /// - [`Identity::Custom`]: your function of the verified delivery (the body is signed, so
 ///   any field of it will do: a KamioKash webhook's `data.id`), kept for the retention.
 ///
-/// Where an event identity cannot be read (a body without the field), the signature is
-/// used. The default is [`Identity::Event`] for schemes with an event id, and
+/// Where an event identity cannot be read (a body without the field) or is empty, the
+/// signature is used. The default is [`Identity::Event`] for schemes with an event id, and
 /// [`Identity::Signature`] otherwise.
 ///
 /// # Examples
@@ -154,6 +154,50 @@ impl fmt::Debug for Identity {
             Identity::Event => "Event",
             Identity::Custom(_) => "Custom(..)",
         })
+    }
+}
+
+/// `path` with percent-escapes decoded, dot segments resolved and empty segments dropped.
+pub(crate) fn normalized_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match (bytes.get(i), bytes.get(i + 1), bytes.get(i + 2)) {
+            (Some(b'%'), Some(&high), Some(&low)) => hex(high).zip(hex(low)),
+            _ => None,
+        };
+        match escaped {
+            Some((high, low)) => {
+                decoded.push(high << 4 | low);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&decoded);
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in text.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            segment => segments.push(segment),
+        }
+    }
+    format!("/{}", segments.join("/"))
+}
+
+fn hex(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
     }
 }
 

@@ -80,6 +80,7 @@ pub mod redis;
 pub use guard::{
     Admission, Claim, DEFAULT_LEASE, DEFAULT_RETENTION, DEFAULT_TIMEOUT, FailurePolicy, ReplayGuard,
 };
+pub(crate) use key::normalized_path;
 pub use key::{ClaimKey, Identity, IdentityFn};
 pub use memory::InMemoryStore;
 pub use state::ClaimState;

@@ -46,7 +46,7 @@ impl WebhookAuth {
                     guard.claim(
                         &verified,
                         &request,
-                        &claim_route(parts, self.route.as_deref()),
+                        &claim_route(parts, self.route.as_deref(), self.verifier.url()),
                         now,
                     )
                 };

@@ -130,11 +130,14 @@ impl WebhookAuth {
     /// claims: the same event sent to `/hooks/orders` and `/hooks/analytics` is processed by
     /// each. Defaults to the router's matched route
     /// (axum's `MatchedPath`, `/webhooks/{provider}`; available to a layer on the route,
-    /// `post(handler).layer(…)` or `route_layer`), else the path received, normalised
-    /// (percent-escapes decoded, dot and empty segments dropped, so `/hooks/a/` and
-    /// `/hooks/%61` are `/hooks/a`). Name it yourself behind a router that sends other
-    /// spellings to one handler (case-insensitive matching), or to keep claims across a
-    /// change of path.
+    /// `post(handler).layer(…)` or `route_layer`), else the path of the URL the verifier is
+    /// configured with (a Kitopay webhook's: the URL signed, whatever path it was sent
+    /// to), else the path received; normalised (percent-escapes decoded, dot and empty
+    /// segments dropped, so `/hooks/a/` and `/hooks/%61` are `/hooks/a`). Name it yourself
+    /// behind a router that sends other spellings to one handler (case-insensitive
+    /// matching), behind a service that answers every path (a scheme that does not sign
+    /// the URL, KamioKash or Standard Webhooks, is otherwise claimed once per path an
+    /// attacker sends it to), or to keep claims across a change of path.
     ///
     /// # Examples
     ///

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use crate::claim::normalized_path;
 use crate::error::{Error, ErrorKind, UrlRule, err};
 use crate::url::CanonicalUrl;
 
@@ -94,14 +95,17 @@ pub fn received_url_at(
 
 /// The route a delivery's claim is namespaced by (see [`WebhookAuth::with_route`]): the
 /// route you named, else the router's matched route (axum's `MatchedPath`, such as
-/// `/webhooks/{provider}`, without a trailing slash), else the path received, normalised so that every spelling a
-/// router could send to the same handler is one route: percent-escapes decoded, `.` and
-/// `..` segments resolved, empty segments (`//`, a trailing `/`) dropped.
+/// `/webhooks/{provider}`, without a trailing slash), else the path of the URL the verifier
+/// is configured with (a Kitopay webhook's: the URL signed, whatever path the delivery was
+/// sent to), else the path received; normalised so that every spelling a router could send
+/// to the same handler is one route: percent-escapes decoded, `.` and `..` segments
+/// resolved, empty segments (`//`, a trailing `/`) dropped.
 ///
 /// [`WebhookAuth::with_route`]: super::WebhookAuth::with_route
 pub(super) fn claim_route<'p>(
     parts: &'p http::request::Parts,
     named: Option<&'p str>,
+    configured: Option<&CanonicalUrl>,
 ) -> Cow<'p, str> {
     if let Some(route) = named {
         return Cow::Borrowed(route);
@@ -112,51 +116,13 @@ pub(super) fn claim_route<'p>(
     if let Some(matched) = parts.extensions.get::<axum::extract::MatchedPath>() {
         return Cow::Owned(normalized_path(matched.as_str()));
     }
+    // A verifier configured with its URL verifies that URL, not the path received: any
+    // path that reaches the service verifies the same delivery, so none may be a route of
+    // its own.
+    if let Some(url) = configured {
+        return Cow::Owned(normalized_path(url.path()));
+    }
     Cow::Owned(normalized_path(original_uri(parts).path()))
-}
-
-/// `path` with percent-escapes decoded, dot segments resolved and empty segments dropped.
-fn normalized_path(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = match (bytes.get(i), bytes.get(i + 1), bytes.get(i + 2)) {
-            (Some(b'%'), Some(&high), Some(&low)) => hex(high).zip(hex(low)),
-            _ => None,
-        };
-        match escaped {
-            Some((high, low)) => {
-                decoded.push(high << 4 | low);
-                i += 3;
-            }
-            None => {
-                decoded.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    let text = String::from_utf8_lossy(&decoded);
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in text.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            segment => segments.push(segment),
-        }
-    }
-    format!("/{}", segments.join("/"))
-}
-
-fn hex(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// The request's URI as the client sent it: axum's `OriginalUri` when present (a nested

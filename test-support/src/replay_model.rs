@@ -296,9 +296,12 @@ pub async fn run(
                         .verify(&request)
                         .map(|v| v.claim().unwrap())
                         .map_err(|e| e.into_kind()),
+                    // The route the layer claims under without a router: the configured
+                    // URL's path for the Kitopay webhook (the URL signed), none received
+                    // here for KamioKash; `Verifier::verify` claims under the same.
                     _ => match verifier.verify(&request) {
                         Ok(v) => guard
-                            .claim(&v, &request, "", now)
+                            .claim(&v, &request, verifier.url().map_or("", |u| u.path()), now)
                             .await
                             .map(|admission| admission.claim().unwrap())
                             .map_err(|e| e.into_kind()),

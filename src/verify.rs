@@ -626,8 +626,10 @@ impl Verifier {
     /// identity, each event) is accepted once while its claim is held
     /// ([`ErrorKind::Replayed`], carrying whether the first is still being processed or
     /// done). A guard that cannot decide ([`ErrorKind::ReplayGuardUnavailable`]) fails the
-    /// verification (by default: see [`FailurePolicy`](crate::claim::FailurePolicy)). The
-    /// claim's route is the request's URL path, when it has one. Defaults to no guard.
+    /// verification (by default: see [`FailurePolicy`](crate::claim::FailurePolicy)). A
+    /// webhook's claim route is the path of the URL the verifier is configured with, if any
+    /// (never the path a request came with, which its sender chooses). Defaults to no
+    /// guard.
     ///
     /// # Examples
     ///
@@ -820,7 +822,7 @@ impl Verifier {
         let now = self.clock.now();
         let mut verified = self.verify_at(request, now)?;
         if let Some(guard) = &self.replay {
-            let admission = guard.claim_blocking(&verified, request, &self.route(request), now)?;
+            let admission = guard.claim_blocking(&verified, request, &self.route(), now)?;
             self.admit(guard, &mut verified, admission)?;
         }
         Ok(verified)
@@ -853,9 +855,7 @@ impl Verifier {
         let now = self.clock.now();
         let mut verified = self.verify_at(request, now)?;
         if let Some(guard) = &self.replay {
-            let admission = guard
-                .claim(&verified, request, &self.route(request), now)
-                .await?;
+            let admission = guard.claim(&verified, request, &self.route(), now).await?;
             self.admit(guard, &mut verified, admission)?;
         }
         Ok(verified)
@@ -1019,14 +1019,15 @@ impl Verifier {
         err(ErrorKind::SignatureMismatch)
     }
 
-    /// The route a plain verifier claims under: the path of the URL it is configured with
-    /// (a Kitopay webhook's: the URL signed, whatever URL the caller passes), else of the
-    /// request's URL, normalised as the tower layer's (`/hooks/` and `/hooks` are one
-    /// route); empty without either.
-    fn route(&self, request: &ReceivedRequest<'_>) -> String {
+    /// The route a plain verifier claims a webhook under: the path of the URL it is
+    /// configured with (a Kitopay webhook's: the URL signed, whatever URL the caller
+    /// passes), normalised as the tower layer's; empty without one (give each endpoint's
+    /// guard a namespace of its own to keep them apart).
+    fn route(&self) -> String {
+        // The configured URL's path (the URL signed, for a Kitopay webhook), else none:
+        // never the URL a request came with, whose path the sender chooses.
         self.url
             .as_ref()
-            .or(request.url)
             .map_or_else(String::new, |url| crate::claim::normalized_path(url.path()))
     }
 

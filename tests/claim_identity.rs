@@ -790,12 +790,12 @@ async fn a_kitopay_webhook_behind_a_plain_service_is_claimed_under_its_signed_ur
 }
 
 #[tokio::test]
-async fn a_plain_service_claims_unsigned_url_webhooks_by_the_path_received() {
-    // Left as designed (see the review's report): KamioKash and Standard Webhooks do not
-    // sign the URL, and without a router's matched route (a plain tower service, a
-    // fallback handler) the claim's route is the normalised path received. A service that
-    // answers every path processes the same event once per distinct path an attacker
-    // chooses. `with_route` closes it; so does any router (its matched route).
+async fn a_plain_service_never_claims_unsigned_url_webhooks_by_the_path_received() {
+    // The review's attack: KamioKash and Standard Webhooks do not sign the URL, and a
+    // service without a router's matched route (a plain tower service, a fallback handler)
+    // answers every path: keyed by the path received, the same event was processed once per
+    // path an attacker chose. Without a matched, named or configured route there is no
+    // route: every path is one.
     let body = "{}";
     let headers = standard("msg_plain", body, 0);
     let by_path = Arc::new(AtomicUsize::new(0));
@@ -819,8 +819,8 @@ async fn a_plain_service_claims_unsigned_url_webhooks_by_the_path_received() {
     }
     assert_eq!(
         by_path.load(Ordering::SeqCst),
-        3,
-        "one spelling of /hooks, /Hooks and /other: three routes"
+        1,
+        "every path is one route: processed once"
     );
     let named = Arc::new(AtomicUsize::new(0));
     let service = counted(
@@ -838,13 +838,11 @@ async fn a_plain_service_claims_unsigned_url_webhooks_by_the_path_received() {
 }
 
 #[tokio::test]
-async fn one_kitopay_verifier_mounted_at_two_axum_routes_claims_per_matched_route() {
-    // Left as designed (see the review's report): a router's matched route comes before the
-    // configured URL, so one Kitopay webhook verifier mounted at two routes (a legacy path
-    // kept beside the new one) processes a copy replayed to the other route again. The
-    // configured URL first would close it, at the price of new claim keys for every axum
-    // service whose route differs from its public URL's path (behind a path-rewriting
-    // proxy): a rolling deploy would process duplicates of done events once more.
+async fn one_kitopay_verifier_mounted_at_two_axum_routes_claims_under_its_configured_url() {
+    // The review's attack: one Kitopay webhook verifier mounted at two routes (a legacy
+    // path kept beside the new one) verifies the URL it is configured with at both, so a
+    // copy replayed to the other route was processed again when the matched route came
+    // first. The configured URL's path comes first: one route.
     use tower::ServiceExt as _;
     let guard = ReplayGuard::in_memory(100);
     let calls = Arc::new(AtomicUsize::new(0));
@@ -870,5 +868,9 @@ async fn one_kitopay_verifier_mounted_at_two_axum_routes_claims_per_matched_rout
         let request = request.body(axum::body::Body::from(body)).unwrap();
         assert_eq!(app.clone().oneshot(request).await.unwrap().status(), 200);
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "once per matched route");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one configured URL, one route"
+    );
 }

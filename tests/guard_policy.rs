@@ -540,11 +540,9 @@ fn a_completion_with_no_runtime_to_send_it_on_does_not_stop_the_next_ones() {
 }
 
 #[test]
-fn a_zero_lease_lets_a_copy_in_while_the_first_is_in_flight() {
-    // Left as configured (see the review's report): the lease is the caller's, and a zero
-    // lease lapses the instant it is taken, so a copy arriving while the first is being
-    // processed is processed beside it. The default (60 s) and any lease above the
-    // handler's run do not.
+fn a_lease_is_at_least_a_second_so_a_copy_never_slips_in_beside_the_first() {
+    // The review's attack: a zero lease lapsed the instant it was taken, so a copy arriving
+    // while the first was being processed was processed beside it. Leases are at least 1 s.
     let delivery = Verified::dangerous_assume(
         &countersign::standard_webhooks::SCHEME,
         "primary",
@@ -554,11 +552,30 @@ fn a_zero_lease_lets_a_copy_in_while_the_first_is_in_flight() {
     let headers = [("webhook-id", "msg_zero")];
     let request = ReceivedRequest::new(&headers, b"{}");
     let zero = ReplayGuard::in_memory(10).with_lease(Duration::ZERO);
-    let first = zero.claim_blocking(&delivery, &request, "/", at(1_700_000_000));
-    let copy = zero.claim_blocking(&delivery, &request, "/", at(1_700_000_000));
+    assert_eq!(zero.lease(), Duration::from_secs(1));
+    let start = Timestamp::from_unix_secs(1_700_000_000).unwrap();
+    let just_before = Timestamp::from_duration(
+        start.since_epoch() + Duration::from_secs(1) - Duration::from_nanos(1),
+    )
+    .unwrap();
+    let second = Timestamp::from_duration(start.since_epoch() + Duration::from_secs(1)).unwrap();
+    assert!(zero.claim_blocking(&delivery, &request, "/", start).is_ok());
+    assert_eq!(
+        zero.claim_blocking(&delivery, &request, "/", start)
+            .unwrap_err()
+            .kind(),
+        &ErrorKind::Replayed(ClaimState::InFlight)
+    );
+    assert_eq!(
+        zero.claim_blocking(&delivery, &request, "/", just_before)
+            .unwrap_err()
+            .kind(),
+        &ErrorKind::Replayed(ClaimState::InFlight)
+    );
     assert!(
-        first.is_ok() && copy.is_ok(),
-        "both in: the lease lapsed at once"
+        zero.claim_blocking(&delivery, &request, "/", second)
+            .is_ok(),
+        "lapsed at 1 s"
     );
     let default = ReplayGuard::in_memory(10);
     assert!(

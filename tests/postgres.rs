@@ -364,7 +364,7 @@ fn model_no_delivery_or_event_is_accepted_twice_on_postgres_in_real_time() {
     for by in [
         replay_model::By::Signature,
         replay_model::By::Event {
-            lease: Duration::from_millis(700),
+            lease: Duration::from_millis(1_000),
             retention: Duration::from_millis(2_500),
         },
     ] {

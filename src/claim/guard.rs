@@ -218,6 +218,9 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The longest a store operation may be given.
 const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+/// The shortest lease: a lease that lapsed at once would let a copy be processed beside
+/// the first.
+const MIN_LEASE: Duration = Duration::from_secs(1);
 
 /// Claims verified deliveries so that each is processed at most once, and each **event**
 /// (with its identity chosen so) exactly once while every store operation succeeds.
@@ -233,8 +236,8 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 /// timeout per store operation ([`DEFAULT_TIMEOUT`]) and [`FailurePolicy::Closed`].
 ///
 /// **Namespaces.** A claim key covers the guard's namespace, for webhook schemes the route
-/// the delivery was received at (the tower layer always knows it; [`Verifier::verify`]
-/// knows it when the request carries its URL), the scheme and the identity. Two webhook
+/// (the tower layer's: named, the configured URL's path, or the router's matched route;
+/// [`Verifier::verify`]'s: the configured URL's path), the scheme and the identity. Two webhook
 /// routes of one service never share a claim (a provider may deliver one event to both,
 /// and each processes it); a request scheme's claims are shared by every route (the same
 /// signed request sent to another endpoint is a replay). Two services sharing a store
@@ -433,8 +436,8 @@ impl ReplayGuard {
     /// How long an in-flight claim by event id is held: an event whose instance died
     /// mid-handler is processed again once it lapses (a claim by signature is held for the
     /// signature's lifetime: a retry signed again is another delivery anyway). Set it above your handlers' longest run (a handler
-    /// still running when its lease lapses can see a duplicate processed beside it).
-    /// Defaults to 60 s ([`DEFAULT_LEASE`]).
+    /// still running when its lease lapses can see a duplicate processed beside it). At
+    /// least 1 s. Defaults to 60 s ([`DEFAULT_LEASE`]).
     ///
     /// # Examples
     ///
@@ -447,7 +450,7 @@ impl ReplayGuard {
     /// ```
     #[must_use]
     pub fn with_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
+        self.lease = lease.max(MIN_LEASE);
         self
     }
 

@@ -34,8 +34,10 @@
 //!
 //! # Namespaces
 //!
-//! A claim key ([`ClaimKey`]) covers the guard's namespace, the route (for webhook schemes),
-//! the scheme and the identity. Two webhook routes never share claims: a provider may
+//! A claim key ([`ClaimKey`]) covers the guard's namespace, the route (for webhook schemes:
+//! the route the tower layer was given, the path of the URL the verifier is configured with,
+//! or the router's matched route; never the path received, which the sender chooses), the
+//! scheme and the identity. Two webhook routes never share claims: a provider may
 //! deliver one event to two of your endpoints, and each processes it. A request scheme's
 //! claims are shared by every route: its signature is the request's, and the same signed
 //! request sent to another endpoint (KamioKash requests do not sign the URL) is a replay.

@@ -128,16 +128,17 @@ impl WebhookAuth {
     /// webhook schemes (a request scheme's claims are shared by every route: the same
     /// signed request sent to another endpoint is a replay). Two webhook routes never share
     /// claims: the same event sent to `/hooks/orders` and `/hooks/analytics` is processed by
-    /// each. Defaults to the router's matched route
-    /// (axum's `MatchedPath`, `/webhooks/{provider}`; available to a layer on the route,
-    /// `post(handler).layer(…)` or `route_layer`), else the path of the URL the verifier is
-    /// configured with (a Kitopay webhook's: the URL signed, whatever path it was sent
-    /// to), else the path received; normalised (percent-escapes decoded, dot and empty
-    /// segments dropped, so `/hooks/a/` and `/hooks/%61` are `/hooks/a`). Name it yourself
-    /// behind a router that sends other spellings to one handler (case-insensitive
-    /// matching), behind a service that answers every path (a scheme that does not sign
-    /// the URL, KamioKash or Standard Webhooks, is otherwise claimed once per path an
-    /// attacker sends it to), or to keep claims across a change of path.
+    /// each. Defaults to the path of the URL the verifier is configured with (a Kitopay
+    /// webhook's: the URL signed, so every path that reaches the verifier is one route),
+    /// else the router's matched route (axum's `MatchedPath`, `/webhooks/{provider}`,
+    /// normalised: both trailing-slash forms are one route; available to a layer on the
+    /// route, `post(handler).layer(…)`, `route_layer` or [`webhook_router`]), else none:
+    /// never the path received, which behind a service that answers every path (a fallback,
+    /// a plain tower service) the sender chooses. Name it when several endpoints sharing a
+    /// guard have no matched route (without one they share claims), or to keep claims across
+    /// a change of path.
+    ///
+    /// [`webhook_router`]: super::webhook_router
     ///
     /// # Examples
     ///

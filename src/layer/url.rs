@@ -93,13 +93,14 @@ pub fn received_url_at(
     ))
 }
 
-/// The route a delivery's claim is namespaced by (see [`WebhookAuth::with_route`]): the
-/// route you named, else the router's matched route (axum's `MatchedPath`, such as
-/// `/webhooks/{provider}`, without a trailing slash), else the path of the URL the verifier
-/// is configured with (a Kitopay webhook's: the URL signed, whatever path the delivery was
-/// sent to), else the path received; normalised so that every spelling a router could send
-/// to the same handler is one route: percent-escapes decoded, `.` and `..` segments
-/// resolved, empty segments (`//`, a trailing `/`) dropped.
+/// The route a webhook's claim is namespaced by (see [`WebhookAuth::with_route`]): the
+/// route you named; else the path of the URL the verifier is configured with (a Kitopay
+/// webhook's: the URL signed, so every path that reaches the verifier verifies the same
+/// delivery and none may be a route of its own); else the router's matched route (axum's
+/// `MatchedPath`, such as `/webhooks/{provider}`, normalised: `webhook_router` mounts both
+/// trailing-slash forms, which are one route); else none. Never the path received: behind a
+/// fallback or a plain tower service, an attacker chooses it, and each path would be a claim
+/// of its own.
 ///
 /// [`WebhookAuth::with_route`]: super::WebhookAuth::with_route
 pub(super) fn claim_route<'p>(
@@ -110,19 +111,15 @@ pub(super) fn claim_route<'p>(
     if let Some(route) = named {
         return Cow::Borrowed(route);
     }
-    // The pattern is normalised too: `webhook_router` mounts a path at both trailing-slash
-    // forms, which are one route.
+    if let Some(url) = configured {
+        return Cow::Owned(normalized_path(url.path()));
+    }
     #[cfg(feature = "axum")]
     if let Some(matched) = parts.extensions.get::<axum::extract::MatchedPath>() {
         return Cow::Owned(normalized_path(matched.as_str()));
     }
-    // A verifier configured with its URL verifies that URL, not the path received: any
-    // path that reaches the service verifies the same delivery, so none may be a route of
-    // its own.
-    if let Some(url) = configured {
-        return Cow::Owned(normalized_path(url.path()));
-    }
-    Cow::Owned(normalized_path(original_uri(parts).path()))
+    let _ = parts;
+    Cow::Borrowed("")
 }
 
 /// The request's URI as the client sent it: axum's `OriginalUri` when present (a nested

@@ -2090,7 +2090,8 @@ async fn a_handler_outlasting_its_lease_lets_a_copy_be_processed_beside_it() {
     // the lease lapsed is processed beside the slow first; the first's completion then
     // finds the claim taken over and is reported (not marked done over the copy's claim).
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let guard = ReplayGuard::in_memory(10).with_lease(Duration::from_millis(200));
+    // The shortest lease the guard takes (1 s).
+    let guard = ReplayGuard::in_memory(10).with_lease(Duration::from_secs(1));
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = calls.clone();
     let service = VerifyLayer::new(
@@ -2103,7 +2104,7 @@ async fn a_handler_outlasting_its_lease_lets_a_copy_be_processed_beside_it() {
         let calls = counted.clone();
         async move {
             if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                tokio::time::sleep(Duration::from_millis(600)).await;
+                tokio::time::sleep(Duration::from_millis(2_000)).await;
             }
             Ok::<_, Infallible>(Response::new(Full::from("processed")))
         }
@@ -2118,7 +2119,7 @@ async fn a_handler_outlasting_its_lease_lets_a_copy_be_processed_beside_it() {
         409,
         "within the lease: deferred"
     );
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(1_050)).await;
     assert_eq!(
         status(service.clone(), request_with("{}", &headers))
             .await

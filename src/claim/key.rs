@@ -113,6 +113,10 @@ pub type IdentityFn = dyn Fn(&Verified, &ReceivedRequest<'_>) -> Option<String> 
 ///   Its claim is kept while the signature could still verify anywhere in the fleet
 ///   ([`Verified::expires_at`]): 121 s after a Kitopay timestamp. For a scheme without a
 ///   timestamp there is no such window: it is kept for the retention.
+///   A signature list (Standard Webhooks) is keyed by the signature that verified: while
+///   the receiver rotates its keys, a copy whose list was trimmed to another matching
+///   signature is another key. Use [`Identity::Event`] (that scheme's default) where that
+///   matters.
 /// - [`Identity::Event`]: the event the delivery carries, as its scheme defines it
 ///   ([`Scheme::event_id`](crate::Scheme::event_id)): Standard Webhooks' signed
 ///   `webhook-id`, a Kitopay webhook's transaction id and status. Every delivery of the

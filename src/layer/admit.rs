@@ -80,10 +80,26 @@ impl WebhookAuth {
                 }
             }
         };
-        tracing::info!(target: "countersign", %scheme, outcome = "accepted", key_id = %verified.key_id(), event_id = verified.event_id(), age_ms, trailing_slash_toggled = verified.trailing_slash_toggled(), "webhook verified");
+        tracing::info!(target: "countersign", %scheme, outcome = "accepted", key_id = %verified.key_id(), event_id = verified.event_id().map(logged_id), age_ms, trailing_slash_toggled = verified.trailing_slash_toggled(), "webhook verified");
         self.count("accepted", started);
         Ok((verified, pending))
     }
+}
+
+/// The longest event id logged, in bytes: an id is signed, but a body field of any length
+/// (a custom identity, a Kitopay transaction id) must not make every log line as long.
+const LOGGED_ID: usize = 128;
+
+/// `id` cut to [`LOGGED_ID`] bytes at a character boundary.
+fn logged_id(id: &str) -> &str {
+    if id.len() <= LOGGED_ID {
+        return id;
+    }
+    let mut end = LOGGED_ID;
+    while !id.is_char_boundary(end) {
+        end -= 1;
+    }
+    &id[..end]
 }
 
 /// A claim waiting for the handler's outcome. Settled explicitly (done on 2xx, released
@@ -223,5 +239,24 @@ impl<R: Send + 'static, E: Send + 'static> Future for Unfinished<R, E> {
         let outcome = core::task::ready!(future.as_mut().poll(cx));
         self.0 = None;
         Poll::Ready(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LOGGED_ID, logged_id};
+
+    #[test]
+    fn a_logged_event_id_is_cut_at_a_character_boundary() {
+        let at = "a".repeat(LOGGED_ID);
+        assert_eq!(logged_id(&at), at);
+        let over = "a".repeat(LOGGED_ID + 1);
+        assert_eq!(logged_id(&over), at);
+        assert_eq!(logged_id(&"a".repeat(LOGGED_ID - 1)).len(), LOGGED_ID - 1);
+        // A two-byte character straddling the limit is left out whole.
+        let straddling = format!("{}é", "a".repeat(LOGGED_ID - 1));
+        assert_eq!(logged_id(&straddling), "a".repeat(LOGGED_ID - 1));
+        let fits = format!("{}é", "a".repeat(LOGGED_ID - 2));
+        assert_eq!(logged_id(&fits), fits);
     }
 }

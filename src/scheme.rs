@@ -1481,18 +1481,22 @@ impl SecretSpec {
                 if text.is_empty() {
                     return err(ErrorKind::EmptySecret);
                 }
-                // A key of at most 64 bytes fits on the stack; longer ones are hashed by
-                // the key schedule anyway. Decoded into a wiped buffer.
-                let mut decoded = zeroize::Zeroizing::new([0u8; 192]);
+                // Any length, as the reference implementations take (a key longer than a
+                // block is hashed by the key schedule). Decoded into a buffer reserved for
+                // the longest result up front, so it is never reallocated (a reallocation
+                // would free a copy unwiped), and wiped on drop, on success and on error.
                 let engine = base64::engine::GeneralPurpose::new(
                     &base64::alphabet::STANDARD,
                     base64::engine::GeneralPurposeConfig::new()
                         .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
                 );
-                match engine.decode_slice(text.as_bytes(), &mut decoded[..]) {
-                    Ok(len) => SecretKey::from_bytes(&decoded[..len]),
+                let mut decoded = zeroize::Zeroizing::new(Vec::with_capacity(
+                    base64::decoded_len_estimate(text.len()),
+                ));
+                match engine.decode_vec(text.as_bytes(), &mut decoded) {
+                    Ok(()) => SecretKey::from_bytes(&decoded),
                     Err(_) => err(ErrorKind::InvalidSecret(
-                        "expected the provider's secret: `whsec_` followed by standard base64 (at most 192 bytes once decoded)",
+                        "expected the provider's secret: `whsec_` followed by standard base64",
                     )),
                 }
             }

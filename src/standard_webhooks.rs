@@ -138,7 +138,35 @@ impl Verifier {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn whsec_keys_of_any_length_key_the_hmac_of_their_bytes() {
+        // Found by the fuzz smoke: a 193-byte key was refused (a fixed 192-byte buffer);
+        // the reference implementations take any length.
+        use base64::Engine as _;
+        use hmac::{Hmac, KeyInit, Mac as _};
+        let engine = &base64::engine::general_purpose::STANDARD;
+        for len in [1, 24, 63, 64, 65, 191, 192, 193, 1_000] {
+            let key: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let secret = format!("whsec_{}", engine.encode(&key));
+            let signer = crate::Signer::standard_webhooks(SCHEME.key(&secret).unwrap());
+            let request = crate::SignableRequest::body(b"{}").with_value("id", "msg_1");
+            let at = crate::Timestamp::from_unix_secs(1_614_265_330).unwrap();
+            let signed = signer.sign(&request, at).unwrap();
+            let expected = Hmac::<sha2::Sha256>::new_from_slice(&key)
+                .unwrap()
+                .chain_update(b"msg_1.1614265330.{}")
+                .finalize()
+                .into_bytes();
+            assert_eq!(
+                signed.signature_value(),
+                format!("v1,{}", engine.encode(expected)),
+                "{len}"
+            );
+        }
+    }
 
     #[test]
     fn id_domain_edges() {

@@ -321,6 +321,28 @@ async fn a_killed_connection_before_the_commit_leaves_neither_and_a_crash_after_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_database_is_unavailable_only_a_lock_timeout_is_in_flight() {
+    // Only PostgreSQL's lock timeout (55P03: another copy holds the row) means "in
+    // flight" (409); any other failure (here the claims table is gone) is an outage (503),
+    // never a claim that looks held.
+    let Some(pg) = Postgres::start() else { return };
+    let store = PgStore::connect(&pg.database("failing").await)
+        .await
+        .unwrap()
+        .transactional();
+    sqlx::query("DROP TABLE countersign_claims")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let refused = store
+        .claim(&claim(key(9), 1, 0, 60_000, 600_000))
+        .await
+        .err()
+        .expect("a claim without its table fails");
+    assert_eq!(refused.code(), "replay_guard_unavailable", "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_handler_is_cut_off_after_the_lease_and_the_retry_gets_in() {
     let Some(pg) = Postgres::start() else { return };
     let store = PgStore::connect(&pg.database("stalled").await)

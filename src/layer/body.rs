@@ -351,6 +351,31 @@ mod tests {
         assert!(arrived.elapsed() < Duration::from_secs(5));
     }
 
+    #[tokio::test]
+    async fn a_body_that_fails_midway_is_unreadable_not_too_large() {
+        // A connection reset after the first bytes: 400 body_unreadable, never 413.
+        let frames: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> = vec![
+            Ok(http_body::Frame::data(Bytes::from_static(b"ab"))),
+            Err(std::io::Error::other("connection reset")),
+        ];
+        let failing = StreamBody::new(futures_util::stream::iter(frames));
+        let refused = BodyLimit::new(4, Duration::from_secs(60))
+            .read(&http::HeaderMap::new(), failing, Instant::now())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.kind(),
+            &ErrorKind::BodyUnreadable("connection reset".into())
+        );
+        assert_eq!(refused.code(), "body_unreadable");
+    }
+
+    #[test]
+    fn the_limit_prints_its_size_and_deadline() {
+        let text = format!("{:?}", BodyLimit::new(4, Duration::from_secs(3)));
+        assert_eq!(text, "BodyLimit { limit: 4, timeout: 3s }");
+    }
+
     /// A body that is not there at the first poll: `ok` arrives at the second.
     struct Later(u8);
 

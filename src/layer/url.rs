@@ -288,6 +288,9 @@ mod tests {
             "invalid escapes kept"
         );
         assert_eq!(normalized_path("/a%C3%A9"), "/a\u{e9}");
+        // Lower-case escapes decode alike; every hex digit's value counts.
+        assert_eq!(normalized_path("/a%c3%a9"), "/a\u{e9}");
+        assert_eq!(normalized_path("/%7e%7E%2d%5f%41%62"), "/~~-_Ab");
         assert_ne!(
             normalized_path("/hooks/orders"),
             normalized_path("/hooks/analytics")

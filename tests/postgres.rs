@@ -337,8 +337,7 @@ async fn a_failing_database_is_unavailable_only_a_lock_timeout_is_in_flight() {
     let refused = store
         .claim(&claim(key(9), 1, 0, 60_000, 600_000))
         .await
-        .err()
-        .expect("a claim without its table fails");
+        .expect_err("a claim without its table fails");
     assert_eq!(refused.code(), "replay_guard_unavailable", "{refused}");
 }
 

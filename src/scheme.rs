@@ -1482,19 +1482,18 @@ impl SecretSpec {
                     return err(ErrorKind::EmptySecret);
                 }
                 // Any length, as the reference implementations take (a key longer than a
-                // block is hashed by the key schedule). Decoded into a buffer reserved for
-                // the longest result up front, so it is never reallocated (a reallocation
-                // would free a copy unwiped), and wiped on drop, on success and on error.
+                // block is hashed by the key schedule). Decoded into a buffer sized for the
+                // longest result up front (never reallocated: a reallocation would free a
+                // copy unwiped), wiped on drop, on success and on error.
                 let engine = base64::engine::GeneralPurpose::new(
                     &base64::alphabet::STANDARD,
                     base64::engine::GeneralPurposeConfig::new()
                         .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
                 );
-                let mut decoded = zeroize::Zeroizing::new(Vec::with_capacity(
-                    base64::decoded_len_estimate(text.len()),
-                ));
-                match engine.decode_vec(text.as_bytes(), &mut decoded) {
-                    Ok(()) => SecretKey::from_bytes(&decoded),
+                let mut decoded =
+                    zeroize::Zeroizing::new(vec![0u8; base64::decoded_len_estimate(text.len())]);
+                match engine.decode_slice(text.as_bytes(), &mut decoded[..]) {
+                    Ok(len) => SecretKey::from_bytes(decoded.get(..len).unwrap_or_default()),
                     Err(_) => err(ErrorKind::InvalidSecret(
                         "expected the provider's secret: `whsec_` followed by standard base64",
                     )),

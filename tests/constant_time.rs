@@ -140,22 +140,33 @@ fn verification_is_constant_time_in_the_signature() {
     let body = br#"{"type":"member.new","data":{"id":"m_1"}}"#;
     let signed = signer.sign(&SignableRequest::body(body), at).unwrap();
     let good = signed.signature_hex().as_bytes().to_vec();
+    // The wrong digit stays in its character class (a digit for a digit, a letter for a
+    // letter): the two classes then differ only in where the signature is wrong, not in
+    // the mix of digits and letters the decoder reads (the received text is the sender's,
+    // public; the comparison with the expected MAC is what must not depend on position).
     let wrong = |i: usize| {
         let mut s = good.clone();
-        s[i] = if s[i] == b'0' { b'1' } else { b'0' };
+        s[i] = match s[i] {
+            b'0'..=b'9' => b'0' + (s[i] - b'0' + 1) % 10,
+            _ => b'a' + (s[i] - b'a' + 1) % 6,
+        };
         String::from_utf8(s).unwrap()
     };
-    let (first, last) = (wrong(0), wrong(63));
+    // Both wrong signatures at the same offset within a cache line (a 64-byte aligned
+    // pair): two separate allocations sit at different offsets, so the decoder's loads
+    // would split cache lines differently per class, a difference of address, not of where
+    // the signature is wrong.
+    #[repr(align(64))]
+    struct Lines([[u8; 64]; 2]);
+    let mut lines = Lines([[0; 64]; 2]);
+    lines.0[0].copy_from_slice(wrong(0).as_bytes());
+    lines.0[1].copy_from_slice(wrong(63).as_bytes());
+    let first = std::str::from_utf8(&lines.0[0]).unwrap();
+    let last = std::str::from_utf8(&lines.0[1]).unwrap();
     let ts = signed.timestamp().unwrap().to_owned();
     let headers = [
-        [
-            ("X-Timestamp", ts.as_str()),
-            ("X-Kamio-Signature", first.as_str()),
-        ],
-        [
-            ("X-Timestamp", ts.as_str()),
-            ("X-Kamio-Signature", last.as_str()),
-        ],
+        [("X-Timestamp", ts.as_str()), ("X-Kamio-Signature", first)],
+        [("X-Timestamp", ts.as_str()), ("X-Kamio-Signature", last)],
     ];
     let verifier = Verifier::kamiokash_webhook(SecretKey::new("whsec").unwrap())
         .with_clock(FixedClock::new(at));
